@@ -1,0 +1,158 @@
+package hash
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// State is the verdict on one flow over its repeats.
+type State string
+
+const (
+	StateOK    State = "ok"    // every probe answered
+	StateFail  State = "fail"  // no probe answered
+	StateFlaky State = "flaky" // some answered, some not
+)
+
+// Classify turns a flow's counts into its state. Probes that could not be
+// sent are not evidence either way; a flow with none sent counts as failing.
+func Classify(sent, received int) State {
+	switch {
+	case sent > 0 && received == sent:
+		return StateOK
+	case received == 0:
+		return StateFail
+	default:
+		return StateFlaky
+	}
+}
+
+// Result of one probe as the bucketer sees it.
+type Result uint8
+
+const (
+	Received    Result = iota + 1 // the path worked
+	Unreachable                   // an ICMP error came back
+	Lost                          // silence
+	NotSent                       // the local stack refused to send
+)
+
+// Observation is one probe's outcome on a flow.
+type Observation struct {
+	Tuple      FiveTuple
+	Result     Result
+	RTT        time.Duration
+	Late       int
+	Duplicates int
+}
+
+// FlowStats aggregates the observations of one bucket.
+type FlowStats struct {
+	Tuple       FiveTuple
+	Sent        int // probes that left (NotSent excluded)
+	Received    int
+	Unreachable int
+	Lost        int
+	SendErrors  int
+	Late        int
+	Duplicates  int
+	RTTMin      time.Duration
+	RTTMax      time.Duration
+	RTTSum      time.Duration
+}
+
+// State classifies the bucket.
+func (s FlowStats) State() State { return Classify(s.Sent, s.Received) }
+
+// RTTAvg is the mean RTT of the received probes.
+func (s FlowStats) RTTAvg() time.Duration {
+	if s.Received == 0 {
+		return 0
+	}
+	return s.RTTSum / time.Duration(s.Received)
+}
+
+func (s *FlowStats) add(o Observation) {
+	s.Late += o.Late
+	s.Duplicates += o.Duplicates
+	switch o.Result {
+	case NotSent:
+		s.SendErrors++
+		return
+	case Received:
+		if s.Received == 0 || o.RTT < s.RTTMin {
+			s.RTTMin = o.RTT
+		}
+		s.RTTMax = max(s.RTTMax, o.RTT)
+		s.RTTSum += o.RTT
+		s.Received++
+	case Unreachable:
+		s.Unreachable++
+	case Lost:
+		s.Lost++
+	}
+	s.Sent++
+}
+
+// Bucketer is the one place that groups probe results: by flow for a sweep,
+// by path signature or hash bucket later. The key function picks the grouping.
+type Bucketer[K cmp.Ordered] struct {
+	key     func(FiveTuple) K
+	buckets map[K]*FlowStats
+}
+
+// NewBucketer groups observations by key(tuple).
+func NewBucketer[K cmp.Ordered](key func(FiveTuple) K) *Bucketer[K] {
+	return &Bucketer[K]{key: key, buckets: make(map[K]*FlowStats)}
+}
+
+// BySourcePort groups flows by their source port (or ICMP identifier).
+func BySourcePort() *Bucketer[uint16] {
+	return NewBucketer(func(t FiveTuple) uint16 { return t.SrcPort })
+}
+
+// Add folds one observation into its bucket.
+func (b *Bucketer[K]) Add(o Observation) {
+	k := b.key(o.Tuple)
+	s, ok := b.buckets[k]
+	if !ok {
+		s = &FlowStats{Tuple: o.Tuple}
+		b.buckets[k] = s
+	}
+	s.add(o)
+}
+
+// Buckets returns the aggregates sorted by key.
+func (b *Bucketer[K]) Buckets() []FlowStats {
+	keys := make([]K, 0, len(b.buckets))
+	for k := range b.buckets {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]FlowStats, len(keys))
+	for i, k := range keys {
+		out[i] = *b.buckets[k]
+	}
+	return out
+}
+
+// Total sums every bucket into one.
+func Total(stats []FlowStats) FlowStats {
+	var t FlowStats
+	for _, s := range stats {
+		if t.Received == 0 || (s.Received > 0 && s.RTTMin < t.RTTMin) {
+			t.RTTMin = s.RTTMin
+		}
+		t.Sent += s.Sent
+		t.Received += s.Received
+		t.Unreachable += s.Unreachable
+		t.Lost += s.Lost
+		t.SendErrors += s.SendErrors
+		t.Late += s.Late
+		t.Duplicates += s.Duplicates
+		t.RTTMax = max(t.RTTMax, s.RTTMax)
+		t.RTTSum += s.RTTSum
+	}
+	return t
+}

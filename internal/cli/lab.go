@@ -1,0 +1,361 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ecmpscan/ecmpscan/internal/lab"
+)
+
+// newLabCommand is `ecmpscan lab`: a real ECMP fabric in network
+// namespaces, for demos and integration tests.
+func newLabCommand(s *Streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Build a real Linux ECMP fabric in network namespaces (needs root)",
+		Long: `lab builds a real Linux ECMP fabric out of network namespaces:
+
+  client -- r1 ==(N-way ECMP)== p1..pN [==(M-way full mesh)== q1..qM] == r2 -- server
+
+Every router hashes addresses, protocol and ports with its own fixed seed,
+in both directions, for IPv4 and IPv6. Faults are blackhole routes and
+nftables rules on chosen routers. Run probes from the client namespace.
+Everything stays inside namespaces named esl-<name>-<node>, with addresses
+from 198.18.0.0/15 and 2001:db8::/32.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newLabUpCommand(s), newLabDownCommand(s), newLabStatusCommand(s), newLabServeCommand(s))
+	return cmd
+}
+
+func newLabUpCommand(s *Streams) *cobra.Command {
+	var (
+		name          string
+		width, width2 int
+		seed          uint32
+		ports, faults []string
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Bring up a lab fabric and its server",
+		Long: `up builds the fabric (replacing any lab of the same name), injects the
+faults, and starts a server daemon that accepts and resets connections on
+the server ports.
+
+Faults (repeat --fault):
+  blackhole-fwd@NODE   blackhole route to the server prefixes
+  blackhole-ret@NODE   blackhole route to the client prefixes
+  drop-synack@NODE     drop forwarded TCP SYN-ACKs
+  loss=PCT@NODE        drop PCT % of forwarded packets
+  link-drop@A-B        kill the link between adjacent routers A and B
+  silent@NODE          never send ICMP time-exceeded
+NODE is a router: r1, p1..pN, q1..qM, r2.`,
+		Example: `  ecmpscan lab up --width 4 --fault blackhole-fwd@p2
+  ecmpscan lab up --name two --width 2 --width2 3 --fault link-drop@p1-q3 --fault loss=20@q2`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			spec := lab.Spec{Name: name, Width: width, Width2: width2, Seed: seed}
+			for _, p := range ports {
+				for _, f := range strings.Split(p, ",") {
+					n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
+					if err != nil || n == 0 {
+						return fmt.Errorf("%w: --port %q: want ports 1..65535", lab.ErrBadSpec, f)
+					}
+					spec.Ports = append(spec.Ports, uint16(n))
+				}
+			}
+			for _, f := range faults {
+				ft, err := lab.ParseFault(f)
+				if err != nil {
+					return err
+				}
+				spec.Faults = append(spec.Faults, ft)
+			}
+			spec = spec.WithDefaults()
+			if err := spec.Validate(); err != nil {
+				return err
+			}
+			if err := needRoot(); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			start := time.Now()
+			f, err := lab.Up(ctx, spec)
+			if err != nil {
+				return err
+			}
+			if err := startServeDaemon(ctx, cmd, f); err != nil {
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				defer cancel()
+				return errors.Join(err, f.Down(dctx))
+			}
+			printLabUp(s, cmd.Root().Name(), f, time.Since(start))
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&name, "name", "demo", "lab name (1-8 of a-z, 0-9)")
+	fl.IntVar(&width, "width", 4, "ECMP width of the first tier (p1..pN), 1-16")
+	fl.IntVar(&width2, "width2", 0, "ECMP width of a second tier (q1..qM), 0-16; 0 = one tier")
+	fl.Uint32Var(&seed, "seed", 1, "seed mixed into every router's multipath hash seed")
+	fl.StringSliceVar(&ports, "port", []string{"80", "3306"}, "server ports")
+	fl.StringArrayVar(&faults, "fault", nil, "fault KIND@NODE to inject (repeatable)")
+	return cmd
+}
+
+func printLabUp(s *Streams, prog string, f *lab.Fabric, took time.Duration) {
+	w := s.Out
+	topo := fmt.Sprintf("c - r1 =%d= p1..p%d", f.Spec.Width, f.Spec.Width)
+	if f.Spec.Width2 > 0 {
+		topo += fmt.Sprintf(" =%d= q1..q%d", f.Spec.Width2, f.Spec.Width2)
+	}
+	topo += " - r2 - s"
+	ports := make([]string, len(f.Spec.Ports))
+	for i, p := range f.Spec.Ports {
+		ports[i] = strconv.Itoa(int(p))
+	}
+	faults := make([]string, len(f.Spec.Faults))
+	for i, ft := range f.Spec.Faults {
+		faults[i] = ft.String()
+	}
+	if len(faults) == 0 {
+		faults = []string{"none"}
+	}
+	fmt.Fprintf(w, "lab %s is up (%s, in %v)\n", f.Spec.Name, topo, took.Round(time.Millisecond))
+	fmt.Fprintf(w, "  client netns: %s  (%s, %s)\n", f.ClientNS(), f.Client4, f.Client6)
+	fmt.Fprintf(w, "  server:       %s, %s  ports %s  (daemon pid %d, netns %s)\n",
+		f.Server4, f.Server6, strings.Join(ports, ","), f.ServerPID, f.ServerNS())
+	fmt.Fprintf(w, "  faults:       %s\n", strings.Join(faults, " "))
+	p := f.Spec.Ports[len(f.Spec.Ports)-1]
+	fmt.Fprintf(w, "try:\n")
+	fmt.Fprintf(w, "  ip netns exec %s %s sweep %s:%d\n", f.ClientNS(), prog, f.Server4, p)
+	fmt.Fprintf(w, "  ip netns exec %s %s sweep [%s]:%d\n", f.ClientNS(), prog, f.Server6, p)
+	fmt.Fprintf(w, "  %s lab status --name %s\n", prog, f.Spec.Name)
+	fmt.Fprintf(w, "  %s lab down --name %s\n", prog, f.Spec.Name)
+}
+
+// startServeDaemon re-executes this program as `... lab serve --name NAME`
+// in its own session, waits until it listens, and records its pid.
+func startServeDaemon(ctx context.Context, cmd *cobra.Command, f *lab.Fabric) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("start server daemon: %w", err)
+	}
+	// The path from the root to `lab`, e.g. ["lab"], then serve.
+	args := strings.Fields(cmd.Parent().CommandPath())[1:]
+	args = append(args, "serve", "--name", f.Spec.Name, "--ready-fd", "3")
+	logPath := lab.ServeLogPath(f.Spec.Name)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("start server daemon: %w", err)
+	}
+	defer logf.Close()
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	d := exec.Command(exe, args...)
+	d.Stdout, d.Stderr = logf, logf
+	d.ExtraFiles = []*os.File{wr} // fd 3
+	d.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	d.Dir = "/"
+	if err := d.Start(); err != nil {
+		wr.Close()
+		return fmt.Errorf("start server daemon: %w", err)
+	}
+	wr.Close()
+	pid := d.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- d.Wait() }() // reaps it if it dies while we wait
+
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(rd).ReadString('\n')
+		ready <- strings.TrimSpace(line)
+	}()
+	fail := func(why string) error {
+		syscall.Kill(pid, syscall.SIGKILL)
+		b, _ := os.ReadFile(logPath)
+		return fmt.Errorf("server daemon %s (log %s): %s", why, logPath, strings.TrimSpace(string(b)))
+	}
+	select {
+	case line := <-ready:
+		if line != "ready" {
+			return fail("did not start")
+		}
+	case <-time.After(10 * time.Second):
+		return fail("not ready after 10s")
+	case <-ctx.Done():
+		return fail("interrupted")
+	}
+	select {
+	case <-exited:
+		return fail("exited")
+	default:
+	}
+	d.Process.Release()
+	f.ServerPID, f.ServerLog = pid, logPath
+	return f.Save()
+}
+
+func newLabDownCommand(s *Streams) *cobra.Command {
+	var (
+		name string
+		all  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Remove a lab: server daemon, namespaces, state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if all && cmd.Flags().Changed("name") {
+				return fmt.Errorf("%w: give --name or --all, not both", lab.ErrBadSpec)
+			}
+			if err := needRoot(); err != nil {
+				return err
+			}
+			names := []string{name}
+			if all {
+				var err error
+				if names, err = lab.List(); err != nil {
+					return err
+				}
+				if len(names) == 0 {
+					fmt.Fprintln(s.Out, "no labs")
+					return nil
+				}
+			} else if err := lab.CheckName(name); err != nil {
+				return err
+			} else if !labExists(name) {
+				fmt.Fprintf(s.Out, "lab %s is not up\n", name)
+				return nil
+			}
+			var errs []error
+			for _, n := range names {
+				if err := lab.Cleanup(cmd.Context(), n); err != nil {
+					errs = append(errs, fmt.Errorf("lab %s: %w", n, err))
+					continue
+				}
+				fmt.Fprintf(s.Out, "lab %s is down\n", n)
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "demo", "lab to remove")
+	cmd.Flags().BoolVar(&all, "all", false, "remove every lab (state files and esl-* namespaces)")
+	return cmd
+}
+
+func labExists(name string) bool {
+	names, err := lab.List()
+	if err != nil {
+		return true // let Cleanup try and report
+	}
+	for _, n := range names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+func newLabStatusCommand(s *Streams) *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Describe running labs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			names := []string{name}
+			if name != "" {
+				if err := lab.CheckName(name); err != nil {
+					return err
+				}
+			} else {
+				var err error
+				if names, err = lab.List(); err != nil {
+					return err
+				}
+				if len(names) == 0 {
+					fmt.Fprintln(s.Out, "no labs")
+					return nil
+				}
+			}
+			for _, n := range names {
+				f, err := lab.Load(n)
+				if err != nil {
+					if labExists(n) {
+						fmt.Fprintf(s.Out, "lab %s: leftover namespaces without state; remove with: lab down --name %s\n", n, n)
+						continue
+					}
+					return err
+				}
+				st, err := f.Status(cmd.Context())
+				fmt.Fprint(s.Out, st)
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "lab to describe (default: all)")
+	return cmd
+}
+
+func newLabServeCommand(s *Streams) *cobra.Command {
+	var (
+		name    string
+		readyFD int
+	)
+	cmd := &cobra.Command{
+		Use:    "serve",
+		Short:  "Accept and reset connections on a lab's server ports (started by lab up)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := lab.Load(name)
+			if err != nil {
+				return err
+			}
+			ls, err := lab.Listen(f.ServerNS(), f.Spec.Ports)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			fmt.Fprintf(s.Err, "lab %s: serving ports %v in %s\n", name, f.Spec.Ports, f.ServerNS())
+			if readyFD > 0 {
+				ready := os.NewFile(uintptr(readyFD), "ready")
+				fmt.Fprintln(ready, "ready")
+				ready.Close()
+			}
+			err = lab.Serve(ctx, ls)
+			fmt.Fprintf(s.Err, "lab %s: server stopped\n", name)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "demo", "lab to serve")
+	cmd.Flags().IntVar(&readyFD, "ready-fd", 0, "write \"ready\" to this file descriptor once listening")
+	cmd.Flags().MarkHidden("ready-fd")
+	return cmd
+}
+
+func needRoot() error {
+	if os.Geteuid() != 0 {
+		return errors.New("lab needs root (network namespaces, veths, nftables)")
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func testStreams() (*Streams, *bytes.Buffer, *bytes.Buffer) {
+	var out, errb bytes.Buffer
+	return &Streams{In: strings.NewReader(""), Out: &out, Err: &errb, Getenv: func(string) string { return "" }}, &out, &errb
+}
+
+// Bad input must give exit 2 and a one-line message before anything is
+// resolved or sent: every target here is an address that would be probed.
+func TestSweepBadInputExitsTwo(t *testing.T) {
+	cases := map[string][]string{
+		"port out of range":   {"sweep", "198.18.2.2:70000"},
+		"port zero":           {"sweep", "198.18.2.2:0"},
+		"reversed range":      {"sweep", "198.18.2.2", "--sport", "30010-30000"},
+		"sport too big":       {"sweep", "198.18.2.2", "--sport", "65536"},
+		"sport empty element": {"sweep", "198.18.2.2", "--sport", "30000,,30001"},
+		"count zero":          {"sweep", "198.18.2.2", "-c", "0"},
+		"negative timeout":    {"sweep", "198.18.2.2", "--timeout", "-1s"},
+		"rate zero":           {"sweep", "198.18.2.2", "--rate", "0"},
+		"rate negative":       {"sweep", "198.18.2.2", "--rate", "-5"},
+		"unknown format":      {"sweep", "198.18.2.2", "--format", "xml"},
+		"unknown mode":        {"sweep", "198.18.2.2", "--mode", "udp"},
+		"bad src":             {"sweep", "198.18.2.2", "--src", "nope"},
+		"port flag disagrees": {"sweep", "198.18.2.2:80", "-p", "443"},
+		"bad v6 brackets":     {"sweep", "[2001:db8::1"},
+		"no target":           {"sweep"},
+		"two targets":         {"sweep", "198.18.2.2", "198.18.2.3"},
+		"unknown flag":        {"sweep", "198.18.2.2", "--bogus"},
+		"too many ports":      {"sweep", "198.18.2.2", "--sport", "1-65535"},
+		"both families":       {"sweep", "198.18.2.2", "-4", "-6"},
+	}
+	for name, args := range cases {
+		t.Run(name, func(t *testing.T) {
+			s, out, errb := testStreams()
+			if code := Execute(context.Background(), args, s); code != ExitUsage {
+				t.Errorf("exit %d, want %d (stderr %q)", code, ExitUsage, errb.String())
+			}
+			msg := errb.String()
+			if !strings.HasPrefix(msg, "ecmpscan: ") || strings.Count(msg, "\n") != 1 {
+				t.Errorf("stderr %q: want one line starting with 'ecmpscan: '", msg)
+			}
+			if out.Len() != 0 {
+				t.Errorf("stdout %q: want nothing", out.String())
+			}
+		})
+	}
+}
+
+func TestParseTarget(t *testing.T) {
+	cases := []struct {
+		arg      string
+		portFlag int
+		host     string
+		port     uint16
+	}{
+		{"198.18.2.2", 0, "198.18.2.2", 80},
+		{"198.18.2.2:3306", 0, "198.18.2.2", 3306},
+		{"198.18.2.2", 3306, "198.18.2.2", 3306},
+		{"[2001:db8::2]:443", 0, "2001:db8::2", 443},
+		{"[2001:db8::2]", 22, "2001:db8::2", 22},
+		{"2001:db8::2", 0, "2001:db8::2", 80},
+		{"db.example.net:5432", 5432, "db.example.net", 5432},
+	}
+	for _, c := range cases {
+		host, port, err := parseTarget(c.arg, c.portFlag)
+		if err != nil || host != c.host || port != c.port {
+			t.Errorf("parseTarget(%q, %d) = %q, %d, %v; want %q, %d", c.arg, c.portFlag, host, port, err, c.host, c.port)
+		}
+	}
+}
+
+func TestParsePorts(t *testing.T) {
+	got, err := parsePorts("30005, 30000-30002,30001,65535")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint16{30000, 30001, 30002, 30005, 65535}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestUnresolvableHostExitsThree(t *testing.T) {
+	s, _, errb := testStreams()
+	// .invalid never resolves (RFC 6761), so no probe can be sent.
+	if code := Execute(context.Background(), []string{"sweep", "no-such-host.invalid:3306"}, s); code != ExitCannotProbe {
+		t.Errorf("exit %d, want %d (stderr %q)", code, ExitCannotProbe, errb.String())
+	}
+}

@@ -1,0 +1,251 @@
+// Package lab builds a real Linux ECMP fabric out of network namespaces, for
+// integration tests and demos:
+//
+//	c -- r1 ==(N-way ECMP)== p1..pN [==(M-way ECMP, full mesh)== q1..qM] == r2 -- s
+//
+// Every router hashes the TCP five-tuple (custom multipath hash policy with
+// addresses, protocol and ports, and a fixed per-router seed), in both
+// directions, for IPv4 and IPv6. Faults (blackholes, SYN-ACK drops, loss,
+// dead links, routers that never send time-exceeded) are injected with
+// blackhole routes and nftables rules. The Fabric's oracle (Expect, ExpectAll)
+// tells for a given five-tuple which path the kernel picks and whether a probe
+// on it should succeed, so that probers can be checked against the kernel.
+//
+// Everything lives in namespaces named "esl-<name>-<node>" and uses only
+// 198.18.0.0/15 and 2001:db8::/32. All of it needs root.
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// ErrBadSpec is wrapped by every validation and parse error, so callers can
+// tell bad input (exit code 2) from a failure to build the fabric.
+var ErrBadSpec = errors.New("bad lab spec")
+
+// Limits on the fabric's size.
+const (
+	MaxWidth  = 16
+	MaxWidth2 = 16
+)
+
+// DefaultPorts are the server ports used when a Spec names none.
+var DefaultPorts = []uint16{80, 3306}
+
+// Spec describes a fabric to build.
+type Spec struct {
+	Name   string   `json:"name"`             // [a-z0-9]{1,8}
+	Width  int      `json:"width"`            // N: first ECMP tier, 1..16
+	Width2 int      `json:"width2,omitempty"` // M: second tier, 0..16 (0 = single tier)
+	Seed   uint32   `json:"seed"`             // mixed with each router's name into its hash seed
+	Ports  []uint16 `json:"ports,omitempty"`  // server ports; default DefaultPorts
+	Faults []Fault  `json:"faults,omitempty"`
+}
+
+// FaultKind names a kind of fault.
+type FaultKind string
+
+// The fault kinds.
+const (
+	// BlackholeFwd replaces the router's route to the server prefixes
+	// with a blackhole route (so the kernel oracle sees it).
+	BlackholeFwd FaultKind = "blackhole-fwd"
+	// BlackholeRet does the same for the client prefixes.
+	BlackholeRet FaultKind = "blackhole-ret"
+	// DropSynAck drops forwarded TCP segments with SYN and ACK set.
+	DropSynAck FaultKind = "drop-synack"
+	// Loss drops Percent % of all forwarded packets at random.
+	Loss FaultKind = "loss"
+	// LinkDrop kills the link between Node and Peer in both directions
+	// (forwarded packets only: ARP/ND still work, so routing keeps using it).
+	LinkDrop FaultKind = "link-drop"
+	// Silent drops the router's own ICMP/ICMPv6 time-exceeded messages.
+	Silent FaultKind = "silent"
+)
+
+// FaultKinds lists every kind, in documentation order.
+var FaultKinds = []FaultKind{BlackholeFwd, BlackholeRet, DropSynAck, Loss, LinkDrop, Silent}
+
+// Fault is one injected failure on a router.
+type Fault struct {
+	Kind    FaultKind `json:"kind"`
+	Node    string    `json:"node"`
+	Peer    string    `json:"peer,omitempty"`    // link-drop: the other end of the link
+	Percent int       `json:"percent,omitempty"` // loss: 1..100
+}
+
+var (
+	nameRE = regexp.MustCompile(`^[a-z0-9]{1,8}$`)
+	nodeRE = regexp.MustCompile(`^(c|s|r1|r2|[pq][1-9][0-9]?)$`)
+)
+
+// CheckName reports whether name is a valid lab name ([a-z0-9]{1,8});
+// the error wraps ErrBadSpec.
+func CheckName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%w: name %q must be 1-8 characters of [a-z0-9]", ErrBadSpec, name)
+	}
+	return nil
+}
+
+// ParseFault parses the String form of a fault: "blackhole-fwd@p2",
+// "blackhole-ret@q1", "drop-synack@p1", "loss=20@p3", "link-drop@p1-q2",
+// "silent@q1". It checks syntax only; Spec.Validate checks the nodes exist.
+func ParseFault(s string) (Fault, error) {
+	bad := func(format string, a ...any) (Fault, error) {
+		return Fault{}, fmt.Errorf("%w: fault %q: %s", ErrBadSpec, s, fmt.Sprintf(format, a...))
+	}
+	kindPart, where, ok := strings.Cut(strings.TrimSpace(s), "@")
+	if !ok || kindPart == "" || where == "" {
+		return bad("want KIND@NODE (kinds: %s)", kindList())
+	}
+	var f Fault
+	kind, arg, hasArg := strings.Cut(kindPart, "=")
+	f.Kind = FaultKind(kind)
+	switch f.Kind {
+	case Loss:
+		if !hasArg {
+			return bad("want loss=PERCENT@NODE")
+		}
+		p, err := strconv.Atoi(arg)
+		if err != nil || p < 1 || p > 100 {
+			return bad("loss percent must be 1..100")
+		}
+		f.Percent = p
+	case BlackholeFwd, BlackholeRet, DropSynAck, LinkDrop, Silent:
+		if hasArg {
+			return bad("%s takes no =VALUE", kind)
+		}
+	default:
+		return bad("unknown kind %q (kinds: %s)", kind, kindList())
+	}
+	if f.Kind == LinkDrop {
+		a, b, ok := strings.Cut(where, "-")
+		if !ok || a == "" || b == "" {
+			return bad("want link-drop@NODE-NODE")
+		}
+		f.Node, f.Peer = a, b
+	} else {
+		f.Node = where
+	}
+	for _, n := range []string{f.Node, f.Peer} {
+		if n != "" && !nodeRE.MatchString(n) {
+			return bad("bad node name %q (want r1, r2, pN or qN)", n)
+		}
+	}
+	return f, nil
+}
+
+func kindList() string {
+	var b strings.Builder
+	for i, k := range FaultKinds {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(k))
+	}
+	return b.String()
+}
+
+// String is the inverse of ParseFault.
+func (f Fault) String() string {
+	kind := string(f.Kind)
+	if f.Kind == Loss {
+		kind += "=" + strconv.Itoa(f.Percent)
+	}
+	where := f.Node
+	if f.Kind == LinkDrop {
+		where += "-" + f.Peer
+	}
+	return kind + "@" + where
+}
+
+// WithDefaults returns the spec with empty fields filled in.
+func (s Spec) WithDefaults() Spec {
+	if len(s.Ports) == 0 {
+		s.Ports = append([]uint16(nil), DefaultPorts...)
+	}
+	return s
+}
+
+// Validate checks the spec, including that each fault names a router of
+// this fabric (and, for link-drop, two adjacent routers). Errors wrap
+// ErrBadSpec.
+func (s Spec) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadSpec, fmt.Sprintf(format, a...))
+	}
+	if err := CheckName(s.Name); err != nil {
+		return err
+	}
+	if s.Width < 1 || s.Width > MaxWidth {
+		return bad("width %d out of range 1..%d", s.Width, MaxWidth)
+	}
+	if s.Width2 < 0 || s.Width2 > MaxWidth2 {
+		return bad("width2 %d out of range 0..%d", s.Width2, MaxWidth2)
+	}
+	seen := map[uint16]bool{}
+	for _, p := range s.Ports {
+		if p == 0 {
+			return bad("port 0 is not a server port")
+		}
+		if seen[p] {
+			return bad("port %d given twice", p)
+		}
+		seen[p] = true
+	}
+	if len(s.Ports) > 64 {
+		return bad("at most 64 server ports")
+	}
+	t := newTopology(s)
+	faultSeen := map[string]bool{}
+	for _, f := range s.Faults {
+		if _, err := ParseFault(f.String()); err != nil {
+			return err
+		}
+		for _, n := range []string{f.Node, f.Peer} {
+			if n == "" {
+				continue
+			}
+			if !t.isRouter(n) {
+				return bad("fault %s: %q is not a router of this fabric (routers: %s)",
+					f, n, strings.Join(t.routers(), ", "))
+			}
+		}
+		if f.Kind == LinkDrop {
+			if f.Node == f.Peer || t.link(f.Node, f.Peer) == nil {
+				return bad("fault %s: %s and %s are not adjacent", f, f.Node, f.Peer)
+			}
+		} else if f.Peer != "" {
+			return bad("fault %s: only link-drop takes a peer", f)
+		}
+		if f.Kind == Loss && (f.Percent < 1 || f.Percent > 100) {
+			return bad("fault %s: loss percent must be 1..100", f)
+		}
+		key := f.String()
+		if faultSeen[key] {
+			return bad("fault %s given twice", f)
+		}
+		faultSeen[key] = true
+	}
+	return nil
+}
+
+// RouterSeed is the fib_multipath_hash_seed of a router: fixed for a given
+// spec seed, different per router (a seed shared by all routers makes the
+// tiers polarize: every p would pick the same q for a given flow), never 0
+// (0 asks the kernel for a random seed).
+func RouterSeed(specSeed uint32, node string) uint32 {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "ecmpscan-lab/%d/%s", specSeed, node)
+	v := h.Sum32()
+	if v == 0 {
+		v = 1
+	}
+	return v
+}

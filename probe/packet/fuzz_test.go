@@ -1,0 +1,135 @@
+package packet
+
+import (
+	"encoding/binary"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+)
+
+// addHexSeeds seeds f with every testdata/*.hex file. All files go to all
+// targets: a valid packet for one parser is an interesting invalid one for
+// another.
+func addHexSeeds(f *testing.F) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.hex"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if len(files) == 0 {
+		f.Fatal("no testdata/*.hex seeds")
+	}
+	for _, file := range files {
+		f.Add(readHex(f, filepath.Base(file)))
+	}
+}
+
+func FuzzParseIPv4(f *testing.F) {
+	addHexSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseIPv4(b)
+		if !checkParseResult(t, r, err) {
+			return
+		}
+		// Success implies a consistent outer header.
+		ihl := int(b[0]&0x0f) * 4
+		total := int(binary.BigEndian.Uint16(b[2:4]))
+		if b[0]>>4 != 4 || ihl < 20 || total < ihl || total > len(b) {
+			t.Fatalf("accepted inconsistent IPv4 header % x", b[:min(len(b), 20)])
+		}
+		checkTransportLen(t, r, b[ihl:total], 20)
+		if !r.From.Is4() || !r.To.Is4() || r.TTL != b[8] {
+			t.Fatalf("outer fields %v -> %v TTL %d do not match header", r.From, r.To, r.TTL)
+		}
+		if r.Kind != KindICMPError && (!r.Tuple.Src.Is4() || !r.Tuple.Dst.Is4()) {
+			t.Fatalf("IPv4 reply with tuple %v", r.Tuple)
+		}
+	})
+}
+
+func FuzzParseTCP6(f *testing.F) {
+	addHexSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseTCP6(b, target6, us6)
+		if !checkParseResult(t, r, err) {
+			return
+		}
+		if r.Kind != KindTCP || r.From != target6 || r.To != us6 {
+			t.Fatalf("ParseTCP6 returned %+v", r)
+		}
+		checkTransportLen(t, r, b, 40)
+	})
+}
+
+func FuzzParseICMP6(f *testing.F) {
+	addHexSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseICMP6(b, router6, us6)
+		if !checkParseResult(t, r, err) {
+			return
+		}
+		if r.Kind == KindTCP || r.From != router6 || r.To != us6 {
+			t.Fatalf("ParseICMP6 returned %+v", r)
+		}
+		checkTransportLen(t, r, b, 40)
+	})
+}
+
+// checkParseResult checks what holds for every parser and reports whether
+// the parse succeeded.
+func checkParseResult(t *testing.T, r Reply, err error) bool {
+	t.Helper()
+	if err != nil {
+		if !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupported) {
+			t.Fatalf("error outside the parser sentinels: %v", err)
+		}
+		if r != (Reply{}) {
+			t.Fatalf("error %v came with non-zero Reply %+v", err, r)
+		}
+		return false
+	}
+	if !r.From.IsValid() || !r.To.IsValid() || !r.Tuple.Src.IsValid() || !r.Tuple.Dst.IsValid() {
+		t.Fatalf("invalid address in %+v", r)
+	}
+	switch r.Kind {
+	case KindTCP:
+		if r.Tuple.Proto != hash.ProtoTCP || r.Tuple.Src != r.From || r.Tuple.Dst != r.To {
+			t.Fatalf("TCP reply with tuple %v from %v to %v", r.Tuple, r.From, r.To)
+		}
+	case KindEchoReply:
+		if r.Tuple.Src != r.From || r.Tuple.Dst != r.To || r.Tuple.SrcPort != 0 || r.Tuple.DstPort != r.EchoID {
+			t.Fatalf("echo reply with tuple %v, id %#x", r.Tuple, r.EchoID)
+		}
+	case KindICMPError:
+		switch r.QuotedProto {
+		case hash.ProtoTCP, hash.ProtoICMP, hash.ProtoICMPv6:
+		default:
+			t.Fatalf("ICMP error quoting protocol %d", r.QuotedProto)
+		}
+		if r.Tuple.Proto != r.QuotedProto {
+			t.Fatalf("quoted tuple %v, quoted protocol %d", r.Tuple, r.QuotedProto)
+		}
+	default:
+		t.Fatalf("success with invalid kind %v", r.Kind)
+	}
+	return true
+}
+
+// checkTransportLen checks that the transport bytes a parser accepted are
+// long enough for the Kind it reported; ipHeaderLen is the minimum quoted
+// IP header for ICMP errors.
+func checkTransportLen(t *testing.T, r Reply, transport []byte, ipHeaderLen int) {
+	t.Helper()
+	need := map[Kind]int{
+		KindTCP:       20,
+		KindEchoReply: 8,
+		KindICMPError: 8 + ipHeaderLen + 8,
+	}[r.Kind]
+	if r.Kind == KindTCP && len(transport) >= 13 {
+		need = max(need, int(transport[12]>>4)*4)
+	}
+	if len(transport) < need {
+		t.Fatalf("%v accepted from %d transport bytes, need %d", r.Kind, len(transport), need)
+	}
+}

@@ -1,0 +1,41 @@
+package probe
+
+import (
+	"math/rand/v2"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+)
+
+// Order lays out count rounds over the flows. Every round uses the same
+// shuffled order, so two probes on one flow are always a whole round apart:
+// the farthest apart they can be, which lets server state (SYN_RECV,
+// TIME_WAIT) from the previous probe clear. Probes of the second kind
+// (ICMP echo) are spread evenly through the TCP probes rather than bunched.
+func Order(tcp []hash.FiveTuple, tcpKind Kind, echo []hash.FiveTuple, count int, rng *rand.Rand) []Probe {
+	tcpRound := shuffled(tcp, rng)
+	echoRound := shuffled(echo, rng)
+	total := (len(tcpRound) + len(echoRound)) * count
+	probes := make([]Probe, 0, total)
+	for rep := 0; rep < count; rep++ {
+		// Bresenham-style interleave of the two kinds within the round.
+		ti, ei := 0, 0
+		n := len(tcpRound) + len(echoRound)
+		for k := 0; k < n; k++ {
+			wantEcho := len(echoRound) > 0 && (ei+1)*n <= (k+1)*len(echoRound)
+			if (wantEcho && ei < len(echoRound)) || ti == len(tcpRound) {
+				probes = append(probes, Probe{Kind: KindICMPEcho, Tuple: echoRound[ei], Repeat: rep})
+				ei++
+				continue
+			}
+			probes = append(probes, Probe{Kind: tcpKind, Tuple: tcpRound[ti], Repeat: rep})
+			ti++
+		}
+	}
+	return probes
+}
+
+func shuffled(ts []hash.FiveTuple, rng *rand.Rand) []hash.FiveTuple {
+	out := append([]hash.FiveTuple(nil), ts...)
+	rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}

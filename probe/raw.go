@@ -1,0 +1,209 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+	"github.com/ecmpscan/ecmpscan/internal/rawsock"
+	"github.com/ecmpscan/ecmpscan/probe/packet"
+)
+
+// RawProber sends TCP SYNs and ICMP echo requests on raw sockets and reads
+// every TCP segment and ICMP message addressed back to us.
+type RawProber struct {
+	src, dst netip.Addr
+	dport    uint16
+	tcp      *rawsock.Conn
+	icmp     *rawsock.Conn // nil without ICMP probes
+	buf      []byte
+}
+
+var (
+	_ Sender   = (*RawProber)(nil)
+	_ Receiver = (*rawReceiver)(nil)
+)
+
+// OpenRaw opens the raw sockets for probing dst:dport from src. It fails
+// with an error wrapping ErrPermission without CAP_NET_RAW.
+func OpenRaw(src netip.Addr, dst netip.AddrPort, withICMP bool) (*RawProber, error) {
+	r := &RawProber{src: src, dst: dst.Addr(), dport: dst.Port(), buf: make([]byte, 0, 128)}
+	var err error
+	if r.tcp, err = openBound(src, unix.IPPROTO_TCP); err != nil {
+		return nil, err
+	}
+	if !r.is6() {
+		// Only TCP from the target's port reaches us; the kernel copies every
+		// TCP segment to a raw socket otherwise.
+		if err := r.tcp.AttachFilter(ipv4TCPFilter(r.dst, r.dport)); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("attach filter: %w", err)
+		}
+	}
+	if withICMP {
+		proto := unix.IPPROTO_ICMP
+		if r.is6() {
+			proto = unix.IPPROTO_ICMPV6
+		}
+		if r.icmp, err = openBound(src, proto); err != nil {
+			r.Close()
+			return nil, err
+		}
+		if r.is6() {
+			// Unreachable, too big, time exceeded, parameter problem, echo reply.
+			if err := r.icmp.SetICMPv6Filter(1, 2, 3, 4, 129); err != nil {
+				r.Close()
+				return nil, fmt.Errorf("icmpv6 filter: %w", err)
+			}
+		}
+	}
+	return r, nil
+}
+
+func openBound(src netip.Addr, proto int) (*rawsock.Conn, error) {
+	c, err := rawsock.Open(src, unix.SOCK_RAW, proto)
+	if err != nil {
+		if errors.Is(err, rawsock.ErrPermission) {
+			return nil, fmt.Errorf("%w (%v)", ErrPermission, err)
+		}
+		return nil, err
+	}
+	if err := c.Bind(src, 0); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("bind %s: %w", src, err)
+	}
+	return c, nil
+}
+
+// ipv4TCPFilter accepts IPv4 packets from dst whose TCP source port is dport.
+func ipv4TCPFilter(dst netip.Addr, dport uint16) []bpf.Instruction {
+	a := dst.As4()
+	addr := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	return []bpf.Instruction{
+		bpf.LoadAbsolute{Off: 12, Size: 4}, // source address
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: addr, SkipTrue: 3},
+		bpf.LoadMemShift{Off: 0},          // X = IP header length
+		bpf.LoadIndirect{Off: 0, Size: 2}, // TCP source port
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(dport), SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+		bpf.RetConstant{Val: 0xffff},
+	}
+}
+
+func (r *RawProber) is6() bool { return r.dst.Is6() && !r.dst.Is4In6() }
+
+// Receivers are the receive loops the engine runs.
+func (r *RawProber) Receivers() []Receiver {
+	rs := []Receiver{&rawReceiver{conn: r.tcp, prober: r, tcp: true, buf: make([]byte, 1<<16)}}
+	if r.icmp != nil {
+		rs = append(rs, &rawReceiver{conn: r.icmp, prober: r, buf: make([]byte, 1<<16)})
+	}
+	return rs
+}
+
+// Send builds and sends one probe; only the engine's send loop calls it.
+func (r *RawProber) Send(p Probe) (time.Time, error) {
+	var err error
+	conn := r.tcp
+	switch p.Kind {
+	case KindTCPSYN:
+		r.buf, err = packet.AppendTCPSYN(r.buf[:0], packet.SYN{Tuple: p.Tuple, Seq: p.Cookie})
+	case KindICMPEcho:
+		if r.icmp == nil {
+			return time.Time{}, errors.New("icmp socket not open")
+		}
+		conn = r.icmp
+		r.buf, err = packet.AppendEcho(r.buf[:0], packet.Echo{
+			Src: p.Tuple.Src, Dst: p.Tuple.Dst, ID: p.Tuple.SrcPort, Seq: uint16(p.Cookie),
+			Payload: echoPayload[:],
+		})
+	default:
+		return time.Time{}, fmt.Errorf("raw prober cannot send %s", p.Kind)
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	// Stamp before the syscall: on a fast path the reply can be received
+	// before sendto returns.
+	sent := time.Now()
+	if err := conn.SendTo(r.buf, p.Tuple.Dst, 0); err != nil {
+		return time.Time{}, err
+	}
+	return sent, nil
+}
+
+// echoPayload names the tool in every echo request, for whoever captures it.
+var echoPayload = [16]byte{'e', 'c', 'm', 'p', 's', 'c', 'a', 'n', ' ', 'e', 'c', 'h', 'o', ' ', ' ', ' '}
+
+// Close closes the sockets.
+func (r *RawProber) Close() error {
+	if r.tcp != nil {
+		r.tcp.Close()
+	}
+	if r.icmp != nil {
+		r.icmp.Close()
+	}
+	return nil
+}
+
+type rawReceiver struct {
+	conn   *rawsock.Conn
+	prober *RawProber
+	tcp    bool
+	buf    []byte
+}
+
+func (rr *rawReceiver) Receive(ctx context.Context) (Arrival, error) {
+	pkt, err := rr.conn.Receive(ctx, rr.buf)
+	if err != nil {
+		return Arrival{}, err
+	}
+	r := rr.prober
+	var rep packet.Reply
+	switch {
+	case !r.is6():
+		rep, err = packet.ParseIPv4(pkt.Data)
+	case rr.tcp:
+		rep, err = packet.ParseTCP6(pkt.Data, pkt.From, r.src)
+	default:
+		rep, err = packet.ParseICMP6(pkt.Data, pkt.From, r.src)
+	}
+	if err != nil {
+		return Arrival{}, err
+	}
+	if rep.Kind == packet.KindTCP && (rep.From != r.dst || rep.Tuple.SrcPort != r.dport) {
+		return Arrival{}, ErrIgnored
+	}
+	if rep.Kind == packet.KindEchoReply && rep.From != r.dst {
+		return Arrival{}, ErrIgnored
+	}
+	return Arrival{Reply: rep, At: pkt.At}, nil
+}
+
+// Tuples lists the flows of a sweep: one TCP tuple per source port.
+func Tuples(src netip.Addr, dst netip.AddrPort, sports []uint16) []hash.FiveTuple {
+	out := make([]hash.FiveTuple, len(sports))
+	for i, sp := range sports {
+		out[i] = hash.FiveTuple{Src: src, Dst: dst.Addr(), Proto: hash.ProtoTCP, SrcPort: sp, DstPort: dst.Port()}
+	}
+	return out
+}
+
+// EchoTuples lists n echo flows with consecutive identifiers from first.
+func EchoTuples(src, dst netip.Addr, first uint16, n int) []hash.FiveTuple {
+	proto := hash.ProtoICMP
+	if dst.Is6() && !dst.Is4In6() {
+		proto = hash.ProtoICMPv6
+	}
+	out := make([]hash.FiveTuple, n)
+	for i := range out {
+		out[i] = hash.FiveTuple{Src: src, Dst: dst, Proto: proto, SrcPort: first + uint16(i)}
+	}
+	return out
+}
