@@ -52,7 +52,7 @@ fuzz: fuzz-smoke
 demo: deps build
 	@set -e; \
 	trap './$(BIN) lab down --name demo >/dev/null 2>&1 || true' EXIT; \
-	./$(BIN) lab up --name demo --width 4 --seed 7 --fault blackhole-fwd@p3; \
+	./$(BIN) lab up --name demo --width 4 --seed 5 --fault blackhole-fwd@p3; \
 	echo; echo '$$ ip netns exec esl-demo-c ecmpscan sweep 198.18.2.2:3306 --sport 30000-30031'; \
 	ip netns exec esl-demo-c ./$(BIN) sweep 198.18.2.2:3306 --sport 30000-30031 --no-color || test $$? -eq 1
 

@@ -187,7 +187,9 @@ func (r *run) sendLoop(ctx, runCtx context.Context, s Sender, clock Clock) error
 	if interval < time.Millisecond {
 		interval = time.Millisecond
 	}
-	burst := r.plan.Rate * interval.Seconds()
+	// Allow a few ticks of catch-up: tickers run late under load, and a
+	// one-tick cap would quietly lower the rate.
+	burst := 4 * r.plan.Rate * interval.Seconds()
 	if burst < 1 {
 		burst = 1
 	}

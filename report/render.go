@@ -316,10 +316,10 @@ func renderTable(w io.Writer, s Sweep, opt Options) error {
 		b.WriteString("\n")
 		writeICMPLine(&b, s)
 		if m.Fail > 0 && m.Fail < m.Ports {
-			fmt.Fprintf(&b, "failing ports: %s\n", PortRanges(m.FailingPorts))
+			fmt.Fprintf(&b, "failing ports: %s\n", abbreviate(PortRanges(m.FailingPorts), 200))
 		}
 		if m.Flaky > 0 {
-			fmt.Fprintf(&b, "flaky ports:   %s\n", PortRanges(m.FlakyPorts))
+			fmt.Fprintf(&b, "flaky ports:   %s\n", abbreviate(PortRanges(m.FlakyPorts), 200))
 		}
 		if s.HalfOpen > 0 {
 			fmt.Fprintf(&b, "half-open:     the server acknowledged %d earlier SYNs without its SYN-ACK reaching us: replies are lost on the way back\n", s.HalfOpen)
@@ -396,4 +396,18 @@ func writeICMPLine(b *strings.Builder, s Sweep) {
 	}
 	t := s.ICMP.Total()
 	fmt.Fprintf(b, "icmp echo: %d identifiers, %d/%d replies: %s\n", len(s.ICMP.IDs), t.Received, t.Sent, s.ICMP.State())
+}
+
+// abbreviate cuts a long port list at a comma; the full list is in the
+// machine-readable formats.
+func abbreviate(list string, limit int) string {
+	if len(list) <= limit {
+		return list
+	}
+	cut := strings.LastIndexByte(list[:limit], ',')
+	if cut < 0 {
+		cut = limit
+	}
+	rest := strings.Count(list[cut:], ",")
+	return fmt.Sprintf("%s,... (%d more; --format json lists all)", list[:cut], rest)
 }
