@@ -42,7 +42,7 @@ unit:
 
 FUZZTIME ?= 60s
 fuzz-smoke:
-	@for t in FuzzParseIPv4 FuzzParseTCP6 FuzzParseICMP6; do \
+	@for t in FuzzParseIPv4 FuzzParseICMP4 FuzzParseTCP6 FuzzParseICMP6; do \
 	  $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./probe/packet/ || exit 1; \
 	done
 

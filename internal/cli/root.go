@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ecmpscan/ecmpscan/internal/lab"
 )
 
 // Exit codes: a contract for scripts (see README).
@@ -75,12 +78,26 @@ func Execute(ctx context.Context, args []string, s *Streams) int {
 	}
 	fmt.Fprintf(s.Err, "ecmpscan: %v\n", err)
 	var ee *exitError
-	if errors.As(err, &ee) {
+	switch {
+	case errors.As(err, &ee):
 		return ee.code
-	}
-	if errors.Is(err, context.Canceled) {
+	case errors.Is(err, lab.ErrBadSpec), isCobraUsage(err):
+		return ExitUsage
+	case errors.Is(err, context.Canceled):
 		return ExitInterrupted
 	}
-	// Cobra's own argument and command errors are usage errors.
-	return ExitUsage
+	// Anything else is a command that could not do its job (lab commands).
+	return 1
+}
+
+// isCobraUsage recognises cobra's own errors for unknown commands and wrong
+// argument counts, which it does not type.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, prefix := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires ", "invalid argument"} {
+		if strings.HasPrefix(msg, prefix) {
+			return true
+		}
+	}
+	return false
 }

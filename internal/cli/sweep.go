@@ -166,20 +166,22 @@ func runSweep(ctx context.Context, cfg sweepConfig, s *Streams) error {
 		return usageError("--src %s and target %s are of different address families", src, addr)
 	}
 
-	eng, mode, closeProber, icmpSkipped, err := openProber(cfg, src, target, s)
+	rng := rand.New(rand.NewPCG(randomUint64(), randomUint64()))
+	var echo []hash.FiveTuple
+	if cfg.icmp > 0 {
+		echo = probe.EchoTuples(src, addr, uint16(rng.Uint32()), cfg.icmp)
+	}
+	eng, mode, closeProber, icmpSkipped, err := openProber(cfg, src, target, echo, s)
 	if err != nil {
 		return err
 	}
 	defer closeProber()
-
-	rng := rand.New(rand.NewPCG(randomUint64(), randomUint64()))
+	if icmpSkipped != "" {
+		echo = nil
+	}
 	tcpKind := probe.KindTCPSYN
 	if mode == "connect" {
 		tcpKind = probe.KindConnect
-	}
-	var echo []hash.FiveTuple
-	if icmpSkipped == "" && cfg.icmp > 0 {
-		echo = probe.EchoTuples(src, addr, uint16(rng.Uint32()), cfg.icmp)
 	}
 	plan := probe.Plan{
 		Probes:  probe.Order(probe.Tuples(src, target, cfg.sports), tcpKind, echo, cfg.count, rng),
@@ -230,15 +232,17 @@ func runSweep(ctx context.Context, cfg sweepConfig, s *Streams) error {
 }
 
 // openProber picks raw or connect mode. In auto mode a missing privilege is
-// not an error: it falls back to connect mode and says so on stderr.
-func openProber(cfg sweepConfig, src netip.Addr, target netip.AddrPort, s *Streams) (eng *probe.Engine, mode string, closeFn func(), icmpSkipped string, err error) {
+// not an error: it falls back to connect mode and says so on stderr. In
+// connect mode ICMP goes over unprivileged ping sockets where the kernel
+// allows them; icmpSkipped says why not otherwise.
+func openProber(cfg sweepConfig, src netip.Addr, target netip.AddrPort, echo []hash.FiveTuple, s *Streams) (eng *probe.Engine, mode string, closeFn func(), icmpSkipped string, err error) {
 	if cfg.mode != "connect" {
-		raw, err := probe.OpenRaw(src, target, cfg.icmp > 0)
+		raw, err := probe.OpenRaw(src, target, len(echo) > 0)
 		switch {
 		case err == nil:
 			return &probe.Engine{Sender: raw, Receivers: raw.Receivers()}, "raw", func() { raw.Close() }, "", nil
 		case errors.Is(err, probe.ErrPermission) && cfg.mode == "auto":
-			fmt.Fprintf(s.Err, "ecmpscan: no raw sockets (%v); using connect mode. For raw SYN probes run as root or: sudo setcap cap_net_raw+ep $(command -v ecmpscan)\n", err)
+			fmt.Fprintf(s.Err, "ecmpscan: raw sockets need root or CAP_NET_RAW; using connect mode (for raw SYN probes: sudo setcap cap_net_raw+ep $(command -v ecmpscan))\n")
 		case errors.Is(err, probe.ErrPermission):
 			return nil, "", nil, "", cannotProbe(fmt.Errorf("%w; run as root, grant the capability with `sudo setcap cap_net_raw+ep $(command -v ecmpscan)`, or use --mode connect", probe.ErrPermission))
 		default:
@@ -246,11 +250,18 @@ func openProber(cfg sweepConfig, src netip.Addr, target netip.AddrPort, s *Strea
 		}
 	}
 	cp := probe.NewConnectProber(cfg.timeout)
-	skipped := ""
-	if cfg.icmp > 0 {
-		skipped = "connect mode: ICMP echo needs raw sockets"
+	eng = &probe.Engine{Sender: cp, Receivers: []probe.Receiver{cp}}
+	closeFn = func() { cp.Close() }
+	if len(echo) == 0 {
+		return eng, "connect", closeFn, "", nil
 	}
-	return &probe.Engine{Sender: cp, Receivers: []probe.Receiver{cp}}, "connect", func() { cp.Close() }, skipped, nil
+	ping, err := probe.OpenPing(src, echo)
+	if err != nil {
+		return eng, "connect", closeFn, fmt.Sprintf("connect mode: %v", err), nil
+	}
+	eng.Sender = probe.SenderByKind{probe.KindConnect: cp, probe.KindICMPEcho: ping}
+	eng.Receivers = append(eng.Receivers, ping.Receivers()...)
+	return eng, "connect", func() { cp.Close(); ping.Close() }, "", nil
 }
 
 func randomUint64() uint64 {

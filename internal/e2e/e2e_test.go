@@ -337,15 +337,26 @@ func TestSweepConnectModeUnprivileged(t *testing.T) {
 	nobody := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"}
 	sports := portRange(30000, 48)
 	doc, code := sweep(t, f, nobody, server4.String(), "--sport", "30000-30047", "--rate", "1000")
+	// A new namespace forbids ping sockets (ping_group_range "1 0").
 	if doc.Mode != "connect" || doc.ICMP.State != "skipped" {
 		t.Errorf("mode %s icmp %s, want connect mode with ICMP skipped", doc.Mode, doc.ICMP.State)
 	}
-	fails, _, _ := oracle(t, f, server4, sports)
+	fails, _, icmp := oracle(t, f, server4, sports)
 	if got := doc.Summary.FailingPorts; !slices.Equal(got, keys(fails)) {
 		t.Errorf("connect mode failing ports %v, oracle %v", got, keys(fails))
 	}
 	if want := map[bool]int{true: 1, false: 0}[len(fails) > 0]; code != want {
 		t.Errorf("exit %d, want %d", code, want)
+	}
+
+	// Where the kernel allows unprivileged ping sockets, ICMP is probed too.
+	if out, err := exec.Command("ip", "netns", "exec", f.ClientNS(), "sysctl", "-q", "net.ipv4.ping_group_range=0 2147483647").CombinedOutput(); err != nil {
+		t.Fatalf("allow ping sockets: %v %s", err, out)
+	}
+	doc, _ = sweep(t, f, nobody, server4.String(), "--sport", "30000-30047", "--rate", "1000")
+	wantICMP := map[lab.Verdict]string{lab.Works: "ok", lab.Fails: "fail"}[icmp]
+	if doc.Mode != "connect" || doc.ICMP.State != wantICMP || doc.ICMP.Sent == 0 {
+		t.Errorf("mode %s icmp %s (%d sent), want connect mode with ICMP %s", doc.Mode, doc.ICMP.State, doc.ICMP.Sent, wantICMP)
 	}
 
 	_, stderr, code := run(t, f, nobody, "sweep", server4.String(), "--mode", "raw", "--sport", "30000")

@@ -62,6 +62,20 @@ func FuzzParseTCP6(f *testing.F) {
 	})
 }
 
+func FuzzParseICMP4(f *testing.F) {
+	addHexSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseICMP4(b, target4, us4)
+		if !checkParseResult(t, r, err) {
+			return
+		}
+		if r.Kind == KindTCP || r.From != target4 || r.To != us4 {
+			t.Fatalf("ParseICMP4 returned %+v", r)
+		}
+		checkTransportLen(t, r, b, 20)
+	})
+}
+
 func FuzzParseICMP6(f *testing.F) {
 	addHexSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {

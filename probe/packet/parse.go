@@ -98,6 +98,15 @@ func ParseICMP6(b []byte, src, dst netip.Addr) (Reply, error) {
 	return Reply{}, fmt.Errorf("%w: ICMPv6 type %d code %d", ErrUnsupported, b[0], b[1])
 }
 
+// ParseICMP4 parses an ICMP message without its IPv4 header, as an
+// unprivileged ICMP (ping) socket delivers it; src and dst come from recvmsg.
+func ParseICMP4(b []byte, src, dst netip.Addr) (Reply, error) {
+	if !src.Is4() || !dst.Is4() {
+		return Reply{}, fmt.Errorf("%w: %v -> %v is not an IPv4 pair", ErrInvalidAddr, src, dst)
+	}
+	return parseICMPv4(b, src, dst)
+}
+
 func checkIPv6Pair(src, dst netip.Addr) error {
 	if !src.Is6() || src.Is4In6() || !dst.Is6() || dst.Is4In6() {
 		return fmt.Errorf("%w: %v -> %v is not an IPv6 pair", ErrInvalidAddr, src, dst)
