@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -441,5 +442,53 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 		case <-deadline:
 			t.Fatalf("condition not met within %s", limit)
 		}
+	}
+}
+
+// TestSweepRandomFabrics draws fabrics the fixed cases do not cover: width,
+// tiers, seed, family and fault kind come from ECMPSCAN_E2E_SEED (a fixed
+// default keeps CI repeatable; set it to explore).
+func TestSweepRandomFabrics(t *testing.T) {
+	seed := uint64(20261122)
+	if s := os.Getenv("ECMPSCAN_E2E_SEED"); s != "" {
+		if _, err := fmt.Sscan(s, &seed); err != nil {
+			t.Fatalf("ECMPSCAN_E2E_SEED=%q: %v", s, err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	kinds := []string{"blackhole-fwd", "blackhole-ret", "drop-synack", "link-drop", "none"}
+	for i := range 3 {
+		w, w2 := 2+rng.IntN(7), 0
+		if rng.IntN(2) == 0 {
+			w, w2 = 2+rng.IntN(3), 2+rng.IntN(3)
+		}
+		args := []string{"--width", fmt.Sprint(w), "--width2", fmt.Sprint(w2), "--seed", fmt.Sprint(rng.Uint32())}
+		node := fmt.Sprintf("p%d", 1+rng.IntN(w))
+		if w2 > 0 && rng.IntN(2) == 0 {
+			node = fmt.Sprintf("q%d", 1+rng.IntN(w2))
+		}
+		switch kind := kinds[rng.IntN(len(kinds))]; {
+		case kind == "none":
+		case kind == "link-drop" && w2 > 0:
+			args = append(args, "--fault", fmt.Sprintf("link-drop@p%d-q%d", 1+rng.IntN(w), 1+rng.IntN(w2)))
+		case kind == "link-drop":
+			args = append(args, "--fault", fmt.Sprintf("link-drop@r1-%s", node))
+		default:
+			args = append(args, "--fault", kind+"@"+node)
+		}
+		if w2 > 0 && rng.IntN(2) == 0 {
+			args = append(args, "--fault", fmt.Sprintf("silent@q%d", 1+rng.IntN(w2)))
+		}
+		dst := server4
+		if rng.IntN(3) == 0 {
+			dst = server6
+		}
+		first := 20000 + rng.IntN(20000)
+		n := 32 + rng.IntN(64)
+		t.Run(fmt.Sprintf("%d-%s-%v", i, map[bool]string{true: "v6", false: "v4"}[dst.Addr().Is6()], args), func(t *testing.T) {
+			f := fabric(t, fmt.Sprintf("r%d", i), args...)
+			doc, code := sweep(t, f, nil, dst.String(), "--sport", fmt.Sprintf("%d-%d", first, first+n-1), "--rate", "2000")
+			checkAgainstOracle(t, f, dst, portRange(first, n), doc, code)
+		})
 	}
 }
