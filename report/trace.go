@@ -1,0 +1,122 @@
+package report
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+)
+
+// TraceHop is what one TTL of one flow's trace saw.
+type TraceHop struct {
+	TTL int
+	// Addr answered at this TTL: a router's ICMP time-exceeded (or
+	// unreachable), or the destination itself when Reached. Invalid when no
+	// probe at this TTL got an answer ("*"): unknown, never loss by itself.
+	Addr netip.Addr
+	// Others lists further addresses that answered at this TTL for the same
+	// flow (a router answering from several addresses, or per-packet
+	// balancing); usually empty.
+	Others   []netip.Addr
+	RTT      time.Duration // of the first answer
+	Probes   int           // TTL-limited probes sent at this TTL
+	Answers  int           // of which answered
+	Reached  bool          // the destination answered (SYN-ACK/RST) at this TTL
+	ICMPType uint8         // of the answer, when it was ICMP
+	ICMPCode uint8
+	MPLS     []uint32 // MPLS label stack entries quoted in an RFC 4950 extension
+}
+
+// FlowTrace is one flow (source port): its end-to-end result from plain
+// probes, and its hop-by-hop forward path from TTL-limited probes.
+type FlowTrace struct {
+	Sport uint16
+	// End-to-end result of the flow's untruncated probes.
+	State          hash.State
+	Sent, Received int
+	// Hops[i] is TTL i+1, up to the TTL that reached the destination or
+	// the largest TTL probed.
+	Hops []TraceHop
+	// ReachedTTL is the TTL at which the destination answered a
+	// TTL-limited probe; 0 if none did.
+	ReachedTTL int
+}
+
+// Signature is the forward path as a bucket key: the answering addresses
+// TTL by TTL before the destination, "*" for silence.
+func (f FlowTrace) Signature() string {
+	sig := ""
+	for _, h := range f.Hops {
+		if h.Reached {
+			break
+		}
+		if sig != "" {
+			sig += " "
+		}
+		if h.Addr.IsValid() {
+			sig += h.Addr.String()
+		} else {
+			sig += "*"
+		}
+	}
+	return sig
+}
+
+// PathBucket is a group of flows with the same forward path signature.
+type PathBucket struct {
+	Signature string
+	Hops      []netip.Addr // by TTL; invalid = "*"
+	Ports     []uint16
+	OK        int
+	Fail      int
+	Flaky     int
+	// Loss of the bucket's end-to-end probes with a 95% Wilson interval.
+	Sent, Received          int
+	Loss, LossLow, LossHigh float64
+}
+
+// Direction is where the diagnosis puts the fault.
+type Direction string
+
+const (
+	DirectionForward Direction = "forward"
+	DirectionReturn  Direction = "return"
+	DirectionNone    Direction = "none"
+	DirectionUnknown Direction = "unknown"
+)
+
+// Suspect is a hop or a link that the evidence points at. For a link, Addr
+// is the last hop that answered and Next an address of the next router; for
+// a hop, Next is invalid.
+type Suspect struct {
+	Addr     netip.Addr
+	Next     netip.Addr
+	Evidence string
+	// Score ranks suspects (higher is more likely); it is the number of
+	// failing flows the suspect explains minus healthy flows that contradict it.
+	Score int
+}
+
+// Diagnosis is the verdict of a trace.
+type Diagnosis struct {
+	Direction Direction
+	Suspects  []Suspect // most likely first
+	Text      string
+}
+
+// Trace is everything a renderer needs about one trace run.
+type Trace struct {
+	Host         string
+	Target       netip.AddrPort
+	Source       netip.Addr
+	Mode         string
+	MaxTTL       int
+	ProbesPerHop int
+	Count        int // end-to-end probes per flow
+	Started      time.Time
+	Duration     time.Duration
+	Interrupted  bool
+	Flows        []FlowTrace // sorted by source port
+	Buckets      []PathBucket
+	Diagnosis    Diagnosis
+}
