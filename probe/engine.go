@@ -383,7 +383,7 @@ func (r *run) handle(a Arrival) {
 			r.stats.Unmatched++
 			return
 		}
-		r.resolve(i, Answered, a.At, rep.From, tcpDetail(rep.Flags))
+		r.resolve(i, Answered, a, tcpDetail(rep.Flags))
 	case packet.KindEchoReply:
 		out := echoTuple(rep.To, rep.From, rep.EchoID)
 		i, ok := r.byCookie[probeKey{out, uint32(rep.EchoSeq)}]
@@ -391,7 +391,7 @@ func (r *run) handle(a Arrival) {
 			r.stats.Unmatched++
 			return
 		}
-		r.resolve(i, Answered, a.At, rep.From, "echo-reply")
+		r.resolve(i, Answered, a, "echo-reply")
 	case packet.KindICMPError:
 		out, c := rep.Tuple, rep.QuotedSeq
 		if rep.QuotedProto != hash.ProtoTCP {
@@ -402,7 +402,7 @@ func (r *run) handle(a Arrival) {
 			r.stats.Unmatched++
 			return
 		}
-		r.resolve(i, Unreachable, a.At, rep.From, fmt.Sprintf("icmp %d/%d", rep.ICMPType, rep.ICMPCode))
+		r.resolve(i, Unreachable, a, fmt.Sprintf("icmp %d/%d", rep.ICMPType, rep.ICMPCode))
 	default:
 		r.stats.Unmatched++
 	}
@@ -430,7 +430,7 @@ func tcpDetail(flags uint8) string {
 
 // resolve records the first answer of a probe; later ones are late (after a
 // timeout) or duplicates (after an answer), never a second outcome.
-func (r *run) resolve(i int, o Outcome, at time.Time, from netip.Addr, detail string) {
+func (r *run) resolve(i int, o Outcome, a Arrival, detail string) {
 	res := &r.results[i]
 	if res.Sent.IsZero() {
 		// A reply for a probe we have not sent yet cannot be ours.
@@ -440,9 +440,16 @@ func (r *run) resolve(i int, o Outcome, at time.Time, from netip.Addr, detail st
 	switch res.Outcome {
 	case Pending:
 		res.Outcome = o
-		res.RTT = max(at.Sub(res.Sent), 0)
-		res.From = from
+		res.RTT = max(a.At.Sub(res.Sent), 0)
+		res.From = a.Reply.From
 		res.Detail = detail
+		res.ReplyTTL = a.Reply.TTL
+		if a.Reply.Kind != packet.KindTCP {
+			res.ICMPType, res.ICMPCode = a.Reply.ICMPType, a.Reply.ICMPCode
+			for _, e := range a.Reply.MPLS {
+				res.MPLS = append(res.MPLS, e.Label)
+			}
+		}
 		r.outstanding--
 		r.checkFinished()
 	case Timeout:

@@ -371,3 +371,26 @@ func TestHalfOpenAckAnswersNothing(t *testing.T) {
 			first.Outcome, second.Outcome, r.stats.HalfOpen)
 	}
 }
+
+func TestTraceOrderCoversEveryFlowAndTTL(t *testing.T) {
+	dst := netip.AddrPortFrom(server, 3306)
+	flows := Tuples(client, dst, ports(30000, 5))
+	probes := TraceOrder(flows, 6, 2, rand.New(rand.NewPCG(3, 4)))
+	seen := map[hash.FiveTuple]map[uint8]int{}
+	for i, p := range probes {
+		if seen[p.Tuple] == nil {
+			seen[p.Tuple] = map[uint8]int{}
+		}
+		seen[p.Tuple][p.TTL]++
+		if i > 0 && probes[i-1].Tuple == p.Tuple {
+			t.Errorf("probe %d: same flow twice in a row", i)
+		}
+	}
+	for _, f := range flows {
+		for ttl := uint8(1); ttl <= 6; ttl++ {
+			if seen[f][ttl] != 2 {
+				t.Errorf("%s TTL %d probed %d times, want 2", f, ttl, seen[f][ttl])
+			}
+		}
+	}
+}

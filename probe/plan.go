@@ -39,3 +39,22 @@ func shuffled(ts []hash.FiveTuple, rng *rand.Rand) []hash.FiveTuple {
 	rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out
 }
+
+// TraceOrder lays out TTL-limited probes: every flow at every TTL from 1 to
+// maxTTL, probesPerHop times, the five-tuple fixed per flow (Paris-style;
+// only the cookie in the sequence number changes). Consecutive probes go to
+// different flows and TTLs, so no router gets a burst of probes to answer.
+func TraceOrder(flows []hash.FiveTuple, maxTTL, probesPerHop int, rng *rand.Rand) []Probe {
+	order := shuffled(flows, rng)
+	probes := make([]Probe, 0, len(flows)*maxTTL*probesPerHop)
+	for rep := 0; rep < probesPerHop; rep++ {
+		for ttl := 1; ttl <= maxTTL; ttl++ {
+			// Rotate the flows per TTL so the same flow does not always lead.
+			for k := range order {
+				t := order[(k+ttl)%len(order)]
+				probes = append(probes, Probe{Kind: KindTCPSYN, Tuple: t, Repeat: rep, TTL: uint8(ttl)})
+			}
+		}
+	}
+	return probes
+}

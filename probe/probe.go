@@ -41,6 +41,9 @@ type Probe struct {
 	// Cookie identifies the probe in replies: the TCP sequence number or the
 	// ICMP echo sequence number. Set by the engine from the run's secret.
 	Cookie uint32
+	// TTL limits the probe's IP TTL / hop limit for tracing; 0 means the
+	// system default.
+	TTL uint8
 }
 
 // Outcome is how a probe ended. Every sent probe ends in exactly one.
@@ -86,6 +89,14 @@ type Result struct {
 	// Detail names the answer: "syn-ack", "rst", "ack", "echo-reply",
 	// "icmp 3/1", "connected", "refused", or the send error.
 	Detail string
+	// ICMPType and ICMPCode describe an ICMP answer (time exceeded while
+	// tracing, unreachable otherwise).
+	ICMPType, ICMPCode uint8
+	// ReplyTTL is the IP TTL (hop limit) the answer arrived with, when known.
+	ReplyTTL uint8
+	// MPLS lists the labels of an MPLS label stack (RFC 4950) quoted in an
+	// ICMP answer, top first.
+	MPLS []uint32
 	// Late counts replies that came after the probe had timed out;
 	// Duplicates those after it had already been answered.
 	Late, Duplicates int

@@ -23,6 +23,7 @@ type RawProber struct {
 	tcp      *rawsock.Conn
 	icmp     *rawsock.Conn // nil without ICMP probes
 	buf      []byte
+	ttl      map[*rawsock.Conn]uint8 // TTL each socket is set to; 0 = default
 }
 
 var (
@@ -33,7 +34,7 @@ var (
 // OpenRaw opens the raw sockets for probing dst:dport from src. It fails
 // with an error wrapping ErrPermission without CAP_NET_RAW.
 func OpenRaw(src netip.Addr, dst netip.AddrPort, withICMP bool) (*RawProber, error) {
-	r := &RawProber{src: src, dst: dst.Addr(), dport: dst.Port(), buf: make([]byte, 0, 128)}
+	r := &RawProber{src: src, dst: dst.Addr(), dport: dst.Port(), buf: make([]byte, 0, 128), ttl: map[*rawsock.Conn]uint8{}}
 	var err error
 	if r.tcp, err = openBound(src, unix.IPPROTO_TCP); err != nil {
 		return nil, err
@@ -129,6 +130,9 @@ func (r *RawProber) Send(p Probe) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
+	if err := r.setTTL(conn, p.TTL); err != nil {
+		return time.Time{}, err
+	}
 	// Stamp before the syscall: on a fast path the reply can be received
 	// before sendto returns.
 	sent := time.Now()
@@ -136,6 +140,23 @@ func (r *RawProber) Send(p Probe) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return sent, nil
+}
+
+// setTTL changes the socket's TTL only when the probe needs another one; the
+// send loop is the only caller, so the socket option cannot race.
+func (r *RawProber) setTTL(conn *rawsock.Conn, ttl uint8) error {
+	if r.ttl[conn] == ttl {
+		return nil
+	}
+	want := int(ttl)
+	if ttl == 0 {
+		want = -1 // back to the system default
+	}
+	if err := conn.SetTTL(want); err != nil {
+		return fmt.Errorf("set TTL %d: %w", ttl, err)
+	}
+	r.ttl[conn] = ttl
+	return nil
 }
 
 // echoPayload names the tool in every echo request, for whoever captures it.
@@ -176,6 +197,9 @@ func (rr *rawReceiver) Receive(ctx context.Context) (Arrival, error) {
 	}
 	if err != nil {
 		return Arrival{}, err
+	}
+	if rep.TTL == 0 {
+		rep.TTL = pkt.HopLimit
 	}
 	if rep.Kind == packet.KindTCP && (rep.From != r.dst || rep.Tuple.SrcPort != r.dport) {
 		return Arrival{}, ErrIgnored

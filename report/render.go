@@ -74,6 +74,7 @@ type jsonDoc struct {
 	Ports         []jsonPort   `json:"ports,omitempty"`
 	ICMP          jsonICMP     `json:"icmp"`
 	Summary       *jsonSummary `json:"summary,omitempty"`
+	Trace         *traceDoc    `json:"trace,omitempty"` // sweep --trace
 }
 
 type jsonTarget struct {
@@ -237,6 +238,10 @@ func toJSON(s Sweep) jsonDoc {
 		doc.Ports = append(doc.Ports, portJSON(p))
 	}
 	doc.Summary = summaryJSON(s)
+	if s.Trace != nil {
+		tr := traceJSON(withBuckets(*s.Trace))
+		doc.Trace = &tr
+	}
 	return doc
 }
 
@@ -334,6 +339,10 @@ func renderTable(w io.Writer, s Sweep, opt Options) error {
 		for _, r := range m.Reproducers {
 			fmt.Fprintf(&b, "  %s\n", r)
 		}
+	}
+	if s.Trace != nil {
+		b.WriteString("\n")
+		b.WriteString(traceText(withBuckets(*s.Trace), opt))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

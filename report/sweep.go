@@ -49,6 +49,8 @@ type Sweep struct {
 	// HalfOpen counts bare ACKs of an earlier probe: the server got that SYN
 	// but its SYN-ACK never came back.
 	HalfOpen int
+	// Trace holds the hop-by-hop trace of sweep --trace; nil without it.
+	Trace *Trace
 }
 
 // ICMP is the echo side of a sweep.

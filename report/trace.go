@@ -24,7 +24,7 @@ type TraceHop struct {
 	Reached  bool          // the destination answered (SYN-ACK/RST) at this TTL
 	ICMPType uint8         // of the answer, when it was ICMP
 	ICMPCode uint8
-	MPLS     []uint32 // MPLS label stack entries quoted in an RFC 4950 extension
+	MPLS     []uint32 // MPLS labels (top first) quoted in an RFC 4950 extension
 }
 
 // FlowTrace is one flow (source port): its end-to-end result from plain

@@ -45,6 +45,7 @@ func newLabUpCommand(s *Streams) *cobra.Command {
 		width, width2 int
 		seed          uint32
 		ports, faults []string
+		icmpSource    string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -60,12 +61,19 @@ Faults (repeat --fault):
   loss=PCT@NODE        drop PCT % of forwarded packets
   link-drop@A-B        kill the link between adjacent routers A and B
   silent@NODE          never send ICMP time-exceeded
-NODE is a router: r1, p1..pN, q1..qM, r2.`,
+NODE is a router: r1, p1..pN, q1..qM, r2.
+
+ICMP errors (time exceeded, unreachable) come, with --icmp-source:
+  router-id   from the router's ID, one address per router whatever the
+              flow (the default): 198.18.255.K and 2001:db8:ffff::K on
+              its loopback, K = 1 for r1, 10+i for p_i, 40+j for q_j,
+              99 for r2
+  inbound     from the address of the link the packet came in on`,
 		Example: `  ecmpscan lab up --width 4 --fault blackhole-fwd@p2
   ecmpscan lab up --name two --width 2 --width2 3 --fault link-drop@p1-q3 --fault loss=20@q2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec := lab.Spec{Name: name, Width: width, Width2: width2, Seed: seed}
+			spec := lab.Spec{Name: name, Width: width, Width2: width2, Seed: seed, ICMPSource: icmpSource}
 			for _, p := range ports {
 				for _, f := range strings.Split(p, ",") {
 					n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
@@ -111,6 +119,8 @@ NODE is a router: r1, p1..pN, q1..qM, r2.`,
 	fl.Uint32Var(&seed, "seed", 1, "seed mixed into every router's multipath hash seed")
 	fl.StringSliceVar(&ports, "port", []string{"80", "3306"}, "server ports")
 	fl.StringArrayVar(&faults, "fault", nil, "fault KIND@NODE to inject (repeatable)")
+	fl.StringVar(&icmpSource, "icmp-source", lab.ICMPFromRouterID,
+		"source of the routers' ICMP errors: "+strings.Join(lab.ICMPSources, " or "))
 	return cmd
 }
 
@@ -137,6 +147,12 @@ func printLabUp(s *Streams, prog string, f *lab.Fabric, took time.Duration) {
 	fmt.Fprintf(w, "  server:       %s, %s  ports %s  (daemon pid %d, netns %s)\n",
 		f.Server4, f.Server6, strings.Join(ports, ","), f.ServerPID, f.ServerNS())
 	fmt.Fprintf(w, "  faults:       %s\n", strings.Join(faults, " "))
+	if f.Spec.ICMPSource == lab.ICMPFromInbound {
+		fmt.Fprintf(w, "  icmp source:  %s (errors from the inbound link's address)\n", f.Spec.ICMPSource)
+	} else {
+		fmt.Fprintf(w, "  icmp source:  %s (errors from router IDs: r1 %s %s, p1 %s, ..., r2 %s)\n", f.Spec.ICMPSource,
+			f.RouterID("r1", false), f.RouterID("r1", true), f.RouterID("p1", false), f.RouterID("r2", false))
+	}
 	p := f.Spec.Ports[len(f.Spec.Ports)-1]
 	fmt.Fprintf(w, "try:\n")
 	fmt.Fprintf(w, "  ip netns exec %s %s sweep %s:%d\n", f.ClientNS(), prog, f.Server4, p)

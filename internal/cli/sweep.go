@@ -23,36 +23,21 @@ const defaultSports = "30000-30063"
 
 // sweepFlags are the raw flag values of `ecmpscan sweep`.
 type sweepFlags struct {
-	port     int
-	sports   string
-	count    int
-	timeout  time.Duration
-	rate     float64
-	mode     string
-	src      string
-	icmp     int
-	format   string
-	quiet    bool
-	noColor  bool
-	family4  bool
-	family6  bool
-	maxPorts int
+	probeFlags
+	mode   string
+	icmp   int
+	format string
+	trace  bool
+	traceFlags
 }
 
 // sweepConfig is a validated sweep, ready to run.
 type sweepConfig struct {
-	host    string
-	port    uint16
-	family  int
-	sports  []uint16
-	count   int
-	timeout time.Duration
-	rate    float64
-	mode    string
-	src     netip.Addr
-	icmp    int
-	format  report.Format
-	render  report.Options
+	probeConfig
+	mode   string
+	icmp   int
+	format report.Format
+	trace  *traceConfig // nil without --trace
 }
 
 func newSweepCommand(s *Streams) *cobra.Command {
@@ -84,67 +69,43 @@ Exit codes: 0 healthy, 1 some ports fail (ECMP-like fault), 2 bad input,
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVarP(&f.port, "port", "p", 0, "destination port (default 80, or the port in HOST:PORT)")
-	fl.StringVar(&f.sports, "sport", defaultSports, "source ports: ranges and lists, e.g. 30000-30063,31000")
-	fl.IntVarP(&f.count, "count", "c", 3, "probes per source port")
-	fl.DurationVar(&f.timeout, "timeout", time.Second, "how long to wait for each reply")
-	fl.Float64Var(&f.rate, "rate", 500, "probes per second toward the target")
+	f.probeFlags.register(fl, defaultSports)
 	fl.StringVar(&f.mode, "mode", "auto", "auto, raw (TCP SYN on raw sockets) or connect (unprivileged connect())")
-	fl.StringVar(&f.src, "src", "", "source address (default: the kernel's choice toward the target)")
 	fl.IntVar(&f.icmp, "icmp", 8, "ICMP echo identifiers to probe, each --count times (0 disables)")
 	fl.StringVar(&f.format, "format", "table", "output: table, json, jsonl or csv")
-	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the verdict (table format)")
-	fl.BoolVar(&f.noColor, "no-color", false, "no colours, even on a terminal")
-	fl.BoolVarP(&f.family4, "ipv4", "4", false, "resolve HOST to IPv4 only")
-	fl.BoolVarP(&f.family6, "ipv6", "6", false, "resolve HOST to IPv6 only")
-	fl.IntVar(&f.maxPorts, "max-ports", 4096, "refuse sweeps of more source ports than this (a safety net)")
+	fl.BoolVar(&f.trace, "trace", false, "then trace the failing ports and some healthy ones hop by hop (raw mode)")
+	f.traceFlags.register(fl)
 	return cmd
 }
 
 // config validates everything that can be checked without the network, so
 // bad input never sends a packet.
 func (f *sweepFlags) config(target string, s *Streams) (sweepConfig, error) {
-	host, port, err := parseTarget(target, f.port)
-	if err != nil {
-		return sweepConfig{}, err
-	}
-	cfg := sweepConfig{host: host, port: port, count: f.count, timeout: f.timeout, rate: f.rate, mode: f.mode, icmp: f.icmp}
-	if cfg.sports, err = parsePorts(f.sports); err != nil {
-		return cfg, err
-	}
+	common, err := f.probeFlags.config(target, s)
+	cfg := sweepConfig{probeConfig: common, mode: f.mode, icmp: f.icmp}
 	switch {
-	case len(cfg.sports) > f.maxPorts:
-		return cfg, usageError("%d source ports is more than --max-ports %d", len(cfg.sports), f.maxPorts)
-	case f.count < 1:
-		return cfg, usageError("--count must be at least 1, got %d", f.count)
-	case f.timeout <= 0:
-		return cfg, usageError("--timeout must be positive, got %s", f.timeout)
-	case !(f.rate > 0) || f.rate > 1e6:
-		return cfg, usageError("--rate must be between 0 and 1000000 probes per second, got %g", f.rate)
+	case err != nil:
+		return cfg, err
 	case f.icmp < 0 || f.icmp > 1024:
 		return cfg, usageError("--icmp must be between 0 and 1024, got %d", f.icmp)
 	case f.mode != "auto" && f.mode != "raw" && f.mode != "connect":
 		return cfg, usageError("unknown --mode %q (want auto, raw or connect)", f.mode)
-	case f.family4 && f.family6:
-		return cfg, usageError("-4 and -6 exclude each other")
-	}
-	if f.family4 {
-		cfg.family = 4
-	} else if f.family6 {
-		cfg.family = 6
-	}
-	if f.src != "" {
-		if cfg.src, err = netip.ParseAddr(f.src); err != nil {
-			return cfg, usageError("bad --src %q: not an IP address", f.src)
-		}
-		cfg.src = cfg.src.Unmap()
 	}
 	if cfg.format, err = report.ParseFormat(f.format); err != nil {
 		return cfg, &exitError{code: ExitUsage, err: err}
 	}
-	cfg.render = report.Options{
-		Quiet: f.quiet,
-		Color: s.OutTTY && !f.noColor && s.Getenv("NO_COLOR") == "",
+	if f.trace {
+		if cfg.format == report.FormatJSONL || cfg.format == report.FormatCSV {
+			return cfg, usageError("--trace prints with --format table or json")
+		}
+		if f.mode == "connect" {
+			return cfg, usageError("--trace needs raw sockets; it does not work with --mode connect")
+		}
+		tc, err := f.traceFlags.config()
+		if err != nil {
+			return cfg, err
+		}
+		cfg.trace = &tc
 	}
 	return cfg, nil
 }
@@ -152,30 +113,23 @@ func (f *sweepFlags) config(target string, s *Streams) (sweepConfig, error) {
 // runSweep resolves, opens the prober, runs the engine, buckets the results
 // and renders the report. Its error carries the exit code.
 func runSweep(ctx context.Context, cfg sweepConfig, s *Streams) error {
-	addr, err := resolve(ctx, cfg.host, cfg.family)
+	target, src, err := resolveTarget(ctx, cfg.host, cfg.port, cfg.family, cfg.src)
 	if err != nil {
 		return err
 	}
-	target := netip.AddrPortFrom(addr, cfg.port)
-	src := cfg.src
-	if !src.IsValid() {
-		if src, err = sourceFor(target); err != nil {
-			return err
-		}
-	} else if src.Is4() != addr.Is4() {
-		return usageError("--src %s and target %s are of different address families", src, addr)
-	}
+	addr := target.Addr()
 
 	rng := rand.New(rand.NewPCG(randomUint64(), randomUint64()))
 	var echo []hash.FiveTuple
 	if cfg.icmp > 0 {
 		echo = probe.EchoTuples(src, addr, uint16(rng.Uint32()), cfg.icmp)
 	}
-	eng, mode, closeProber, icmpSkipped, err := openProber(cfg, src, target, echo, s)
+	pr, err := openProber(cfg, src, target, echo, s)
 	if err != nil {
 		return err
 	}
-	defer closeProber()
+	defer pr.close()
+	eng, mode, icmpSkipped := pr.engine, pr.mode, pr.icmpSkipped
 	if icmpSkipped != "" {
 		echo = nil
 	}
@@ -219,6 +173,19 @@ func runSweep(ctx context.Context, cfg sweepConfig, s *Streams) error {
 		sw.ICMP.Skipped = "disabled with --icmp 0"
 	}
 	sw.Summary = report.Summarize(cfg.host, target, sw.Ports, sw.ICMP)
+	if cfg.trace != nil && !interrupted {
+		if pr.raw == nil {
+			fmt.Fprintln(s.Err, "ecmpscan: --trace skipped: tracing needs raw sockets")
+		} else {
+			sports := tracePorts(sw.Ports)
+			tr, err := tracePhases(ctx, pr.raw, cfg.probeConfig, *cfg.trace, src, target, sports, endToEndOf(results, sports), progress)
+			if err != nil {
+				return err
+			}
+			sw.Trace = &tr
+			interrupted = tr.Interrupted
+		}
+	}
 	if err := report.Render(s.Out, cfg.format, sw, cfg.render); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
@@ -231,37 +198,68 @@ func runSweep(ctx context.Context, cfg sweepConfig, s *Streams) error {
 	return nil
 }
 
+// prober is what a sweep probes with.
+type prober struct {
+	engine      *probe.Engine
+	mode        string           // raw or connect
+	raw         *probe.RawProber // nil in connect mode
+	icmpSkipped string           // why ICMP is not probed, if it is not
+	closers     []func() error
+}
+
+func (p *prober) close() {
+	for _, c := range p.closers {
+		_ = c()
+	}
+}
+
 // openProber picks raw or connect mode. In auto mode a missing privilege is
 // not an error: it falls back to connect mode and says so on stderr. In
 // connect mode ICMP goes over unprivileged ping sockets where the kernel
 // allows them; icmpSkipped says why not otherwise.
-func openProber(cfg sweepConfig, src netip.Addr, target netip.AddrPort, echo []hash.FiveTuple, s *Streams) (eng *probe.Engine, mode string, closeFn func(), icmpSkipped string, err error) {
+func openProber(cfg sweepConfig, src netip.Addr, target netip.AddrPort, echo []hash.FiveTuple, s *Streams) (*prober, error) {
 	if cfg.mode != "connect" {
-		raw, err := probe.OpenRaw(src, target, len(echo) > 0)
+		raw, err := probe.OpenRaw(src, target, len(echo) > 0 || cfg.trace != nil)
 		switch {
 		case err == nil:
-			return &probe.Engine{Sender: raw, Receivers: raw.Receivers()}, "raw", func() { raw.Close() }, "", nil
+			return &prober{engine: &probe.Engine{Sender: raw, Receivers: raw.Receivers()}, mode: "raw", raw: raw, closers: []func() error{raw.Close}}, nil
 		case errors.Is(err, probe.ErrPermission) && cfg.mode == "auto":
 			fmt.Fprintf(s.Err, "ecmpscan: raw sockets need root or CAP_NET_RAW; using connect mode (for raw SYN probes: sudo setcap cap_net_raw+ep $(command -v ecmpscan))\n")
 		case errors.Is(err, probe.ErrPermission):
-			return nil, "", nil, "", cannotProbe(fmt.Errorf("%w; run as root, grant the capability with `sudo setcap cap_net_raw+ep $(command -v ecmpscan)`, or use --mode connect", probe.ErrPermission))
+			return nil, cannotProbe(fmt.Errorf("%w; run as root, grant the capability with `sudo setcap cap_net_raw+ep $(command -v ecmpscan)`, or use --mode connect", probe.ErrPermission))
 		default:
-			return nil, "", nil, "", cannotProbe(fmt.Errorf("open raw sockets: %w", err))
+			return nil, cannotProbe(fmt.Errorf("open raw sockets: %w", err))
 		}
 	}
 	cp := probe.NewConnectProber(cfg.timeout)
-	eng = &probe.Engine{Sender: cp, Receivers: []probe.Receiver{cp}}
-	closeFn = func() { cp.Close() }
+	p := &prober{engine: &probe.Engine{Sender: cp, Receivers: []probe.Receiver{cp}}, mode: "connect", closers: []func() error{cp.Close}}
 	if len(echo) == 0 {
-		return eng, "connect", closeFn, "", nil
+		return p, nil
 	}
 	ping, err := probe.OpenPing(src, echo)
 	if err != nil {
-		return eng, "connect", closeFn, fmt.Sprintf("connect mode: %v", err), nil
+		p.icmpSkipped = fmt.Sprintf("connect mode: %v", err)
+		return p, nil
 	}
-	eng.Sender = probe.SenderByKind{probe.KindConnect: cp, probe.KindICMPEcho: ping}
-	eng.Receivers = append(eng.Receivers, ping.Receivers()...)
-	return eng, "connect", func() { cp.Close(); ping.Close() }, "", nil
+	p.engine.Sender = probe.SenderByKind{probe.KindConnect: cp, probe.KindICMPEcho: ping}
+	p.engine.Receivers = append(p.engine.Receivers, ping.Receivers()...)
+	p.closers = append(p.closers, ping.Close)
+	return p, nil
+}
+
+// endToEndOf keeps the sweep's TCP results for the given ports.
+func endToEndOf(results []probe.Result, sports []uint16) []probe.Result {
+	want := make(map[uint16]bool, len(sports))
+	for _, sp := range sports {
+		want[sp] = true
+	}
+	var out []probe.Result
+	for _, r := range results {
+		if r.Kind != probe.KindICMPEcho && want[r.Tuple.SrcPort] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func randomUint64() uint64 {

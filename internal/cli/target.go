@@ -128,3 +128,21 @@ func sourceFor(dst netip.AddrPort) (netip.Addr, error) {
 	defer conn.Close()
 	return conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
 }
+
+// resolveTarget resolves the host and picks the source address (the one
+// given, or the kernel's choice toward the target).
+func resolveTarget(ctx context.Context, host string, port uint16, family int, src netip.Addr) (netip.AddrPort, netip.Addr, error) {
+	addr, err := resolve(ctx, host, family)
+	if err != nil {
+		return netip.AddrPort{}, netip.Addr{}, err
+	}
+	target := netip.AddrPortFrom(addr, port)
+	if !src.IsValid() {
+		src, err = sourceFor(target)
+		return target, src, err
+	}
+	if src.Is4() != addr.Is4() {
+		return target, src, usageError("--src %s and target %s are of different address families", src, addr)
+	}
+	return target, src, nil
+}

@@ -67,10 +67,21 @@ func (f *Fabric) ClientNS() string { return f.Namespace("c") }
 // ServerNS is the server's namespace.
 func (f *Fabric) ServerNS() string { return f.Namespace("s") }
 
-// NodeOf names the node that owns addr ("" if none), e.g. to map the source
-// of an ICMP time-exceeded back to a router. Routers send IPv4 errors from
-// the address of the interface the probe came in on.
+// NodeOf names the node that owns addr ("" if none): a link address or a
+// router ID, e.g. to map the source of an ICMP time-exceeded back to a
+// router. With the ICMP source mode ICMPFromRouterID (the default) routers
+// send their errors from their router ID; with ICMPFromInbound from the
+// address of the link the probe came in on.
 func (f *Fabric) NodeOf(addr netip.Addr) string { return f.topology().nodeOf(addr) }
+
+// RouterID is router node's router ID, the address on its loopback that it
+// sources ICMP errors from in the ICMPFromRouterID mode: 198.18.255.K or
+// 2001:db8:ffff::K, with K = 1 for r1, 10+i for p_i, 40+j for q_j and 99
+// for r2 (the same decimal digits in both families). It is invalid if node
+// is not a router of the fabric.
+func (f *Fabric) RouterID(node string, v6 bool) netip.Addr {
+	return f.topology().routerIDOf(node, v6).Addr()
+}
 
 // Addr is node's address on its link to peer (invalid if not adjacent).
 func (f *Fabric) Addr(node, peer string, v6 bool) netip.Addr {
@@ -124,6 +135,11 @@ func Load(name string) (*Fabric, error) {
 	}
 	if f.Spec.Name != name {
 		return nil, fmt.Errorf("%s: names lab %q", StatePath(name), f.Spec.Name)
+	}
+	if f.Spec.ICMPSource == "" {
+		// Written before the option existed, when routers always sent
+		// errors from the inbound link's address.
+		f.Spec.ICMPSource = ICMPFromInbound
 	}
 	return &f, nil
 }
@@ -227,22 +243,7 @@ func Up(ctx context.Context, spec Spec) (_ *Fabric, err error) {
 
 	// 4. Addresses and links up, then routes (gateways need up links).
 	if err := forEachNode(f.Nodes, func(n string) error {
-		ls := []string{"link set lo up"}
-		for _, l := range f.Links {
-			if l.A != n && l.B != n {
-				continue
-			}
-			peer := l.B
-			if l.B == n {
-				peer = l.A
-			}
-			dev := IfName(peer)
-			ls = append(ls,
-				fmt.Sprintf("addr add %s dev %s", t.addrOf(n, peer, false), dev),
-				fmt.Sprintf("addr add %s dev %s nodad", t.addrOf(n, peer, true), dev),
-				fmt.Sprintf("link set %s up", dev))
-		}
-		return ipBatch(ctx, f.Namespace(n), ls)
+		return ipBatch(ctx, f.Namespace(n), t.addrLines(n))
 	}); err != nil {
 		return nil, err
 	}
@@ -311,6 +312,14 @@ func (f *Fabric) sysctls(n string) ([][2]string, map[string]bool) {
 			[2]string{"net.core.somaxconn", "65535"},
 			[2]string{"net.ipv4.tcp_max_syn_backlog", "65535"})
 	default:
+		// ICMP errors: in router-ID mode from the preferred source of
+		// the route back to the sender, the router ID (topology.routes);
+		// in inbound mode from the address the probe came in on, so each
+		// source names one router and one link.
+		inbound := "0"
+		if !f.Spec.routerIDSource() {
+			inbound = "1"
+		}
 		kv = append(kv,
 			[2]string{"net.ipv4.ip_forward", "1"},
 			[2]string{"net.ipv6.conf.all.forwarding", "1"},
@@ -319,9 +328,7 @@ func (f *Fabric) sysctls(n string) ([][2]string, map[string]bool) {
 			[2]string{"net.ipv6.fib_multipath_hash_policy", "3"},
 			[2]string{"net.ipv6.fib_multipath_hash_fields", "0x0037"},
 			[2]string{"net.ipv4.fib_multipath_hash_seed", strconv.FormatUint(uint64(f.Seeds[n]), 10)},
-			// Time-exceeded from the address the probe came in on, so
-			// each source names one router and one link.
-			[2]string{"net.ipv4.icmp_errors_use_inbound_ifaddr", "1"})
+			[2]string{"net.ipv4.icmp_errors_use_inbound_ifaddr", inbound})
 	}
 	return kv, optional
 }
@@ -450,12 +457,14 @@ func (f *Fabric) blackholeLines(n string) []string {
 			continue
 		}
 		switch ft.Kind {
+		// IPv6 connected routes sit at metric 256; the blackhole must match it
+		// to replace them (the default 1024 would lose to a connected route on r1/r2).
 		case BlackholeFwd:
 			lines = append(lines, "route replace blackhole "+ServerPrefix4.String(),
-				"route replace blackhole "+ServerPrefix6.String())
+				"route replace blackhole "+ServerPrefix6.String()+" metric 256")
 		case BlackholeRet:
 			lines = append(lines, "route replace blackhole "+ClientPrefix4.String(),
-				"route replace blackhole "+ClientPrefix6.String())
+				"route replace blackhole "+ClientPrefix6.String()+" metric 256")
 		}
 	}
 	return lines
@@ -616,8 +625,15 @@ func (f *Fabric) Status(ctx context.Context) (string, error) {
 	}
 	fmt.Fprintf(&b, "  server:   %s, %s ports %s in netns %s\n", f.Server4, f.Server6, strings.Join(ports, ","), f.ServerNS())
 	fmt.Fprintf(&b, "  hash:     policy 3 (custom: src, dst, proto, sport, dport), spec seed %d\n", f.Spec.Seed)
+	if f.Spec.routerIDSource() {
+		fmt.Fprintf(&b, "  icmp:     %s: errors come from each router's ID (%sK, %sK)\n",
+			ICMPFromRouterID, routerIDBase4, routerIDBase6)
+	} else {
+		fmt.Fprintf(&b, "  icmp:     %s: errors come from the address of the link the packet came in on\n",
+			ICMPFromInbound)
+	}
 	for _, r := range f.Routers {
-		fmt.Fprintf(&b, "    %-4s seed %-10d", r, f.Seeds[r])
+		line := fmt.Sprintf("    %-4s seed %-10d  id %-14s %-18s", r, f.Seeds[r], f.RouterID(r, false), f.RouterID(r, true))
 		var fs []string
 		for _, ft := range f.Spec.Faults {
 			if ft.Node == r || ft.Peer == r {
@@ -625,9 +641,9 @@ func (f *Fabric) Status(ctx context.Context) (string, error) {
 			}
 		}
 		if len(fs) > 0 {
-			fmt.Fprintf(&b, "  faults: %s", strings.Join(fs, " "))
+			line += "  faults: " + strings.Join(fs, " ")
 		}
-		b.WriteString("\n")
+		b.WriteString(strings.TrimRight(line, " ") + "\n")
 	}
 	if len(f.Spec.Faults) == 0 {
 		b.WriteString("  faults:   none\n")

@@ -425,11 +425,12 @@ func TestUpRejectsBadSpecAndCleansLeftovers(t *testing.T) {
 }
 
 // TestTimeExceeded checks who answers a probe whose TTL runs out at the
-// p tier: the router, from its address on the link the probe came in on,
-// except the silent one.
+// p tier in the inbound ICMP source mode: the router, from its address on
+// the link the probe came in on, except the silent one. (icmpsrc_test.go
+// covers the default router-ID mode.)
 func TestTimeExceeded(t *testing.T) {
 	needNetns(t)
-	f := upForTest(t, Spec{Name: "lt5", Width: 2, Seed: 5, Faults: mustFaults(t, "silent@p1")})
+	f := upForTest(t, Spec{Name: "lt5", Width: 2, Seed: 5, Faults: mustFaults(t, "silent@p1"), ICMPSource: ICMPFromInbound})
 	for _, fam := range []struct {
 		src, dst netip.Addr
 		network  string

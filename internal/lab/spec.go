@@ -11,6 +11,11 @@
 // tells for a given five-tuple which path the kernel picks and whether a probe
 // on it should succeed, so that probers can be checked against the kernel.
 //
+// Every router has a router ID on its loopback (198.18.255.K and
+// 2001:db8:ffff::K, see Fabric.RouterID) and by default sends its ICMP
+// errors from it, so a traceroute names the same router by the same
+// address whatever the flow (Spec.ICMPSource).
+//
 // Everything lives in namespaces named "esl-<name>-<node>" and uses only
 // 198.18.0.0/15 and 2001:db8::/32. All of it needs root.
 package lab
@@ -45,7 +50,34 @@ type Spec struct {
 	Seed   uint32   `json:"seed"`             // mixed with each router's name into its hash seed
 	Ports  []uint16 `json:"ports,omitempty"`  // server ports; default DefaultPorts
 	Faults []Fault  `json:"faults,omitempty"`
+	// ICMPSource says which address a router's ICMP errors (time
+	// exceeded, unreachable) come from: ICMPFromRouterID (the default)
+	// or ICMPFromInbound.
+	ICMPSource string `json:"icmp_source"`
 }
+
+// The ICMP source modes of Spec.ICMPSource.
+const (
+	// ICMPFromRouterID: every router sources its ICMP and ICMPv6 errors
+	// from its router ID (a loopback address, see Fabric.RouterID), as
+	// routers of real fabrics do, so one router shows one address
+	// whatever the flow. The routes toward the end hosts carry the router
+	// ID as preferred source, and the kernel takes the ICMP error's source
+	// from the route back to the prober.
+	ICMPFromRouterID = "router-id"
+	// ICMPFromInbound: IPv4 errors come from the address of the link the
+	// packet came in on (icmp_errors_use_inbound_ifaddr=1); IPv6 errors
+	// from the kernel's default choice, which is also the inbound link's
+	// address. The same router then shows a different address per link.
+	ICMPFromInbound = "inbound"
+)
+
+// ICMPSources lists the ICMP source modes, default first.
+var ICMPSources = []string{ICMPFromRouterID, ICMPFromInbound}
+
+// routerIDSource reports whether routers source ICMP errors from their
+// router ID ("" means the default, which does).
+func (s Spec) routerIDSource() bool { return s.ICMPSource != ICMPFromInbound }
 
 // FaultKind names a kind of fault.
 type FaultKind string
@@ -170,12 +202,15 @@ func (s Spec) WithDefaults() Spec {
 	if len(s.Ports) == 0 {
 		s.Ports = append([]uint16(nil), DefaultPorts...)
 	}
+	if s.ICMPSource == "" {
+		s.ICMPSource = ICMPFromRouterID
+	}
 	return s
 }
 
 // Validate checks the spec, including that each fault names a router of
-// this fabric (and, for link-drop, two adjacent routers). Errors wrap
-// ErrBadSpec.
+// this fabric (and, for link-drop, two adjacent routers), and the ICMP
+// source mode ("" means the default). Errors wrap ErrBadSpec.
 func (s Spec) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrBadSpec, fmt.Sprintf(format, a...))
@@ -201,6 +236,11 @@ func (s Spec) Validate() error {
 	}
 	if len(s.Ports) > 64 {
 		return bad("at most 64 server ports")
+	}
+	switch s.ICMPSource {
+	case "", ICMPFromRouterID, ICMPFromInbound:
+	default:
+		return bad("icmp source %q: want %s", s.ICMPSource, strings.Join(ICMPSources, " or "))
 	}
 	t := newTopology(s)
 	faultSeen := map[string]bool{}

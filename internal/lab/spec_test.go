@@ -191,7 +191,9 @@ func TestAddressing(t *testing.T) {
 			t.Errorf("Namespace = %q", got)
 		}
 	}
-	f := newFabric(Spec{Name: "b", Width: 2, Width2: 3})
+	// Inbound ICMP source mode: the routes carry no preferred source
+	// (TestICMPSourceSpec checks the router-ID mode's).
+	f := newFabric(Spec{Name: "b", Width: 2, Width2: 3, ICMPSource: ICMPFromInbound})
 	if got := f.Addr("q3", "p2", false); got != netip.MustParseAddr("198.19.102.34") {
 		t.Errorf("q3 on p2 link = %s", got)
 	}

@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -22,6 +23,56 @@ var (
 	server6   = netip.MustParsePrefix("2001:db8:2::2/64")
 	r2Server6 = netip.MustParsePrefix("2001:db8:2::1/64")
 )
+
+// Router IDs. Every router has one IPv4 and one IPv6 address on its
+// loopback that name it: 198.18.255.K/32 and 2001:db8:ffff::K/128, with
+// the same number K written in decimal digits in both:
+//
+//	r1 = 1, p_i = 10+i (p1 = 11 .. p16 = 26), q_j = 40+j (q1 = 41 .. q16 = 56), r2 = 99
+//
+// so 198.18.255.42 and 2001:db8:ffff::42 are q2. With the ICMP source mode
+// ICMPFromRouterID (the default) routers send their ICMP errors from them.
+const (
+	routerIDBase4 = "198.18.255."
+	routerIDBase6 = "2001:db8:ffff::"
+)
+
+// routerNumber is router n's number K in its router ID (0 if n is no
+// router name).
+func routerNumber(n string) int {
+	switch n {
+	case "r1":
+		return 1
+	case "r2":
+		return 99
+	}
+	if len(n) < 2 || (n[0] != 'p' && n[0] != 'q') || n[1] == '0' {
+		return 0
+	}
+	i, err := strconv.Atoi(n[1:])
+	switch {
+	case err != nil:
+		return 0
+	case n[0] == 'p' && i >= 1 && i <= MaxWidth:
+		return 10 + i
+	case n[0] == 'q' && i >= 1 && i <= MaxWidth2:
+		return 40 + i
+	}
+	return 0
+}
+
+// routerIDOf is the router ID of router n as a host prefix (invalid if n
+// is not a router of this fabric).
+func (t *topology) routerIDOf(n string, v6 bool) netip.Prefix {
+	k := routerNumber(n)
+	if k == 0 || !t.isRouter(n) {
+		return netip.Prefix{}
+	}
+	if v6 {
+		return netip.PrefixFrom(netip.MustParseAddr(routerIDBase6+strconv.Itoa(k)), 128)
+	}
+	return netip.PrefixFrom(netip.MustParseAddr(routerIDBase4+strconv.Itoa(k)), 32)
+}
 
 // Link is one veth pair. A is the end nearer the client. On A the interface
 // is named "to-<B>", on B "to-<A>".
@@ -46,10 +97,13 @@ type topology struct {
 	tiers [][]string // [[c] [r1] [p1..pN] ([q1..qM]) [r2] [s]]
 	links []Link
 	tier  map[string]int
+	// ridSrc: routers source ICMP errors from their router ID (routes
+	// toward the end hosts carry it as preferred source).
+	ridSrc bool
 }
 
 func newTopology(s Spec) *topology {
-	t := &topology{tier: map[string]int{}}
+	t := &topology{tier: map[string]int{}, ridSrc: s.routerIDSource()}
 	t.tiers = append(t.tiers, []string{"c"}, []string{"r1"})
 	t.tiers = append(t.tiers, numbered("p", s.Width))
 	if s.Width2 > 0 {
@@ -93,7 +147,7 @@ func numbered(prefix string, n int) []string {
 	return out
 }
 
-// internalLink addresses a link inside 198.19.0.0/16 and 2001:db8:ff00::/40.
+// internalLink addresses a link inside 198.19.0.0/16 and 2001:db8:ff00::/48.
 // The IPv6 groups repeat the IPv4 third octet and block base as decimal
 // digits, so 198.19.102.17 pairs with 2001:db8:ff00:102:16::1.
 func internalLink(a, b string, third, block, bits int) Link {
@@ -165,7 +219,44 @@ func (t *topology) addrOf(n, peer string, v6 bool) netip.Prefix {
 	}
 }
 
+// addrLines is the list of `ip` batch lines that bring up node n's
+// loopback (with the router IDs on a router) and its links with their
+// addresses. In router-ID mode the addresses on r1's link to the client
+// and r2's link to the server get no prefix route: routes adds it, with
+// the router ID as preferred source.
+func (t *topology) addrLines(n string) []string {
+	ls := []string{"link set lo up"}
+	if t.isRouter(n) {
+		ls = append(ls,
+			fmt.Sprintf("addr add %s dev lo", t.routerIDOf(n, false)),
+			fmt.Sprintf("addr add %s dev lo nodad", t.routerIDOf(n, true)))
+	}
+	for _, l := range t.links {
+		if l.A != n && l.B != n {
+			continue
+		}
+		peer := l.B
+		if l.B == n {
+			peer = l.A
+		}
+		flags := ""
+		if t.ridSrc && t.isRouter(n) && (peer == "c" || peer == "s") {
+			flags = " noprefixroute"
+		}
+		dev := IfName(peer)
+		ls = append(ls,
+			fmt.Sprintf("addr add %s dev %s%s", t.addrOf(n, peer, false), dev, flags),
+			fmt.Sprintf("addr add %s dev %s nodad%s", t.addrOf(n, peer, true), dev, flags),
+			fmt.Sprintf("link set %s up", dev))
+	}
+	return ls
+}
+
 // routes is the list of `ip` batch lines that install node n's routes.
+// In router-ID mode every route of a router carries its router ID as
+// preferred source ("src"): the kernel sources ICMP errors from the
+// preferred source of the route back to the packet's sender (IPv4 with
+// icmp_errors_use_inbound_ifaddr=0; IPv6 always when the route has one).
 func (t *topology) routes(n string) []string {
 	var lines []string
 	switch n {
@@ -182,18 +273,33 @@ func (t *topology) routes(n string) []string {
 	}
 	add := func(dst netip.Prefix, dir int) {
 		nbs := t.neighbours(n, dir)
-		if len(nbs) == 1 && (nbs[0] == "c" || nbs[0] == "s") {
-			return // connected
-		}
 		v6 := dst.Addr().Is6()
+		src := ""
+		if t.ridSrc {
+			src = " src " + t.routerIDOf(n, v6).Addr().String()
+		}
+		if len(nbs) == 1 && (nbs[0] == "c" || nbs[0] == "s") {
+			// Connected. In router-ID mode the address has no prefix
+			// route (addrLines); this one is the kernel's own but for
+			// the source (same metric, so blackhole faults replace or
+			// shadow it as they would the kernel's).
+			switch {
+			case !t.ridSrc:
+			case v6:
+				lines = append(lines, fmt.Sprintf("route add %s dev %s proto kernel metric 256%s", dst, IfName(nbs[0]), src))
+			default:
+				lines = append(lines, fmt.Sprintf("route add %s dev %s proto kernel scope link%s", dst, IfName(nbs[0]), src))
+			}
+			return
+		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "route add %s", dst)
-		for _, nb := range nbs {
-			gw := t.addrOf(nb, n, v6).Addr()
-			if len(nbs) == 1 {
-				fmt.Fprintf(&b, " via %s dev %s", gw, IfName(nb))
-			} else {
-				fmt.Fprintf(&b, " nexthop via %s dev %s", gw, IfName(nb))
+		if len(nbs) == 1 {
+			fmt.Fprintf(&b, " via %s dev %s%s", t.addrOf(nbs[0], n, v6).Addr(), IfName(nbs[0]), src)
+		} else {
+			b.WriteString(src) // before the nexthops: one source for all of them
+			for _, nb := range nbs {
+				fmt.Fprintf(&b, " nexthop via %s dev %s", t.addrOf(nb, n, v6).Addr(), IfName(nb))
 			}
 		}
 		lines = append(lines, b.String())
@@ -205,9 +311,18 @@ func (t *topology) routes(n string) []string {
 	return lines
 }
 
-// nodeOf maps an address of the fabric to the node that owns it.
+// nodeOf maps an address of the fabric (a link address or a router ID)
+// to the node that owns it.
 func (t *topology) nodeOf(a netip.Addr) string {
 	a = a.Unmap()
+	if !a.IsValid() {
+		return ""
+	}
+	for _, r := range t.routers() {
+		if a == t.routerIDOf(r, a.Is6()).Addr() {
+			return r
+		}
+	}
 	for _, l := range t.links {
 		switch a {
 		case l.A4.Addr(), l.A6.Addr():

@@ -42,11 +42,16 @@ func Open(addr netip.Addr, sockType, proto int) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("socket: %w", err)
 	}
-	c := &Conn{fd: fd, family: family, oob: make([]byte, 128)}
+	c := &Conn{fd: fd, family: family, oob: make([]byte, 256)}
 	// Kernel receive timestamps make RTTs independent of our scheduling.
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("SO_TIMESTAMPNS: %w", err)
+	}
+	if family == unix.AF_INET6 {
+		// IPv6 raw sockets strip the header: ask for the hop limit apart, so
+		// the path length can be estimated from replies as with IPv4's TTL.
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1)
 	}
 	// A deep receive buffer keeps fast sweeps from overrunning the socket.
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
@@ -119,6 +124,8 @@ type Packet struct {
 	Data []byte // valid until the next Receive
 	From netip.Addr
 	At   time.Time // kernel receive time, or our clock when absent
+	// HopLimit is the IPv6 hop limit the packet arrived with; 0 if unknown.
+	HopLimit uint8
 }
 
 // Receive waits for one datagram into buf, returning ctx's error once ctx is done.
@@ -126,7 +133,8 @@ func (c *Conn) Receive(ctx context.Context, buf []byte) (Packet, error) {
 	for {
 		n, oobn, _, from, err := unix.Recvmsg(c.fd, buf, c.oob, 0)
 		if err == nil {
-			return Packet{Data: buf[:n], From: addrOf(from), At: timestamp(c.oob[:oobn])}, nil
+			at, hops := control(c.oob[:oobn])
+			return Packet{Data: buf[:n], From: addrOf(from), At: at, HopLimit: hops}, nil
 		}
 		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
 			return Packet{}, fmt.Errorf("recvmsg: %w", err)
@@ -144,19 +152,29 @@ func (c *Conn) Receive(ctx context.Context, buf []byte) (Packet, error) {
 // Close releases the socket.
 func (c *Conn) Close() error { return unix.Close(c.fd) }
 
-func timestamp(oob []byte) time.Time {
+// control reads the kernel receive timestamp and the IPv6 hop limit from
+// the control messages, each only when present and long enough.
+func control(oob []byte) (at time.Time, hopLimit uint8) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err == nil {
 		for _, m := range msgs {
-			if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+			switch {
+			case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16:
 				// struct timespec: two native-endian 64-bit words on 64-bit Linux.
 				sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
 				nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
-				return time.Unix(sec, nsec)
+				at = time.Unix(sec, nsec)
+			case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_HOPLIMIT && len(m.Data) >= 4:
+				if v := binary.NativeEndian.Uint32(m.Data[0:4]); v <= 255 {
+					hopLimit = uint8(v)
+				}
 			}
 		}
 	}
-	return time.Now()
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return at, hopLimit
 }
 
 func sockaddr(a netip.Addr, port uint16) unix.Sockaddr {

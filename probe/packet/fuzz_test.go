@@ -1,9 +1,11 @@
 package packet
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/ecmpscan/ecmpscan/hash"
@@ -39,6 +41,7 @@ func FuzzParseIPv4(f *testing.F) {
 			t.Fatalf("accepted inconsistent IPv4 header % x", b[:min(len(b), 20)])
 		}
 		checkTransportLen(t, r, b[ihl:total], 20)
+		checkExtension(t, r, b[ihl:total], false)
 		if !r.From.Is4() || !r.To.Is4() || r.TTL != b[8] {
 			t.Fatalf("outer fields %v -> %v TTL %d do not match header", r.From, r.To, r.TTL)
 		}
@@ -64,6 +67,20 @@ func FuzzParseTCP6(f *testing.F) {
 
 func FuzzParseICMP4(f *testing.F) {
 	addHexSeeds(f)
+	// Also the ICMP messages inside the IPv4 files, as a ping socket
+	// delivers them, so the ICMP error and extension paths start covered.
+	files, err := filepath.Glob(filepath.Join("testdata", "*ipv4*.hex"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, file := range files {
+		b := readHex(f, filepath.Base(file))
+		if len(b) >= 20 && b[0]>>4 == 4 && b[9] == hash.ProtoICMP {
+			if ihl := int(b[0]&0x0f) * 4; ihl <= len(b) {
+				f.Add(b[ihl:])
+			}
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := ParseICMP4(b, target4, us4)
 		if !checkParseResult(t, r, err) {
@@ -73,6 +90,7 @@ func FuzzParseICMP4(f *testing.F) {
 			t.Fatalf("ParseICMP4 returned %+v", r)
 		}
 		checkTransportLen(t, r, b, 20)
+		checkExtension(t, r, b, false)
 	})
 }
 
@@ -87,6 +105,7 @@ func FuzzParseICMP6(f *testing.F) {
 			t.Fatalf("ParseICMP6 returned %+v", r)
 		}
 		checkTransportLen(t, r, b, 40)
+		checkExtension(t, r, b, true)
 	})
 }
 
@@ -98,7 +117,7 @@ func checkParseResult(t *testing.T, r Reply, err error) bool {
 		if !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupported) {
 			t.Fatalf("error outside the parser sentinels: %v", err)
 		}
-		if r != (Reply{}) {
+		if !reflect.ValueOf(r).IsZero() {
 			t.Fatalf("error %v came with non-zero Reply %+v", err, r)
 		}
 		return false
@@ -145,5 +164,47 @@ func checkTransportLen(t *testing.T, r Reply, transport []byte, ipHeaderLen int)
 	}
 	if len(transport) < need {
 		t.Fatalf("%v accepted from %d transport bytes, need %d", r.Kind, len(transport), need)
+	}
+}
+
+// checkExtension checks the RFC 4884 / RFC 4950 fields against msg, the
+// ICMP message the reply was parsed from.
+func checkExtension(t *testing.T, r Reply, msg []byte, v6 bool) {
+	t.Helper()
+	extensible := r.Kind == KindICMPError
+	if extensible {
+		switch typ := msg[0]; {
+		case v6:
+			extensible = typ == 1 || typ == 3
+		default:
+			extensible = typ == 3 || typ == 11 || typ == 12
+		}
+	}
+	if !extensible && (r.MPLS != nil || r.ExtensionMalformed) {
+		t.Fatalf("%v type %d with MPLS %+v, malformed %v", r.Kind, r.ICMPType, r.MPLS, r.ExtensionMalformed)
+	}
+	if r.MPLS == nil {
+		return
+	}
+	if len(r.MPLS) == 0 || r.ExtensionMalformed {
+		t.Fatalf("MPLS %#v with malformed %v", r.MPLS, r.ExtensionMalformed)
+	}
+	// ICMP header, the 128-byte minimal original datagram, extension
+	// header, one object header, then the entries.
+	if need := 8 + 128 + 4 + 4 + 4*len(r.MPLS); len(msg) < need {
+		t.Fatalf("%d MPLS entries from a %d-byte message, need %d bytes", len(r.MPLS), len(msg), need)
+	}
+	ext := msg[8+128:]
+	for _, e := range r.MPLS {
+		if e.Label >= 1<<20 || e.TC >= 8 {
+			t.Fatalf("MPLS entry %+v out of range", e)
+		}
+		v := e.Label<<12 | uint32(e.TC)<<9 | uint32(e.TTL)
+		if e.S {
+			v |= 1 << 8
+		}
+		if !bytes.Contains(ext, binary.BigEndian.AppendUint32(nil, v)) {
+			t.Fatalf("MPLS entry %+v not found in the extension area % x", e, ext)
+		}
 	}
 }

@@ -87,11 +87,17 @@ func ParseICMP6(b []byte, src, dst netip.Addr) (Reply, error) {
 		r.setEchoReply(b, hash.ProtoICMPv6)
 		return r, nil
 	case icmp6DestUnreachable, icmp6PacketTooBig, icmp6TimeExceeded, icmp6ParamProblem:
-		// RFC 4884 extensions only append after the quoted packet, which
-		// always starts right after the 8-byte header, so they need no
-		// special handling.
+		// The quoted packet starts right after the 8-byte header whether
+		// or not an RFC 4884 extension follows it.
 		if err := r.setQuotedIPv6(b[icmpHeaderLen:]); err != nil {
 			return Reply{}, err
+		}
+		// RFC 4884 section 4: only destination unreachable and time
+		// exceeded carry the length attribute, in byte 4, in 64-bit words.
+		// Packet too big and parameter problem use those bytes for the
+		// MTU and pointer.
+		if b[0] == icmp6DestUnreachable || b[0] == icmp6TimeExceeded {
+			r.setExtension(b[icmpHeaderLen:], int(b[4])*8)
 		}
 		return r, nil
 	}
@@ -190,11 +196,13 @@ func parseICMPv4(b []byte, src, dst netip.Addr) (Reply, error) {
 		r.setEchoReply(b, hash.ProtoICMP)
 		return r, nil
 	case icmp4DestUnreachable, icmp4TimeExceeded, icmp4ParamProblem:
-		// As for ICMPv6, an RFC 4884 length field in byte 5 only matters for
-		// finding extensions; the quoted packet starts at byte 8 regardless.
+		// The quoted packet starts at byte 8 regardless of extensions; the
+		// RFC 4884 length attribute (byte 5, in 32-bit words, section 4)
+		// only locates them.
 		if err := r.setQuotedIPv4(b[icmpHeaderLen:]); err != nil {
 			return Reply{}, err
 		}
+		r.setExtension(b[icmpHeaderLen:], int(b[5])*4)
 		return r, nil
 	}
 	return Reply{}, fmt.Errorf("%w: ICMP type %d code %d", ErrUnsupported, b[0], b[1])

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/ecmpscan/ecmpscan/hash"
@@ -88,7 +90,11 @@ func edit(b []byte, f func([]byte)) []byte {
 	return b
 }
 
-var replyCases = []replyCase{
+// replyCases are all testdata reply cases; extensionReplyCases live in
+// extension_test.go.
+var replyCases = slices.Concat(coreReplyCases, extensionReplyCases)
+
+var coreReplyCases = []replyCase{
 	{
 		file:    "valid-ipv4-synack.hex",
 		comment: "IPv4 SYN-ACK 198.18.2.2:3306 -> 198.18.1.1:30000 answering the golden SYN: ack = 0x01020304+1, MSS option",
@@ -150,7 +156,8 @@ var replyCases = []replyCase{
 				craftICMP(router4, us4, 11, 0, [4]byte{0, 128 / 4, 0, 0}, append(quoted, mplsExtension()...)))
 		},
 		want: Reply{Kind: KindICMPError, From: router4, To: us4, TTL: 254, Tuple: tuple4,
-			ICMPType: 11, QuotedProto: hash.ProtoTCP, QuotedSeq: 0x01020304, QuotedTTL: 1, QuotedIPID: 0x4242},
+			ICMPType: 11, QuotedProto: hash.ProtoTCP, QuotedSeq: 0x01020304, QuotedTTL: 1, QuotedIPID: 0x4242,
+			MPLS: []MPLSEntry{{Label: 16005, S: true, TTL: 1}}},
 	},
 	{
 		file:    "valid-ipv4-port-unreachable-echo.hex",
@@ -211,7 +218,8 @@ var replyCases = []replyCase{
 			return craftICMP(router6, us6, 3, 0, [4]byte{128 / 8, 0, 0, 0}, body)
 		},
 		want: Reply{Kind: KindICMPError, From: router6, To: us6, Tuple: tuple6,
-			ICMPType: 3, QuotedProto: hash.ProtoTCP, QuotedSeq: 0x01020304, QuotedTTL: 1},
+			ICMPType: 3, QuotedProto: hash.ProtoTCP, QuotedSeq: 0x01020304, QuotedTTL: 1,
+			MPLS: []MPLSEntry{{Label: 16005, S: true, TTL: 1}}},
 	},
 	{
 		file:    "valid-icmp6-packet-too-big-syn.hex",
@@ -422,7 +430,7 @@ func TestReplyCases(t *testing.T) {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("error %v, want %v", err, tc.wantErr)
 				}
-				if got != (Reply{}) {
+				if !reflect.ValueOf(got).IsZero() {
 					t.Errorf("error came with non-zero Reply %+v", got)
 				}
 				return
@@ -430,7 +438,7 @@ func TestReplyCases(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}
 		})

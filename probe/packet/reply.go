@@ -46,6 +46,9 @@ const (
 
 // Reply is what a parser extracted from one received packet. Fields that do
 // not apply to the Kind are zero.
+//
+// Reply holds a slice (MPLS), so it is not comparable with ==; use
+// reflect.DeepEqual or compare fields.
 type Reply struct {
 	Kind Kind
 
@@ -86,4 +89,25 @@ type Reply struct {
 	QuotedTTL uint8
 	// QuotedIPID is the quoted IPv4 identification (0 for IPv6).
 	QuotedIPID uint16
+
+	// MPLS is the MPLS label stack (RFC 4950), top entry first, that an
+	// MPLS router reported in an RFC 4884 extension of an ICMP time
+	// exceeded, destination unreachable or ICMPv4 parameter problem
+	// (KindICMPError): the labels the probe carried when it expired or was
+	// dropped. Entries of several MPLS label stack objects are concatenated
+	// in message order. Nil when there is no such object, which is the
+	// common case and costs no allocation.
+	//
+	// The extension is taken from the offset the RFC 4884 length attribute
+	// gives, or, when the attribute is 0, from offset 128 of the original
+	// datagram if a version 2 header with a valid, non-zero checksum is
+	// there (RFC 4884 section 5, routers predating RFC 4884).
+	MPLS []MPLSEntry
+	// ExtensionMalformed reports that the message announced an RFC 4884
+	// extension structure (non-zero length attribute, or a checksummed
+	// header at offset 128) that is inconsistent: length attribute below
+	// 128 bytes or past the end of the message, wrong version, bad
+	// checksum, or an object length that does not fit. The whole extension
+	// is then ignored (MPLS is nil); the Reply is otherwise valid.
+	ExtensionMalformed bool
 }

@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/ecmpscan/ecmpscan/internal/lab"
+)
+
+// traceDoc is the part of the trace JSON contract the tests check.
+type traceDoc struct {
+	SchemaVersion int `json:"schema_version"`
+	Flows         []struct {
+		Sport uint16 `json:"sport"`
+		State string `json:"state"`
+		Hops  []struct {
+			TTL  int     `json:"ttl"`
+			Addr *string `json:"addr"`
+		} `json:"hops"`
+	} `json:"flows"`
+	Diagnosis struct {
+		Direction string `json:"direction"`
+		Suspects  []struct {
+			Addr     string  `json:"addr"`
+			Next     *string `json:"next"`
+			Evidence string  `json:"evidence"`
+		} `json:"suspects"`
+		Text string `json:"text"`
+	} `json:"diagnosis"`
+}
+
+func trace(t *testing.T, f *lab.Fabric, dst netip.AddrPort, sports string, extra ...string) (traceDoc, int) {
+	t.Helper()
+	args := append([]string{"trace", dst.String(), "--format", "json", "--sport", sports, "--rate", "2000"}, extra...)
+	out, stderr, code := run(t, f, nil, args...)
+	var doc traceDoc
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("trace: exit %d, not one JSON document: %v\nstdout: %s\nstderr: %s", code, err, out, stderr)
+	}
+	if doc.SchemaVersion != 1 {
+		t.Errorf("schema_version %d, want 1", doc.SchemaVersion)
+	}
+	return doc, code
+}
+
+// node names the lab router behind an address ("" for none).
+func node(f *lab.Fabric, s *string) string {
+	if s == nil {
+		return ""
+	}
+	a, err := netip.ParseAddr(*s)
+	if err != nil {
+		return "bad:" + *s
+	}
+	return f.NodeOf(a)
+}
+
+// checkFlowStates compares each traced flow's end-to-end state with the oracle.
+func checkFlowStates(t *testing.T, f *lab.Fabric, dst netip.AddrPort, doc traceDoc) {
+	t.Helper()
+	var sports []uint16
+	for _, fl := range doc.Flows {
+		sports = append(sports, fl.Sport)
+	}
+	fails, _, _ := oracle(t, f, dst, sports)
+	for _, fl := range doc.Flows {
+		want := map[bool]string{true: "fail", false: "ok"}[fails[fl.Sport]]
+		if fl.State != want {
+			t.Errorf("flow %d: state %s, oracle says %s", fl.Sport, fl.State, want)
+		}
+	}
+	if len(fails) == 0 {
+		t.Fatalf("oracle says no traced flow fails; pick another seed")
+	}
+}
+
+func describe(doc traceDoc) string {
+	s := fmt.Sprintf("direction %s: %s", doc.Diagnosis.Direction, doc.Diagnosis.Text)
+	for i, sp := range doc.Diagnosis.Suspects {
+		next := "null"
+		if sp.Next != nil {
+			next = *sp.Next
+		}
+		s += fmt.Sprintf("\n  suspect %d: %s -> %s (%s)", i, sp.Addr, next, sp.Evidence)
+	}
+	return s
+}
+
+func TestTraceForwardLinkBehindSilentRouter(t *testing.T) {
+	f := fabric(t, "tr1", "--width", "3", "--width2", "3", "--seed", "21", "--fault", "link-drop@p1-q2", "--fault", "silent@p1")
+	doc, code := trace(t, f, server4, "30000-30047")
+	checkFlowStates(t, f, server4, doc)
+	t.Log(describe(doc))
+	if doc.Diagnosis.Direction != "forward" || len(doc.Diagnosis.Suspects) == 0 {
+		t.Fatalf("want forward with a suspect; got %s", describe(doc))
+	}
+	s := doc.Diagnosis.Suspects[0]
+	if from, next := node(f, &s.Addr), node(f, s.Next); next != "q2" || !slices.Contains([]string{"r1", "p1"}, from) {
+		t.Errorf("suspects[0] = %s (%s) -> %s; want the link p1 -> q2 (named from r1 or p1)", from, s.Addr, next)
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+}
+
+func TestTraceForwardBlackhole(t *testing.T) {
+	for _, dst := range []netip.AddrPort{server4, server6} {
+		t.Run(map[bool]string{false: "v4", true: "v6"}[dst.Addr().Is6()], func(t *testing.T) {
+			name := map[bool]string{false: "tr2", true: "tr3"}[dst.Addr().Is6()]
+			f := fabric(t, name, "--width", "4", "--seed", "6", "--fault", "blackhole-fwd@p2")
+			doc, _ := trace(t, f, dst, "30000-30031")
+			checkFlowStates(t, f, dst, doc)
+			t.Log(describe(doc))
+			if doc.Diagnosis.Direction != "forward" || len(doc.Diagnosis.Suspects) == 0 {
+				t.Fatalf("want forward with a suspect; got %s", describe(doc))
+			}
+			s := doc.Diagnosis.Suspects[0]
+			if from, next := node(f, &s.Addr), node(f, s.Next); from != "r1" && from != "p2" && next != "p2" {
+				t.Errorf("suspects[0] = %s -> %s; want the hop before the silent member p2 (r1) or p2 itself", from, next)
+			}
+		})
+	}
+}
+
+func TestTraceReturnBlackhole(t *testing.T) {
+	f := fabric(t, "tr4", "--width", "2", "--width2", "2", "--seed", "12", "--fault", "blackhole-ret@q1")
+	doc, _ := trace(t, f, server4, "30000-30031")
+	checkFlowStates(t, f, server4, doc)
+	t.Log(describe(doc))
+	if doc.Diagnosis.Direction != "return" {
+		t.Errorf("want return; got %s", describe(doc))
+	}
+}
+
+func TestTraceHealthyWithSilentRouter(t *testing.T) {
+	f := fabric(t, "tr5", "--width", "2", "--width2", "3", "--seed", "4", "--fault", "silent@q2")
+	doc, code := trace(t, f, server4, "30000-30015")
+	t.Log(describe(doc))
+	if doc.Diagnosis.Direction != "none" || code != 0 {
+		t.Errorf("exit %d; want none and exit 0; got %s", code, describe(doc))
+	}
+	silent := 0
+	for _, fl := range doc.Flows {
+		if fl.State != "ok" {
+			t.Errorf("flow %d: state %s on a healthy fabric", fl.Sport, fl.State)
+		}
+		for _, h := range fl.Hops {
+			if h.Addr == nil {
+				silent++
+			}
+		}
+	}
+	if silent == 0 {
+		t.Error("no silent hop seen although q2 never answers time-exceeded")
+	}
+}

@@ -1,0 +1,1000 @@
+package report
+
+// Diagnosis of a trace: where do the failing flows die?
+//
+// Every flow is read as a path of nodes, one per TTL, after a virtual source
+// node at TTL 0. A node is the address that answered at that TTL, or, for a
+// silent TTL ("*"), the placeholder "*X+k": the k-th silent hop after the
+// last address X that answered on that flow (X is the source when nothing
+// answered yet). Two flows share a node when they saw the same address, or
+// the same silence the same distance behind the same address. A hop that
+// answered is never evidence of loss; a silent hop is never blamed by
+// itself.
+//
+// Only ok flows are healthy and only fail flows are failing; flaky flows are
+// reported (in the text and the buckets) but do not vote. For each failing
+// flow Diagnose finds where it stops answering:
+//
+//   - D, the deepest node it shares with a healthy flow, from its last
+//     answering hop on through silence that healthy flows share (a silent
+//     router that healthy flows cross is not where the failing flow died),
+//     as long as failing flows through the node before that silence reach
+//     it no more often than the healthy flows' share predicts (its 95%
+//     upper bound, within two standard deviations): if they go silent there
+//     much more often, their failure silenced them. Hops the flow crossed
+//     before its last answer are irrelevant: it went on after them.
+//   - If every healthy flow through D gets the destination's answer at the
+//     next TTL, the failing flow got as far as healthy flows do: forward is
+//     exonerated, the fault is on the return path (return).
+//   - If every healthy flow through D goes on to another router, the failing
+//     flow died on the forward path (forward): right after D, or after
+//     another node of the silent stretch that healthy flows share (however
+//     rare): the deepest one after which exactly one missing next hop can
+//     be named (see below), else the one with the fewest candidates, else
+//     D.
+//   - If the flow's last answer is an address no healthy flow crosses, it is
+//     compared by depth with the healthy flows through its deepest shared
+//     node: one hop short of the destination is return (the last router
+//     answered from another address, as routers that source ICMP from the
+//     inbound or an ECMP-chosen interface do); shorter is forward, that hop
+//     being the suspect.
+//   - A router's destination-unreachable or a routing loop (an address at
+//     two TTLs at least two apart) is forward at once.
+//   - Anything else is unknown: a failing flow that got no answer at any TTL
+//     (even behind a first hop that is silent for everyone), healthy flows
+//     disagreeing about what follows D.
+//
+// The direction is the majority of the failing flows that voted forward or
+// return; a tie, or no vote, is unknown. A top forward suspect that
+// explains at least 2 flows and names a link with a single candidate for
+// its far end, a loop or a router answering unreachable makes it forward
+// whatever the return votes (a link named among several candidates: up to
+// twice its score of return votes). Losing answers on the way back only
+// makes hops silent, it cannot invent a next hop, and a link that drops both
+// ways fails flows in both directions; the text then counts both. none
+// means no flow fails.
+//
+// Forward suspects are grouped by where the flows die. For a death after
+// D at TTL t, the missing next hop is inferred when the data allows: a
+// router that healthy flows reach at TTL t+1 through other nodes at TTL t
+// but that no flow ever reaches after D. The suspect is then the link
+// Addr -> Next, Addr being D or, when D is silent, the last address that
+// answered before it (the evidence then says the link starts at the silent
+// hop behind Addr). When nothing can be inferred the suspect is the hop Addr
+// (Next invalid): the next hop after it on the failing flows never answers.
+// So for a one-tier blackhole (every member is seen after r1, the dead one
+// never answers) the suspect is the hop r1; for a dead link p1 -> q2 it is
+// that link; behind a silent p1 it is r1 -> q2 with the evidence naming the
+// silent hop; for a blackholed q2 (silent for everyone) it is one hop
+// suspect per p_i that failing flows die after, and the text names the
+// common silent next tier.
+//
+// Routers that answer from one address per link (the inbound interface)
+// would defeat the inference by address, so addresses are first grouped
+// into routers: addresses one flow saw at one TTL (TraceHop.Others), and
+// addresses at one TTL that lead to the same next address, unless one node
+// leads to two of them (then they are distinct routers behind a shared next
+// hop). Only answering routers other than D's own count as "other hops",
+// and a link is inferred only when some router seen after D is also reached
+// from one of them: where next hops answer from per-link addresses (seen
+// from one router only), no link is named.
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+)
+
+const srcNode = "src"
+
+// pnode is one node of a flow's path; pnode i is TTL i, 0 being the source.
+type pnode struct {
+	ttl     int
+	id      string
+	addr    netip.Addr // the answering address; invalid for silence and the source
+	last    netip.Addr // the last answering address at or before this node
+	reached bool       // the destination answered here
+	hop     *TraceHop  // nil for the source
+}
+
+func (n pnode) answered() bool { return n.addr.IsValid() && !n.reached }
+
+// silentID names the k-th silent hop after node last.
+func silentID(last string, k int) string { return "*" + last + "+" + strconv.Itoa(k) }
+
+// tracePath turns a flow into its nodes, up to the destination's answer.
+func tracePath(f *FlowTrace) []pnode {
+	p := []pnode{{id: srcNode}}
+	lastID, lastTTL := srcNode, 0
+	var last netip.Addr
+	for i := range f.Hops {
+		h := &f.Hops[i]
+		n := pnode{ttl: i + 1, hop: h, last: last}
+		switch {
+		case h.Reached:
+			n.id, n.addr, n.reached = "dest", h.Addr, true
+		case h.Addr.IsValid():
+			n.id, n.addr = h.Addr.String(), h.Addr
+			lastID, lastTTL, last = n.id, n.ttl, h.Addr
+			n.last = last
+		default:
+			n.id = silentID(lastID, n.ttl-lastTTL)
+		}
+		p = append(p, n)
+		if h.Reached {
+			break
+		}
+	}
+	return p
+}
+
+type occ struct{ flow, pos int }
+
+// analysis holds the flows (sorted) and their paths, indexed by node.
+type analysis struct {
+	flows   []FlowTrace
+	paths   [][]pnode
+	all     map[string][]occ // first occurrence of each node per flow
+	healthy map[string][]occ // the same for ok flows only
+	router  map[netip.Addr]netip.Addr
+	nexts   map[string]*nextInfo // by TTL and node
+	silence map[string]bool      // structural, by node and silence
+}
+
+func newAnalysis(flows []FlowTrace) *analysis {
+	fs := slices.Clone(flows)
+	slices.SortStableFunc(fs, func(a, b FlowTrace) int {
+		return cmp.Or(cmp.Compare(a.Sport, b.Sport), cmp.Compare(a.Signature(), b.Signature()),
+			cmp.Compare(a.State, b.State), cmp.Compare(a.Received, b.Received), cmp.Compare(a.Sent, b.Sent))
+	})
+	a := &analysis{flows: fs, all: map[string][]occ{}, healthy: map[string][]occ{}, nexts: map[string]*nextInfo{}, silence: map[string]bool{}}
+	for i := range fs {
+		p := tracePath(&fs[i])
+		a.paths = append(a.paths, p)
+		seen := map[string]bool{}
+		for pos, n := range p {
+			if seen[n.id] {
+				continue
+			}
+			seen[n.id] = true
+			a.all[n.id] = append(a.all[n.id], occ{i, pos})
+			if fs[i].State == hash.StateOK {
+				a.healthy[n.id] = append(a.healthy[n.id], occ{i, pos})
+			}
+		}
+	}
+	a.groupRouters()
+	return a
+}
+
+// unionFind over addresses; the class representative is chosen later.
+type unionFind map[netip.Addr]netip.Addr
+
+func (u unionFind) find(x netip.Addr) netip.Addr {
+	if _, ok := u[x]; !ok {
+		u[x] = x
+	}
+	for u[x] != x {
+		u[x] = u[u[x]]
+		x = u[x]
+	}
+	return x
+}
+
+func (u unionFind) union(x, y netip.Addr) { u[u.find(x)] = u.find(y) }
+
+// groupRouters guesses which addresses belong to one router (see the file
+// comment) and maps each address to the smallest address of its router.
+func (a *analysis) groupRouters() {
+	final := unionFind{}
+	preds := map[netip.Addr]map[netip.Addr]bool{} // next address -> answering addresses before it
+	nexts := map[string]map[netip.Addr]bool{}     // node -> answering addresses after it
+	for _, p := range a.paths {
+		for pos, n := range p {
+			if !n.answered() {
+				continue
+			}
+			final.find(n.addr)
+			for _, o := range n.hop.Others {
+				if o.IsValid() {
+					final.union(n.addr, o)
+				}
+			}
+			if pos == 0 {
+				continue
+			}
+			prev := p[pos-1]
+			if nexts[prev.id] == nil {
+				nexts[prev.id] = map[netip.Addr]bool{}
+			}
+			nexts[prev.id][n.addr] = true
+			if prev.answered() {
+				if preds[n.addr] == nil {
+					preds[n.addr] = map[netip.Addr]bool{}
+				}
+				preds[n.addr][prev.addr] = true
+			}
+		}
+	}
+	succ := unionFind{}
+	for _, ps := range preds {
+		keys := sortedAddrs(ps)
+		for _, x := range keys[1:] {
+			succ.union(keys[0], x)
+		}
+	}
+	invalid := map[netip.Addr]bool{}
+	for _, ns := range nexts {
+		seen := map[netip.Addr]bool{}
+		for x := range ns {
+			if _, ok := succ[x]; !ok {
+				continue
+			}
+			r := succ.find(x)
+			if seen[r] {
+				invalid[r] = true
+			}
+			seen[r] = true
+		}
+	}
+	for x := range succ {
+		if r := succ.find(x); !invalid[r] {
+			final.union(x, r)
+		}
+	}
+	a.router = map[netip.Addr]netip.Addr{}
+	for x := range final {
+		r := final.find(x)
+		if cur, ok := a.router[r]; !ok || x.Less(cur) {
+			a.router[r] = x
+		}
+	}
+	for x := range final {
+		a.router[x] = a.router[final.find(x)]
+	}
+}
+
+func (a *analysis) routerOf(x netip.Addr) netip.Addr {
+	if r, ok := a.router[x]; ok {
+		return r
+	}
+	return x
+}
+
+func sortedAddrs(set map[netip.Addr]bool) []netip.Addr {
+	out := make([]netip.Addr, 0, len(set))
+	for x := range set {
+		out = append(out, x)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// after counts the healthy flows through node id by what follows it.
+func (a *analysis) after(id string) (reach, cont int) {
+	for _, o := range a.healthy[id] {
+		p := a.paths[o.flow]
+		if o.pos+1 >= len(p) {
+			continue
+		}
+		if p[o.pos+1].reached {
+			reach++
+		} else {
+			cont++
+		}
+	}
+	return reach, cont
+}
+
+type fateKind int
+
+const (
+	fateUnknown fateKind = iota
+	fateReturn
+	fateForward // dies right after a node healthy flows cross and continue from
+	fateOnly    // ends at a hop that no healthy flow crosses
+	fateUnreach // a router answered destination unreachable
+	fateLoop    // a routing loop
+)
+
+type fate struct {
+	kind fateKind
+	flow int
+	pos  int        // the node in paths[flow] where the verdict points
+	next netip.Addr // the other end of a loop
+	why  string     // for unknown
+	// detour: the flow crossed answering hops no healthy flow crosses
+	// before getting as far as healthy flows (return only).
+	detour []netip.Addr
+}
+
+func isUnreachable(h *TraceHop) bool {
+	if h == nil || !h.Addr.IsValid() {
+		return false
+	}
+	if h.Addr.Is4() || h.Addr.Is4In6() {
+		return h.ICMPType == 3
+	}
+	return h.ICMPType == 1
+}
+
+func (a *analysis) fateOf(i int) fate {
+	p := a.paths[i]
+	f := fate{flow: i}
+	if len(p) == 1 {
+		f.why = "no hop was traced"
+		return f
+	}
+	if p[len(p)-1].reached {
+		f.why = "the destination answered a traced probe but no end-to-end probe"
+		return f
+	}
+	first := map[netip.Addr]int{}
+	t0 := 0
+	for pos, n := range p {
+		if !n.answered() {
+			continue
+		}
+		t0 = pos
+		if j, ok := first[n.addr]; ok && pos >= j+2 {
+			f.kind, f.pos, f.next = fateLoop, j, p[j+1].addr
+			if !f.next.IsValid() {
+				f.next = nextAnswer(p, j)
+			}
+			return f
+		} else if !ok {
+			first[n.addr] = pos
+		}
+	}
+	if isUnreachable(p[t0].hop) {
+		f.kind, f.pos = fateUnreach, t0
+		return f
+	}
+	if t0 == 0 {
+		f.why = "no answer at any TTL while healthy flows get one at TTL 1"
+		if len(a.healthy[p[1].id]) > 0 {
+			f.why = "no answer at any TTL, behind first hops that are silent for healthy flows too"
+		}
+		return f
+	}
+	if len(a.healthy[p[t0].id]) > 0 {
+		// The silent stretch after t0 that healthy flows share (liberal),
+		// and its part that looks like silent routers rather than lost
+		// answers (conservative).
+		lib := t0
+		for q := t0 + 1; q < len(p) && len(a.healthy[p[q].id]) > 0; q++ {
+			lib = q
+		}
+		cons := t0
+		for q := t0 + 1; q <= lib && a.structural(p[q-1].id, p[q].id); q++ {
+			cons = q
+		}
+		f.pos = cons
+		switch reach, cont := a.after(p[cons].id); {
+		case reach > 0 && cont == 0:
+			f.kind = fateReturn
+			f.detour = a.detour(p, cons)
+		case cont > 0 && reach == 0:
+			f.kind, f.pos = fateForward, a.deathPos(p, t0, lib, cons)
+		case cont > 0:
+			f.why = "healthy flows through its last hop disagree on how far the destination is"
+		default:
+			f.why = "no healthy flow through its last hop was traced further"
+		}
+		return f
+	}
+	// The last answer is an address no healthy flow crosses: compare depth
+	// with the healthy flows through the deepest node it shares.
+	s := t0 - 1
+	for s > 0 && len(a.healthy[p[s].id]) == 0 {
+		s--
+	}
+	eq, ne := 0, 0
+	for _, o := range a.healthy[p[s].id] {
+		hp := a.paths[o.flow]
+		if !hp[len(hp)-1].reached {
+			continue
+		}
+		if len(hp)-1-o.pos == t0-s+1 {
+			eq++
+		} else {
+			ne++
+		}
+	}
+	f.pos = t0
+	switch {
+	case eq > 0 && ne == 0:
+		f.kind = fateReturn
+		f.detour = a.detour(p, t0)
+	case eq == 0:
+		f.kind = fateOnly
+	default:
+		f.why = "healthy flows disagree on how far the destination is"
+	}
+	return f
+}
+
+// detour lists the answering hops up to pos that no healthy flow crosses.
+func (a *analysis) detour(p []pnode, pos int) []netip.Addr {
+	var out []netip.Addr
+	for _, n := range p[1 : pos+1] {
+		if n.answered() && len(a.healthy[n.id]) == 0 {
+			out = append(out, n.addr)
+		}
+	}
+	return out
+}
+
+func nextAnswer(p []pnode, pos int) netip.Addr {
+	for _, n := range p[pos+1:] {
+		if n.answered() {
+			return n.addr
+		}
+	}
+	return netip.Addr{}
+}
+
+// Diagnose says where the failing flows of a trace die; see the comment at
+// the top of this file for the rules. It is pure and deterministic: the
+// order of flows does not matter.
+func Diagnose(flows []FlowTrace) Diagnosis {
+	a := newAnalysis(flows)
+	var healthy, failing, flaky int
+	for _, f := range a.flows {
+		switch f.State {
+		case hash.StateOK:
+			healthy++
+		case hash.StateFail:
+			failing++
+		case hash.StateFlaky:
+			flaky++
+		}
+	}
+	d := Diagnosis{Suspects: []Suspect{}}
+	switch {
+	case len(a.flows) == 0:
+		d.Direction, d.Text = DirectionUnknown, "no flow was traced"
+		return d
+	case failing == 0:
+		d.Direction, d.Text = DirectionNone, a.noneText(healthy, flaky)
+		return d
+	case healthy == 0:
+		d.Direction = DirectionUnknown
+		d.Text = fmt.Sprintf("%d of %d flows fail and none answered every probe: no healthy path to compare with", failing, len(a.flows))
+		if flaky > 0 {
+			d.Text += fmt.Sprintf(" (%d flaky)", flaky)
+		}
+		return d
+	}
+	var fwd, ret, unk []fate
+	for i, f := range a.flows {
+		if f.State != hash.StateFail {
+			continue
+		}
+		switch ft := a.fateOf(i); ft.kind {
+		case fateReturn:
+			ret = append(ret, ft)
+		case fateUnknown:
+			unk = append(unk, ft)
+		default:
+			fwd = append(fwd, ft)
+		}
+	}
+	infos := a.suspectInfos(fwd)
+	for _, s := range infos {
+		d.Suspects = append(d.Suspects, s.Suspect)
+	}
+	// Forward evidence that names a link, a loop or a router refusing the
+	// flows is hard to produce by chance (losing answers on the way back
+	// only ever makes hops look silent), so it carries the verdict against
+	// return-type flows up to twice its score: a link that drops both ways
+	// fails flows in both directions.
+	strong := false
+	if len(infos) > 0 {
+		s := infos[0]
+		explicit := s.Next.IsValid() || s.kind == fateUnreach
+		strong = explicit && s.Score >= 2 && (s.alts == 0 || 2*s.Score >= len(ret))
+	}
+	var text string
+	switch {
+	case len(fwd) > len(ret) || strong:
+		d.Direction, text = DirectionForward, forwardText(len(fwd), infos)
+		if len(ret) > 0 {
+			text += fmt.Sprintf("; %d other failing %s as far as healthy flows do but never hear from the destination: the return path fails too (the same link both ways, or a second fault)",
+				len(ret), plural(len(ret), "flow gets", "flows get"))
+		}
+	case len(ret) > len(fwd):
+		d.Direction, text = DirectionReturn, a.returnText(ret)
+		if len(fwd) > 0 {
+			text += fmt.Sprintf("; %d other failing %s on the forward path (see suspects)", len(fwd), plural(len(fwd), "flow dies", "flows die"))
+		}
+	case len(fwd) > 0:
+		d.Direction = DirectionUnknown
+		text = fmt.Sprintf("the evidence is split: %d failing flows die on the forward path, %d get as far as healthy flows do (a return fault)", len(fwd), len(ret))
+	default:
+		d.Direction = DirectionUnknown
+		text = fmt.Sprintf("cannot tell where %d failing %s: %s", failing, plural(failing, "flow dies", "flows die"), whyText(unk))
+		unk = nil
+	}
+	if len(unk) > 0 {
+		text += fmt.Sprintf("; %d undecided (%s)", len(unk), whyText(unk))
+	}
+	if flaky > 0 {
+		text += fmt.Sprintf("; %d flaky %s lost some probes (partial loss, see the paths)", flaky, plural(flaky, "flow", "flows"))
+	}
+	d.Text = text
+	return d
+}
+
+func whyText(unk []fate) string {
+	count := map[string]int{}
+	for _, f := range unk {
+		count[f.why]++
+	}
+	keys := make([]string, 0, len(count))
+	for k := range count {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y string) int { return cmp.Or(cmp.Compare(count[y], count[x]), cmp.Compare(x, y)) })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d: %s", count[k], k)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (a *analysis) noneText(healthy, flaky int) string {
+	silent := 0
+	for id, occs := range a.healthy {
+		if strings.HasPrefix(id, "*") && len(occs) > 0 {
+			silent++
+		}
+	}
+	var text string
+	if flaky > 0 {
+		text = fmt.Sprintf("no flow fails on every probe; %d of %d %s lost some probes: partial loss, not a dead path (per-path loss is in the paths)",
+			flaky, len(a.flows), plural(len(a.flows), "flow", "flows"))
+	} else {
+		text = fmt.Sprintf("all %d %s answered every probe", healthy, plural(healthy, "flow", "flows"))
+	}
+	if silent > 0 {
+		text += `; silent hops ("*") are routers that send no time-exceeded, not loss`
+	}
+	return text
+}
+
+// destination is the address that answered as the destination most often.
+func (a *analysis) destination() string {
+	count := map[netip.Addr]int{}
+	for _, p := range a.paths {
+		if n := p[len(p)-1]; n.reached && n.addr.IsValid() {
+			count[n.addr]++
+		}
+	}
+	var best netip.Addr
+	for x, c := range count {
+		if !best.IsValid() || c > count[best] || (c == count[best] && x.Less(best)) {
+			best = x
+		}
+	}
+	if !best.IsValid() {
+		return "the destination"
+	}
+	return best.String()
+}
+
+func (a *analysis) returnText(ret []fate) string {
+	ttls := map[int]int{}
+	silentLast := false
+	detour := map[netip.Addr]bool{}
+	for _, f := range ret {
+		n := a.paths[f.flow][f.pos]
+		ttls[n.ttl]++
+		if !n.answered() {
+			silentLast = true
+		}
+		for _, x := range f.detour {
+			detour[x] = true
+		}
+	}
+	ttl := 0
+	for t, c := range ttls {
+		if ttl == 0 || c > ttls[ttl] || (c == ttls[ttl] && t < ttl) {
+			ttl = t
+		}
+	}
+	sport := a.flows[ret[0].flow].Sport
+	text := fmt.Sprintf("%d failing %s as far as healthy flows do (to TTL %d, the hop before %s) but never the destination's answer: "+
+		"the forward path is exonerated; the fault is on the way back, where routers hash the reverse five-tuple. "+
+		"To localize it, trace from the server side toward the client with the reversed tuple: ecmpscan trace CLIENT:%d --sport DPORT",
+		len(ret), plural(len(ret), "flow gets", "flows get"), ttl, a.destination(), sport)
+	if silentLast {
+		text += " (the last hop before the destination sends no time-exceeded, so a drop in that hop cannot be excluded)"
+	}
+	if len(detour) > 0 {
+		text += fmt.Sprintf(" (failing flows also cross %s, which no healthy flow answers from; they go on after it, so it is not where they die)",
+			addrList(sortedAddrs(detour), 4))
+	}
+	return text
+}
+
+func addrList(xs []netip.Addr, limit int) string {
+	parts := make([]string, 0, len(xs))
+	for i, x := range xs {
+		if i == limit {
+			parts = append(parts, fmt.Sprintf("%d more", len(xs)-limit))
+			break
+		}
+		parts = append(parts, x.String())
+	}
+	return joinAnd(parts)
+}
+
+func joinAnd(parts []string) string {
+	switch len(parts) {
+	case 0:
+		return ""
+	case 1:
+		return parts[0]
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
+}
+
+// suspectInfo is a suspect with what the text needs to describe it.
+type suspectInfo struct {
+	Suspect
+	kind   fateKind
+	ttl    int
+	silent bool // Addr is the last answer before the silent node D
+	alts   int  // other candidates for Next
+}
+
+// suspectInfos groups forward deaths by where they happen and ranks them.
+func (a *analysis) suspectInfos(fwd []fate) []suspectInfo {
+	type group struct {
+		key   string
+		fates []fate
+	}
+	groups := map[string]*group{}
+	var keys []string
+	for _, f := range fwd {
+		n := a.paths[f.flow][f.pos]
+		key := strconv.Itoa(int(f.kind)) + " " + n.id
+		if f.kind == fateLoop {
+			key += " " + f.next.String()
+		}
+		g, ok := groups[key]
+		if !ok {
+			g = &group{key: key}
+			groups[key] = g
+			keys = append(keys, key)
+		}
+		g.fates = append(g.fates, f)
+	}
+	var out []suspectInfo
+	for _, k := range keys {
+		g := groups[k]
+		f := g.fates[0]
+		n := a.paths[f.flow][f.pos]
+		cnt := len(g.fates)
+		s := suspectInfo{kind: f.kind, ttl: n.ttl}
+		s.Score = cnt
+		switch f.kind {
+		case fateForward:
+			s.Addr = n.addr
+			if !n.answered() {
+				s.Addr, s.silent = n.last, true
+			}
+			if !s.Addr.IsValid() {
+				// Silent from the first hop on: nothing to name.
+				continue
+			}
+			ni := a.nextOf(n)
+			s.Next, s.Evidence = describeNext(n, ni, cnt)
+			s.alts = max(len(ni.cands)-1, 0)
+		case fateOnly:
+			s.Addr = n.addr
+			s.Evidence = fmt.Sprintf("%d failing %s at %s (TTL %d), which no healthy flow crosses, and never get further",
+				cnt, plural(cnt, "flow ends", "flows end"), n.addr, n.ttl)
+		case fateUnreach:
+			s.Addr = n.addr
+			s.Evidence = fmt.Sprintf("%s answers %d failing %s with destination unreachable (ICMP type %d code %d) at TTL %d",
+				n.addr, cnt, plural(cnt, "flow", "flows"), n.hop.ICMPType, n.hop.ICMPCode, n.ttl)
+		case fateLoop:
+			s.Addr, s.Next = n.addr, f.next
+			s.Evidence = fmt.Sprintf("routing loop: %d failing %s answer from %s at several TTLs (first at TTL %d), bouncing via %s",
+				cnt, plural(cnt, "flow", "flows"), n.addr, n.ttl, addrOrStar(f.next))
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(x, y suspectInfo) int {
+		return cmp.Or(cmp.Compare(y.Score, x.Score),
+			cmp.Compare(boolInt(!x.Next.IsValid()), boolInt(!y.Next.IsValid())),
+			cmp.Compare(x.ttl, y.ttl), x.Addr.Compare(y.Addr), x.Next.Compare(y.Next),
+			cmp.Compare(x.Evidence, y.Evidence))
+	})
+	return out
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func addrOrStar(x netip.Addr) string {
+	if !x.IsValid() {
+		return "*"
+	}
+	return x.String()
+}
+
+// nextCand is a router that the failing flows dying after a node may have
+// been unable to reach.
+type nextCand struct {
+	rep   netip.Addr   // its address seen on the most healthy flows
+	addrs []netip.Addr // all of its addresses, rep first
+	flows int          // healthy flows reaching it at the next TTL via other nodes
+}
+
+// nextInfo is what is known about the hop after a node.
+type nextInfo struct {
+	healthyThrough int          // healthy flows through the node
+	healthyAfter   []netip.Addr // addresses healthy flows reach right after it
+	cands          []nextCand   // best first; empty when none can be named
+	why            string       // why none can be named
+}
+
+// nextOf looks for the router that flows dying after node d should have
+// reached: one that healthy flows reach at the next TTL through other nodes,
+// but that no flow reaches after d.
+func (a *analysis) nextOf(d pnode) *nextInfo {
+	key := strconv.Itoa(d.ttl) + " " + d.id
+	if ni, ok := a.nexts[key]; ok {
+		return ni
+	}
+	ni := &nextInfo{}
+	a.nexts[key] = ni
+	t := d.ttl
+	afterD := map[netip.Addr]bool{}
+	healthyAfter := map[netip.Addr]bool{}
+	for _, o := range a.all[d.id] {
+		p := a.paths[o.flow]
+		if a.flows[o.flow].State == hash.StateOK {
+			ni.healthyThrough++
+		}
+		if o.pos+1 >= len(p) || !p[o.pos+1].answered() {
+			continue
+		}
+		afterD[a.routerOf(p[o.pos+1].addr)] = true
+		if a.flows[o.flow].State == hash.StateOK {
+			healthyAfter[p[o.pos+1].addr] = true
+		}
+	}
+	ni.healthyAfter = sortedAddrs(healthyAfter)
+	// Routers at TTL t+1 reached by healthy flows from other routers at TTL
+	// t. Only answering ones count: a silence may hide d's own router, or
+	// one whose next hops answer from per-link addresses.
+	var self netip.Addr
+	if d.answered() {
+		self = a.routerOf(d.addr)
+	}
+	preds := map[netip.Addr]map[netip.Addr]bool{}
+	flowsVia := map[netip.Addr]map[netip.Addr]int{} // router -> address -> healthy flows
+	for i, p := range a.paths {
+		if a.flows[i].State != hash.StateOK || t+1 >= len(p) || !p[t].answered() || !p[t+1].answered() {
+			continue
+		}
+		from := a.routerOf(p[t].addr)
+		if p[t].id == d.id || from == self {
+			continue
+		}
+		r := a.routerOf(p[t+1].addr)
+		if preds[r] == nil {
+			preds[r], flowsVia[r] = map[netip.Addr]bool{}, map[netip.Addr]int{}
+		}
+		preds[r][from] = true
+		flowsVia[r][p[t+1].addr]++
+	}
+	if len(preds) == 0 {
+		ni.why = fmt.Sprintf("no other answering hop at TTL %d to compare with", t)
+		return ni
+	}
+	comparable := false
+	for r := range afterD {
+		if len(preds[r]) > 0 {
+			comparable = true
+		}
+	}
+	if !comparable {
+		ni.why = fmt.Sprintf("next hops at TTL %d answer from per-link addresses, so the missing one cannot be named", t+1)
+		return ni
+	}
+	for r, via := range flowsVia {
+		if afterD[r] {
+			continue
+		}
+		c := nextCand{}
+		for x, n := range via {
+			c.flows += n
+			c.addrs = append(c.addrs, x)
+		}
+		slices.SortFunc(c.addrs, func(x, y netip.Addr) int { return cmp.Or(cmp.Compare(via[y], via[x]), x.Compare(y)) })
+		c.rep = c.addrs[0]
+		ni.cands = append(ni.cands, c)
+	}
+	if len(ni.cands) == 0 {
+		ni.why = fmt.Sprintf("every router seen at TTL %d is also reached from it", t+1)
+		return ni
+	}
+	// The most used candidate first: it is the one whose absence after d is
+	// least likely to be chance, which leaves the rarer ones as unsampled.
+	slices.SortFunc(ni.cands, func(x, y nextCand) int { return cmp.Or(cmp.Compare(y.flows, x.flows), x.rep.Compare(y.rep)) })
+	return ni
+}
+
+// structural reports whether failing flows cross the silence s after node
+// prev as healthy flows do, so that it is a silent router, or answers lost
+// on their way back, that has nothing to do with their failure: among the
+// failing flows through prev, no more reach s than the healthy flows'
+// share predicts (the top of its 95% Wilson interval, plus two standard
+// deviations and one). When failing flows go silent there much more often,
+// their failure is what silenced them: they died right after prev.
+func (a *analysis) structural(prev, s string) bool {
+	key := prev + " " + s
+	if v, ok := a.silence[key]; ok {
+		return v
+	}
+	var hTotal, hS, fTotal, fS int
+	for _, o := range a.all[prev] {
+		p := a.paths[o.flow]
+		if o.pos+1 >= len(p) {
+			continue
+		}
+		at := p[o.pos+1].id == s
+		switch a.flows[o.flow].State {
+		case hash.StateOK:
+			hTotal++
+			if at {
+				hS++
+			}
+		case hash.StateFail:
+			fTotal++
+			if at {
+				fS++
+			}
+		}
+	}
+	v := false
+	if hS > 0 {
+		// The healthy share is itself uncertain with few flows: take the
+		// top of its 95% interval.
+		_, rho := WilsonInterval(hS, hTotal, 1.96)
+		expect := float64(fTotal) * rho
+		v = float64(fS) <= expect+2*math.Sqrt(expect*(1-rho))+1
+	}
+	a.silence[key] = v
+	return v
+}
+
+// deathPos picks where on p[t0..lib] (an answering hop, then silence that
+// healthy flows share) a failing flow is taken to have died, among the
+// nodes after which healthy flows go on to another router: the deepest
+// node after which exactly one missing router can be named, else the one
+// with the fewest such candidates, else cons (the end of the stretch that
+// looks like silent routers). Healthy flows may share a silence only
+// because a router's answer was lost on its way back, so a deeper node is
+// not always the better explanation.
+func (a *analysis) deathPos(p []pnode, t0, lib, cons int) int {
+	best, bestN := cons, 0
+	for q := lib; q >= t0; q-- {
+		if reach, cont := a.after(p[q].id); reach > 0 || cont == 0 {
+			continue
+		}
+		n := len(a.nextOf(p[q]).cands)
+		switch {
+		case n == 1:
+			return q
+		case n > 0 && (bestN == 0 || n < bestN):
+			best, bestN = q, n
+		}
+	}
+	return best
+}
+
+// describeNext names the next hop of a death after d and says why.
+func describeNext(d pnode, ni *nextInfo, failing int) (netip.Addr, string) {
+	t := d.ttl
+	cont := "other hops"
+	if len(ni.healthyAfter) > 0 {
+		cont = addrList(ni.healthyAfter, 6)
+	}
+	head := fmt.Sprintf("%d failing %s after %s (TTL %d); %d healthy %s through it continue to %s",
+		failing, plural(failing, "flow dies", "flows die"), d.addr, t, ni.healthyThrough, plural(ni.healthyThrough, "flow", "flows"), cont)
+	if !d.answered() {
+		head = fmt.Sprintf("%d failing %s after %s, at or right after the silent hop at TTL %d; %d healthy %s cross that silent hop and continue to %s",
+			failing, plural(failing, "flow dies", "flows die"), d.last, t, ni.healthyThrough, plural(ni.healthyThrough, "flow", "flows"), cont)
+	}
+	if len(ni.cands) == 0 {
+		return netip.Addr{}, head + fmt.Sprintf(": the next hop the failing flows take never answers (a silent member or a blackhole; %s)", ni.why)
+	}
+	c := ni.cands[0]
+	name := c.rep.String()
+	if len(c.addrs) > 1 {
+		name += " (also seen as " + addrList(c.addrs[1:], 4) + ")"
+	}
+	it := d.addr.String()
+	if !d.answered() {
+		it = "that silent hop"
+	}
+	ev := head + fmt.Sprintf("; %s is reached at TTL %d by %d healthy %s via other hops but never after %s",
+		name, t+1, c.flows, plural(c.flows, "flow", "flows"), it)
+	if !d.answered() {
+		ev += fmt.Sprintf(": the link from the silent hop at TTL %d behind %s to %s", t, d.last, c.rep)
+	}
+	if len(ni.cands) > 1 {
+		others := make([]netip.Addr, 0, len(ni.cands)-1)
+		for _, o := range ni.cands[1:] {
+			others = append(others, o.rep)
+		}
+		ev += "; other candidates: " + addrList(others, 4)
+	}
+	return c.rep, ev
+}
+
+func forwardText(n int, infos []suspectInfo) string {
+	lead := fmt.Sprintf("%d failing %s on the forward path", n, plural(n, "flow dies", "flows die"))
+	if len(infos) == 0 {
+		return lead + " behind hops that never answer (silent from the first TTL on), so no hop can be named"
+	}
+	// Deaths right after several hops of one TTL with no next hop named:
+	// the common next tier holds a member that never answers.
+	sameTier := len(infos) > 1
+	for _, s := range infos {
+		if s.kind != fateForward || s.Next.IsValid() || s.silent || s.ttl != infos[0].ttl {
+			sameTier = false
+		}
+	}
+	if sameTier {
+		addrs := make([]netip.Addr, len(infos))
+		for i, s := range infos {
+			addrs[i] = s.Addr
+		}
+		slices.SortFunc(addrs, netip.Addr.Compare)
+		return lead + fmt.Sprintf(" right after %d different hops at TTL %d (%s) while healthy flows through each of them continue: "+
+			"they share a next hop at TTL %d that never answers and that no healthy flow reaches (a dead, blackholed or silent member)",
+			len(infos), infos[0].ttl, addrList(addrs, 6), infos[0].ttl+1)
+	}
+	s := infos[0]
+	var text string
+	switch {
+	case s.kind == fateForward && s.Next.IsValid() && s.silent:
+		text = fmt.Sprintf("%s after the silent hop at TTL %d behind %s, where healthy flows continue: suspect the link from that silent hop to %s",
+			lead, s.ttl, s.Addr, s.Next)
+	case s.kind == fateForward && s.Next.IsValid():
+		text = fmt.Sprintf("%s after %s (TTL %d), where healthy flows continue: suspect the link %s -> %s", lead, s.Addr, s.ttl, s.Addr, s.Next)
+	case s.kind == fateForward && s.silent:
+		text = fmt.Sprintf("%s after %s, at or right after the silent hop at TTL %d (healthy flows cross a silent router there and continue): "+
+			"the hop they take never answers (a dead, blackholed or silent member)", lead, s.Addr, s.ttl)
+	case s.kind == fateForward:
+		text = fmt.Sprintf("%s right after %s (TTL %d) while healthy flows through it continue: the next hop they take never answers (a dead, blackholed or silent member behind %s)",
+			lead, s.Addr, s.ttl, s.Addr)
+	case s.kind == fateOnly:
+		text = fmt.Sprintf("%s: they end at %s (TTL %d), which no healthy flow crosses", lead, s.Addr, s.ttl)
+	case s.kind == fateUnreach:
+		text = fmt.Sprintf("%s: %s answers them with destination unreachable", lead, s.Addr)
+	case s.kind == fateLoop:
+		text = fmt.Sprintf("%s: they loop between %s and %s", lead, s.Addr, addrOrStar(s.Next))
+	}
+	if len(infos) > 1 {
+		text += fmt.Sprintf(" (this explains %d of them; %d suspects in all)", s.Score, len(infos))
+	}
+	return text
+}

@@ -1,0 +1,718 @@
+package report
+
+import (
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+)
+
+// labNet is a synthetic copy of the lab fabric:
+//
+//	client -> r1 -> p1..pW [-> q1..qM] -> r2 -> server
+//
+// Routers answer from their router ID (198.18.255.K: r1=1, p_i=10+i,
+// q_j=40+j, r2=99) or, with inbound, from the address of the link the probe
+// came in on, as the lab does in each ICMP source mode.
+type labNet struct {
+	width, width2 int
+	inbound       bool
+	silent        map[string]bool
+	maxTTL        int
+	names         map[netip.Addr]string // address -> node, like lab.Fabric.NodeOf
+	// retLost, when set, says whether a packet travelling back toward the
+	// client along path (origin first) is lost. Routers pick the way back
+	// by hashing: ICMP errors on the probe's tuple, SYN-ACKs on the
+	// reversed one, so the two take different paths.
+	retLost func(path []string) bool
+	base    uint16 // first source port
+}
+
+const (
+	kindICMP   = 1
+	kindSynAck = 2
+)
+
+// tiers lists the fabric's routers by distance from the client.
+func (l *labNet) tiers() [][]string {
+	t := [][]string{{"r1"}, numbered("p", l.width)}
+	if l.width2 > 0 {
+		t = append(t, numbered("q", l.width2))
+	}
+	return append(t, []string{"r2"})
+}
+
+func numbered(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%d", prefix, i+1)
+	}
+	return out
+}
+
+// returnPath is the way back from the router at forward index from (or from
+// the server when from is past the last router) to r1.
+func (l *labNet) returnPath(sport uint16, from int, kind uint32) []string {
+	tiers := l.tiers()
+	origin := "s"
+	if from < len(tiers) {
+		origin = l.route(sport)[from]
+	}
+	path := []string{origin}
+	for k := min(from, len(tiers)) - 1; k >= 0; k-- {
+		m := tiers[k]
+		path = append(path, m[mix(sport, 100*kind+uint32(k))%uint32(len(m))])
+	}
+	return path
+}
+
+var server = netip.MustParseAddr("198.18.2.2")
+
+func newLab(width, width2 int, inbound bool, silent ...string) *labNet {
+	l := &labNet{width: width, width2: width2, inbound: inbound, silent: map[string]bool{}, maxTTL: 8, names: map[netip.Addr]string{}}
+	for _, s := range silent {
+		l.silent[s] = true
+	}
+	return l
+}
+
+func (l *labNet) addr(node, prev string) netip.Addr {
+	var a netip.Addr
+	idx := func(s string) int {
+		var n int
+		fmt.Sscanf(s[1:], "%d", &n)
+		return n
+	}
+	switch {
+	case !l.inbound && node == "r1":
+		a = netip.AddrFrom4([4]byte{198, 18, 255, 1})
+	case !l.inbound && node == "r2":
+		a = netip.AddrFrom4([4]byte{198, 18, 255, 99})
+	case !l.inbound && node[0] == 'p':
+		a = netip.AddrFrom4([4]byte{198, 18, 255, byte(10 + idx(node))})
+	case !l.inbound && node[0] == 'q':
+		a = netip.AddrFrom4([4]byte{198, 18, 255, byte(40 + idx(node))})
+	case node == "r1":
+		a = netip.MustParseAddr("198.18.1.254")
+	case node[0] == 'p':
+		a = netip.AddrFrom4([4]byte{198, 19, byte(idx(node)), 2})
+	case node[0] == 'q':
+		a = netip.AddrFrom4([4]byte{198, 19, byte(100 + idx(prev)), byte(16*(idx(node)-1) + 2)})
+	case node == "r2":
+		a = netip.AddrFrom4([4]byte{198, 19, byte(200 + idx(prev)), 2})
+	}
+	l.names[a] = node
+	return a
+}
+
+// mix is a stand-in for a router's flow hash.
+func mix(sport uint16, seed uint32) uint32 {
+	h := uint64(sport) + uint64(seed)*0x9e3779b97f4a7c15
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	h ^= h >> 31
+	return uint32(h >> 7)
+}
+
+func (l *labNet) route(sport uint16) []string {
+	names := []string{"r1", fmt.Sprintf("p%d", mix(sport, 1)%uint32(l.width)+1)}
+	if l.width2 > 0 {
+		names = append(names, fmt.Sprintf("q%d", mix(sport, 2)%uint32(l.width2)+1))
+	}
+	return append(names, "r2")
+}
+
+// fault says, for a flow's forward path, from which hop index on nothing
+// answers (-1: none) and whether the destination's answer is lost on the way
+// back.
+type fault func(names []string) (lostFrom int, ret bool)
+
+func (l *labNet) flows(n int, fl fault) []FlowTrace {
+	var out []FlowTrace
+	base := l.base
+	if base == 0 {
+		base = 30000
+	}
+	for k := range n {
+		sport := base + uint16(k)
+		names := l.route(sport)
+		lostFrom, ret := -1, false
+		if fl != nil {
+			lostFrom, ret = fl(names)
+		}
+		f := FlowTrace{Sport: sport, Sent: 3}
+		prev := "c"
+		for i, nm := range names {
+			h := TraceHop{TTL: i + 1, Probes: 3}
+			if (lostFrom < 0 || i < lostFrom) && !l.silent[nm] && (l.retLost == nil || !l.retLost(l.returnPath(sport, i, kindICMP))) {
+				h.Addr, h.Answers, h.ICMPType = l.addr(nm, prev), 3, 11
+				h.RTT = time.Duration(100*(i+1)+int(sport%7)) * time.Microsecond
+			}
+			f.Hops = append(f.Hops, h)
+			prev = nm
+		}
+		if l.retLost != nil && l.retLost(l.returnPath(sport, len(names), kindSynAck)) {
+			ret = true
+		}
+		if lostFrom < 0 && !ret {
+			ttl := len(names) + 1
+			f.Hops = append(f.Hops, TraceHop{TTL: ttl, Addr: server, Reached: true, Probes: 3, Answers: 3,
+				RTT: time.Duration(100*ttl+int(sport%7)) * time.Microsecond})
+			f.ReachedTTL, f.Received, f.State = ttl, 3, hash.StateOK
+		} else {
+			for ttl := len(names) + 1; ttl <= l.maxTTL; ttl++ {
+				f.Hops = append(f.Hops, TraceHop{TTL: ttl, Probes: 3})
+			}
+			f.State = hash.StateFail
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func on(node string, at int) fault {
+	return func(names []string) (int, bool) {
+		if names[at] == node {
+			return at, false
+		}
+		return -1, false
+	}
+}
+
+func linkDrop(a, b string) fault {
+	return func(names []string) (int, bool) {
+		for i := 0; i+1 < len(names); i++ {
+			if names[i] == a && names[i+1] == b {
+				return i + 1, false
+			}
+		}
+		return -1, false
+	}
+}
+
+// withReturnFault marks the flows whose reverse hash picks member 3 of 4 as
+// failing: routers still answer, the destination's answer is lost.
+func withReturnFault(l *labNet, n int) []FlowTrace {
+	fs := l.flows(n, nil)
+	for i := range fs {
+		f := &fs[i]
+		if mix(f.Sport, 3)%4 != 2 {
+			continue
+		}
+		last := f.Hops[len(f.Hops)-1]
+		f.Hops[len(f.Hops)-1] = TraceHop{TTL: last.TTL, Probes: 3}
+		for ttl := last.TTL + 1; ttl <= l.maxTTL; ttl++ {
+			f.Hops = append(f.Hops, TraceHop{TTL: ttl, Probes: 3})
+		}
+		f.State, f.Received, f.ReachedTTL = hash.StateFail, 0, 0
+	}
+	return fs
+}
+
+func countState(fs []FlowTrace, st hash.State) int {
+	n := 0
+	for _, f := range fs {
+		if f.State == st {
+			n++
+		}
+	}
+	return n
+}
+
+func describe(d Diagnosis) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s\n", d.Direction, d.Text)
+	for i, s := range d.Suspects {
+		fmt.Fprintf(&b, "  %d. %s score %d: %s\n", i+1, suspectName(s), s.Score, s.Evidence)
+	}
+	return b.String()
+}
+
+func TestDiagnoseForwardOneTierBlackhole(t *testing.T) {
+	for _, inbound := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inbound=%v", inbound), func(t *testing.T) {
+			l := newLab(4, 0, inbound)
+			fs := l.flows(64, on("p3", 1))
+			if countState(fs, hash.StateFail) == 0 || countState(fs, hash.StateOK) == 0 {
+				t.Fatal("bad fixture")
+			}
+			d := Diagnose(fs)
+			if d.Direction != DirectionForward || len(d.Suspects) == 0 {
+				t.Fatalf("got %s", describe(d))
+			}
+			s := d.Suspects[0]
+			if l.names[s.Addr] != "r1" || s.Next.IsValid() {
+				t.Errorf("suspects[0] = %s, want hop r1\n%s", suspectName(s), describe(d))
+			}
+			if s.Score != countState(fs, hash.StateFail) {
+				t.Errorf("score %d, want %d", s.Score, countState(fs, hash.StateFail))
+			}
+			if !strings.Contains(d.Text, "right after") {
+				t.Errorf("text %q", d.Text)
+			}
+		})
+	}
+}
+
+func TestDiagnoseForwardDeadLink(t *testing.T) {
+	for _, inbound := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inbound=%v", inbound), func(t *testing.T) {
+			l := newLab(3, 3, inbound)
+			fs := l.flows(96, linkDrop("p1", "q2"))
+			d := Diagnose(fs)
+			if d.Direction != DirectionForward || len(d.Suspects) == 0 {
+				t.Fatalf("got %s", describe(d))
+			}
+			s := d.Suspects[0]
+			if l.names[s.Addr] != "p1" || l.names[s.Next] != "q2" {
+				t.Errorf("suspects[0] = %s (%s -> %s), want link p1 -> q2\n%s", suspectName(s), l.names[s.Addr], l.names[s.Next], describe(d))
+			}
+			if len(d.Suspects) != 1 {
+				t.Errorf("want one suspect:\n%s", describe(d))
+			}
+			if !strings.Contains(s.Evidence, "never after") || !strings.Contains(d.Text, "suspect the link") {
+				t.Errorf("evidence %q text %q", s.Evidence, d.Text)
+			}
+		})
+	}
+}
+
+func TestDiagnoseForwardLinkBehindSilentRouter(t *testing.T) {
+	for _, inbound := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inbound=%v", inbound), func(t *testing.T) {
+			l := newLab(3, 3, inbound, "p1")
+			fs := l.flows(96, linkDrop("p1", "q2"))
+			d := Diagnose(fs)
+			if d.Direction != DirectionForward || len(d.Suspects) == 0 {
+				t.Fatalf("got %s", describe(d))
+			}
+			s := d.Suspects[0]
+			if l.names[s.Addr] != "r1" || l.names[s.Next] != "q2" {
+				t.Errorf("suspects[0] = %s, want link r1 (silent p1) -> q2\n%s", suspectName(s), describe(d))
+			}
+			if !strings.Contains(s.Evidence, "silent hop at TTL 2") || !strings.Contains(d.Text, "silent hop") {
+				t.Errorf("evidence %q text %q", s.Evidence, d.Text)
+			}
+		})
+	}
+}
+
+func TestDiagnoseForwardBlackholedSecondTier(t *testing.T) {
+	for _, inbound := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inbound=%v", inbound), func(t *testing.T) {
+			l := newLab(3, 3, inbound)
+			fs := l.flows(96, on("q2", 2))
+			d := Diagnose(fs)
+			if d.Direction != DirectionForward || len(d.Suspects) != 3 {
+				t.Fatalf("got %s", describe(d))
+			}
+			var got []string
+			total := 0
+			for _, s := range d.Suspects {
+				if s.Next.IsValid() {
+					t.Errorf("suspect %s names a next hop; q2 never answers", suspectName(s))
+				}
+				got = append(got, l.names[s.Addr])
+				total += s.Score
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, []string{"p1", "p2", "p3"}) || total != countState(fs, hash.StateFail) {
+				t.Errorf("suspects %v total score %d\n%s", got, total, describe(d))
+			}
+			if !strings.Contains(d.Text, "3 different hops at TTL 2") || !strings.Contains(d.Text, "TTL 3") {
+				t.Errorf("text %q", d.Text)
+			}
+		})
+	}
+}
+
+func TestDiagnoseReturn(t *testing.T) {
+	cases := []struct {
+		name   string
+		lab    *labNet
+		mutate func(fs []FlowTrace)
+		want   string // in the text
+	}{
+		{"one tier", newLab(4, 0, false), nil, "exonerated"},
+		{"two tier inbound", newLab(3, 2, true), nil, "exonerated"},
+		{"silent r2", newLab(4, 0, false, "r2"), nil, "cannot be excluded"},
+		{"silent p2", newLab(4, 2, false, "p2"), nil, "exonerated"},
+		{
+			// r2 answers from the interface its reply leaves by, chosen by
+			// the reverse hash: the failing flows see an address that no
+			// healthy flow sees.
+			"r2 answers from an ecmp-chosen interface", newLab(4, 0, false),
+			func(fs []FlowTrace) {
+				for i := range fs {
+					h := &fs[i].Hops[2]
+					h.Addr = netip.AddrFrom4([4]byte{198, 19, byte(201 + mix(fs[i].Sport, 3)%4), 2})
+				}
+			}, "exonerated",
+		},
+		{
+			"per-flow addresses everywhere", newLab(4, 2, true),
+			func(fs []FlowTrace) {
+				for i := range fs {
+					if fs[i].State == hash.StateFail {
+						fs[i].Hops[3].Addr = netip.MustParseAddr("198.19.250.1")
+						fs[i].Hops[1].Others = []netip.Addr{netip.MustParseAddr("198.19.99.2")}
+					}
+				}
+			}, "exonerated",
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fs := withReturnFault(c.lab, 64)
+			if c.mutate != nil {
+				c.mutate(fs)
+			}
+			if countState(fs, hash.StateFail) == 0 {
+				t.Fatal("bad fixture")
+			}
+			d := Diagnose(fs)
+			if d.Direction != DirectionReturn {
+				t.Fatalf("got %s", describe(d))
+			}
+			if d.Suspects == nil || len(d.Suspects) != 0 {
+				t.Errorf("suspects %v, want empty", d.Suspects)
+			}
+			for _, w := range []string{c.want, "ecmpscan trace CLIENT:", "--sport DPORT", "reverse five-tuple", "198.18.2.2"} {
+				if !strings.Contains(d.Text, w) {
+					t.Errorf("text lacks %q: %s", w, d.Text)
+				}
+			}
+		})
+	}
+}
+
+func TestDiagnoseNone(t *testing.T) {
+	l := newLab(4, 2, false, "p2", "q1")
+	fs := l.flows(32, nil)
+	d := Diagnose(fs)
+	if d.Direction != DirectionNone || len(d.Suspects) != 0 || !strings.Contains(d.Text, "silent hops") {
+		t.Errorf("healthy fabric with silent routers: %s", describe(d))
+	}
+	for i := range fs {
+		if i%5 == 0 {
+			fs[i].State, fs[i].Received = hash.StateFlaky, 2
+		}
+	}
+	d = Diagnose(fs)
+	if d.Direction != DirectionNone || !strings.Contains(d.Text, "partial loss") || !strings.Contains(d.Text, "7 of 32 flows") {
+		t.Errorf("flaky only: %s", describe(d))
+	}
+}
+
+func TestDiagnoseUnknown(t *testing.T) {
+	l := newLab(4, 0, false)
+	allFail := l.flows(16, func([]string) (int, bool) { return 2, false })
+	silentFail := l.flows(32, on("p3", 1))
+	for i := range silentFail {
+		if silentFail[i].State == hash.StateFail {
+			silentFail[i].Hops[0] = TraceHop{TTL: 1, Probes: 3}
+		}
+	}
+	silentR1 := newLab(4, 0, false, "r1").flows(32, on("p3", 1))
+	cases := []struct {
+		name  string
+		flows []FlowTrace
+		want  string
+	}{
+		{"no flows", nil, "no flow was traced"},
+		{"silent first hop for everyone", silentR1, "silent for healthy flows too"},
+		{"no healthy flow", allFail, "no healthy path"},
+		{"silent from TTL 1", silentFail, "no answer at any TTL"},
+		{"no hops", []FlowTrace{{Sport: 1, State: hash.StateFail, Sent: 3}, {Sport: 2, State: hash.StateOK, Sent: 3, Received: 3}}, "no hop was traced"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := Diagnose(c.flows)
+			if d.Direction != DirectionUnknown || !strings.Contains(d.Text, c.want) || d.Suspects == nil {
+				t.Errorf("got %s", describe(d))
+			}
+		})
+	}
+}
+
+// hopsOf builds hops from addresses, "*" for silence and "=" for the
+// destination.
+func hopsOf(addrs ...string) []TraceHop {
+	var hs []TraceHop
+	for i, a := range addrs {
+		h := TraceHop{TTL: i + 1, Probes: 3}
+		switch a {
+		case "*":
+		case "=":
+			h.Addr, h.Reached, h.Answers = server, true, 3
+		default:
+			h.Addr, h.Answers, h.ICMPType = netip.MustParseAddr(a), 3, 11
+		}
+		hs = append(hs, h)
+	}
+	return hs
+}
+
+func flowOf(sport uint16, st hash.State, addrs ...string) FlowTrace {
+	f := FlowTrace{Sport: sport, State: st, Sent: 3, Hops: hopsOf(addrs...)}
+	switch st {
+	case hash.StateOK:
+		f.Received, f.ReachedTTL = 3, len(addrs)
+	case hash.StateFlaky:
+		f.Received, f.ReachedTTL = 1, len(addrs)
+	}
+	return f
+}
+
+func TestDiagnoseOtherForwardShapes(t *testing.T) {
+	const (
+		r1 = "198.18.255.1"
+		p1 = "198.18.255.11"
+		p2 = "198.18.255.12"
+		r2 = "198.18.255.99"
+		px = "198.19.9.2"
+	)
+	healthy := []FlowTrace{
+		flowOf(1, hash.StateOK, r1, p1, r2, "="),
+		flowOf(2, hash.StateOK, r1, p2, r2, "="),
+		flowOf(3, hash.StateOK, r1, p1, r2, "="),
+	}
+	unreach := flowOf(10, hash.StateFail, r1, p2, "*", "*")
+	unreach.Hops[1].ICMPType, unreach.Hops[1].ICMPCode = 3, 13
+	cases := []struct {
+		name       string
+		failing    []FlowTrace
+		addr, next string
+		want       string
+	}{
+		{"hop no healthy flow crosses", []FlowTrace{
+			flowOf(10, hash.StateFail, r1, px, "*", "*", "*"),
+			flowOf(11, hash.StateFail, r1, px, "*", "*", "*"),
+		}, px, "", "which no healthy flow crosses"},
+		{"destination unreachable", []FlowTrace{unreach}, p2, "", "destination unreachable"},
+		{"routing loop", []FlowTrace{
+			flowOf(10, hash.StateFail, r1, p1, px, p1, px, p1, px),
+		}, p1, px, "loop"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := Diagnose(append(slices.Clone(healthy), c.failing...))
+			if d.Direction != DirectionForward || len(d.Suspects) == 0 {
+				t.Fatalf("got %s", describe(d))
+			}
+			s := d.Suspects[0]
+			if s.Addr.String() != c.addr || (c.next == "") != !s.Next.IsValid() || (c.next != "" && s.Next.String() != c.next) {
+				t.Errorf("suspects[0] = %s, want %s -> %q", suspectName(s), c.addr, c.next)
+			}
+			if !strings.Contains(s.Evidence+d.Text, c.want) {
+				t.Errorf("no %q in %s", c.want, describe(d))
+			}
+		})
+	}
+}
+
+func TestDiagnoseMixedEvidence(t *testing.T) {
+	const (
+		r1 = "198.18.255.1"
+		p1 = "198.18.255.11"
+		p2 = "198.18.255.12"
+		r2 = "198.18.255.99"
+	)
+	flows := []FlowTrace{
+		flowOf(1, hash.StateOK, r1, p1, r2, "="),
+		flowOf(2, hash.StateOK, r1, p2, r2, "="),
+		flowOf(3, hash.StateFail, r1, "*", "*", "*"),
+		flowOf(4, hash.StateFail, r1, "*", "*", "*"),
+		flowOf(5, hash.StateFail, r1, p2, r2, "*"),
+		flowOf(6, hash.StateFlaky, r1, p1, r2, "="),
+	}
+	d := Diagnose(flows)
+	if d.Direction != DirectionForward || !strings.Contains(d.Text, "1 other failing flow gets as far") || !strings.Contains(d.Text, "1 flaky flow") {
+		t.Errorf("2 forward, 1 return: %s", describe(d))
+	}
+	d = Diagnose(flows[:5:5][1:])
+	if d.Direction != DirectionForward {
+		t.Errorf("got %s", describe(d))
+	}
+	split := append(slices.Clone(flows[:3]), flowOf(5, hash.StateFail, r1, p2, r2, "*"))
+	if d := Diagnose(split); d.Direction != DirectionUnknown || !strings.Contains(d.Text, "split") {
+		t.Errorf("1 forward, 1 return: %s", describe(d))
+	}
+}
+
+func TestDiagnoseDeterministic(t *testing.T) {
+	l := newLab(3, 3, true, "p1")
+	fs := l.flows(96, linkDrop("p1", "q2"))
+	want := Diagnose(fs)
+	for k := 1; k < 5; k++ {
+		shuffled := slices.Clone(fs)
+		for i := range shuffled {
+			j := (i*7 + k*13) % len(shuffled)
+			shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
+		}
+		if got := Diagnose(shuffled); !reflect.DeepEqual(got, want) {
+			t.Fatalf("order changes the diagnosis:\n%s\nvs\n%s", describe(got), describe(want))
+		}
+	}
+}
+
+func TestDiagnoseRaggedHops(t *testing.T) {
+	const r1, p1, r2 = "198.18.255.1", "198.18.255.11", "198.18.255.99"
+	flows := []FlowTrace{
+		flowOf(1, hash.StateOK, r1, p1, r2, "="),
+		flowOf(2, hash.StateOK, r1),                // cut short
+		flowOf(3, hash.StateFail, r1, p1),          // cut short
+		flowOf(4, hash.StateFail, r1, p1, r2, "*"), // return-like
+		flowOf(5, hash.StateFail, r1, p1, r2, "*", "*", "*", "*", "*", "*", "*"),
+	}
+	flows[0].Hops[1].Answers = 1 // partial answers still count as an answer
+	d := Diagnose(flows)
+	if d.Direction != DirectionReturn {
+		t.Errorf("got %s", describe(d))
+	}
+}
+
+// crosses reports whether a return path goes from a to b.
+func crosses(a, b string) func([]string) bool {
+	return func(path []string) bool {
+		for i := 0; i+1 < len(path); i++ {
+			if path[i] == a && path[i+1] == b {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func through(node string) func([]string) bool {
+	return func(path []string) bool { return slices.Contains(path, node) }
+}
+
+var physicsBase, physicsRanges = 20000, 40
+
+// TestDiagnoseLabPhysics runs the shapes of the end-to-end tests over many
+// source port ranges, with the lab's return paths: a link that drops both
+// ways also fails flows on the way back and eats some time-exceeded
+// answers; a return blackhole silences the router itself and the answers
+// of routers behind it.
+func TestDiagnoseLabPhysics(t *testing.T) {
+	// A link that drops both ways leaves few healthy flows through its near
+	// end and hides the far end's own answers; with 48 ports over 9 paths
+	// some port ranges do not show every live next hop of p1, or show a
+	// single flow dying forward. Those few may name another candidate (the
+	// evidence lists q2 among "other candidates") or say return.
+	const bothWaysMisses = 4
+	cases := []struct {
+		name   string
+		lab    func() *labNet
+		n      int
+		fwd    fault
+		check  func(l *labNet, d Diagnosis) bool
+		maxBad int
+	}{
+		{"link-drop p1-q2 both ways behind silent p1", func() *labNet {
+			l := newLab(3, 3, false, "p1")
+			l.retLost = crosses("q2", "p1")
+			return l
+		}, 48, linkDrop("p1", "q2"), func(l *labNet, d Diagnosis) bool {
+			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Next] == "q2" &&
+				slices.Contains([]string{"r1", "p1"}, l.names[d.Suspects[0].Addr])
+		}, bothWaysMisses},
+		{"link-drop p1-q2 one way behind silent p1", func() *labNet {
+			return newLab(3, 3, false, "p1")
+		}, 48, linkDrop("p1", "q2"), func(l *labNet, d Diagnosis) bool {
+			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Next] == "q2" &&
+				l.names[d.Suspects[0].Addr] == "r1"
+		}, 0},
+		{"link-drop p1-q2 both ways", func() *labNet {
+			l := newLab(3, 3, false)
+			l.retLost = crosses("q2", "p1")
+			return l
+		}, 48, linkDrop("p1", "q2"), func(l *labNet, d Diagnosis) bool {
+			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Next] == "q2" &&
+				l.names[d.Suspects[0].Addr] == "p1"
+		}, bothWaysMisses},
+		{"link-drop p1-q2 both ways inbound", func() *labNet {
+			l := newLab(3, 3, true)
+			l.retLost = crosses("q2", "p1")
+			return l
+		}, 48, linkDrop("p1", "q2"), func(l *labNet, d Diagnosis) bool {
+			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Next] == "q2" &&
+				l.names[d.Suspects[0].Addr] == "p1"
+		}, bothWaysMisses},
+		{"link-drop p1-q2 both ways, 96 ports", func() *labNet {
+			l := newLab(3, 3, false)
+			l.retLost = crosses("q2", "p1")
+			return l
+		}, 96, linkDrop("p1", "q2"), func(l *labNet, d Diagnosis) bool {
+			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Next] == "q2" &&
+				l.names[d.Suspects[0].Addr] == "p1"
+		}, 1},
+		{"8x8 inbound, silent p3, link-drop p1-q5 both ways", func() *labNet {
+			l := newLab(8, 8, true, "p3")
+			l.retLost = crosses("q5", "p1")
+			return l
+		}, 512, linkDrop("p1", "q5"), func(l *labNet, d Diagnosis) bool {
+			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Next] == "q5" &&
+				l.names[d.Suspects[0].Addr] == "p1"
+		}, 1},
+		{"8x8 inbound, q2 loses answers via p1, link-drop p1-q5", func() *labNet {
+			l := newLab(8, 8, true)
+			l.retLost = crosses("q2", "p1")
+			return l
+		}, 512, linkDrop("p1", "q5"), func(l *labNet, d Diagnosis) bool {
+			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Next] == "q5" &&
+				l.names[d.Suspects[0].Addr] == "p1"
+		}, 1},
+		{"blackhole-fwd p2", func() *labNet { return newLab(4, 0, false) }, 32, on("p2", 1),
+			func(l *labNet, d Diagnosis) bool {
+				return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Addr] == "r1"
+			}, 0},
+		{"blackhole-ret q1", func() *labNet {
+			l := newLab(2, 2, false)
+			l.retLost = through("q1")
+			return l
+		}, 32, nil, func(l *labNet, d Diagnosis) bool { return d.Direction == DirectionReturn }, 0},
+		{"blackhole-ret p4", func() *labNet {
+			l := newLab(4, 0, false)
+			l.retLost = through("p4")
+			return l
+		}, 32, nil, func(l *labNet, d Diagnosis) bool { return d.Direction == DirectionReturn }, 0},
+		{"blackhole-ret q1 inbound", func() *labNet {
+			l := newLab(2, 2, true)
+			l.retLost = through("q1")
+			return l
+		}, 32, nil, func(l *labNet, d Diagnosis) bool { return d.Direction == DirectionReturn }, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			bad := 0
+			for r := range physicsRanges {
+				l := c.lab()
+				l.base = uint16(physicsBase + 97*r)
+				fs := l.flows(c.n, c.fwd)
+				if countState(fs, hash.StateFail) == 0 {
+					continue
+				}
+				if d := Diagnose(fs); !c.check(l, d) {
+					bad++
+					if bad <= 3 && testing.Verbose() {
+						t.Logf("sports from %d: %s", l.base, describe(d))
+					}
+				}
+			}
+			if bad > c.maxBad {
+				t.Errorf("%d of %d port ranges diagnosed wrong (at most %d allowed)", bad, physicsRanges, c.maxBad)
+			} else if bad > 0 {
+				t.Logf("%d of %d port ranges diagnosed wrong (at most %d allowed)", bad, physicsRanges, c.maxBad)
+			}
+		})
+	}
+}

@@ -1,0 +1,109 @@
+package report
+
+import (
+	"cmp"
+	"math"
+	"net/netip"
+	"slices"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+)
+
+// WilsonInterval is the Wilson score interval of a proportion with k
+// successes out of n at the normal quantile z (1.96 for 95%). With no
+// trials it is the whole [0, 1].
+func WilsonInterval(k, n int, z float64) (low, high float64) {
+	if n <= 0 {
+		return 0, 1
+	}
+	k = min(max(k, 0), n)
+	nf := float64(n)
+	p := float64(k) / nf
+	z2 := z * z
+	den := 1 + z2/nf
+	center := (p + z2/(2*nf)) / den
+	half := z * math.Sqrt(p*(1-p)/nf+z2/(4*nf*nf)) / den
+	low, high = max(0, center-half), min(1, center+half)
+	if k == 0 {
+		low = 0
+	}
+	if k == n {
+		high = 1
+	}
+	return low, high
+}
+
+// BucketPaths groups flows by forward path signature. The end-to-end probes
+// go through the hash bucketer (the one place that groups results), keyed
+// by the signature of the flow's source port; the flow states come from the
+// flows. Buckets are sorted by descending failing flows, then signature.
+func BucketPaths(flows []FlowTrace) []PathBucket {
+	sig := make(map[uint16]string, len(flows))
+	for _, f := range flows {
+		sig[f.Sport] = f.Signature()
+	}
+	b := hash.NewBucketer(func(t hash.FiveTuple) string { return sig[t.SrcPort] })
+	for _, f := range flows {
+		t := hash.FiveTuple{Proto: hash.ProtoTCP, SrcPort: f.Sport}
+		for i := range max(f.Sent, 0) {
+			r := hash.Lost
+			if i < f.Received {
+				r = hash.Received
+			}
+			b.Add(hash.Observation{Tuple: t, Result: r})
+		}
+	}
+	stats := map[string]hash.FlowStats{}
+	for _, s := range b.Buckets() {
+		stats[sig[s.Tuple.SrcPort]] = s
+	}
+	byKey := map[string]*PathBucket{}
+	var keys []string
+	for _, f := range flows {
+		k := sig[f.Sport]
+		pb, ok := byKey[k]
+		if !ok {
+			pb = &PathBucket{Signature: k, Hops: pathHops(f)}
+			byKey[k] = pb
+			keys = append(keys, k)
+		}
+		pb.Ports = append(pb.Ports, f.Sport)
+		switch f.State {
+		case hash.StateOK:
+			pb.OK++
+		case hash.StateFail:
+			pb.Fail++
+		case hash.StateFlaky:
+			pb.Flaky++
+		}
+	}
+	out := make([]PathBucket, 0, len(keys))
+	for _, k := range keys {
+		pb := byKey[k]
+		slices.Sort(pb.Ports)
+		pb.Ports = slices.Compact(pb.Ports)
+		s := stats[k]
+		pb.Sent, pb.Received = s.Sent, s.Received
+		if s.Sent > 0 {
+			pb.Loss = float64(s.Sent-s.Received) / float64(s.Sent)
+		}
+		pb.LossLow, pb.LossHigh = WilsonInterval(s.Sent-s.Received, s.Sent, 1.96)
+		out = append(out, *pb)
+	}
+	slices.SortFunc(out, func(x, y PathBucket) int {
+		return cmp.Or(cmp.Compare(y.Fail, x.Fail), cmp.Compare(x.Signature, y.Signature))
+	})
+	return out
+}
+
+// pathHops is the forward path of a flow by TTL, before the destination.
+func pathHops(f FlowTrace) []netip.Addr {
+	var out []netip.Addr
+	for _, h := range f.Hops {
+		if h.Reached {
+			break
+		}
+		out = append(out, h.Addr)
+	}
+	return out
+}

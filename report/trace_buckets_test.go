@@ -1,0 +1,91 @@
+package report
+
+import (
+	"math"
+	"net/netip"
+	"testing"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+)
+
+func TestWilsonInterval(t *testing.T) {
+	cases := []struct {
+		k, n      int
+		low, high float64
+	}{
+		{0, 10, 0, 0.2775},
+		{5, 10, 0.2366, 0.7634},
+		{10, 10, 0.7225, 1},
+		{1, 3, 0.0615, 0.7923},
+		{0, 0, 0, 1},
+		{50, 100, 0.4038, 0.5962},
+	}
+	for _, c := range cases {
+		low, high := WilsonInterval(c.k, c.n, 1.96)
+		if math.Abs(low-c.low) > 1e-4 || math.Abs(high-c.high) > 1e-4 {
+			t.Errorf("WilsonInterval(%d, %d) = [%.4f, %.4f], want [%.4f, %.4f]", c.k, c.n, low, high, c.low, c.high)
+		}
+	}
+	if low, high := WilsonInterval(0, 10, 1.96); low != 0 || high >= 1 {
+		t.Errorf("k=0: [%v, %v]", low, high)
+	}
+}
+
+func TestBucketPaths(t *testing.T) {
+	const r1, p1, p2, r2 = "198.18.255.1", "198.18.255.11", "198.18.255.12", "198.18.255.99"
+	flaky := flowOf(5, hash.StateFlaky, r1, p1, r2, "=")
+	flows := []FlowTrace{
+		flowOf(4, hash.StateOK, r1, p1, r2, "="),
+		flowOf(1, hash.StateOK, r1, p1, r2, "="),
+		flowOf(2, hash.StateFail, r1, "*", "*", "*"),
+		flowOf(3, hash.StateOK, r1, p2, r2, "="),
+		flowOf(7, hash.StateFail, r1, "*", "*", "*"),
+		flaky,
+		{Sport: 9, State: hash.StateFail}, // nothing sent, no hop
+	}
+	got := BucketPaths(flows)
+	if len(got) != 4 {
+		t.Fatalf("%d buckets: %+v", len(got), got)
+	}
+	// Most failing flows first, then by signature.
+	want := []struct {
+		sig                        string
+		ports                      []uint16
+		ok, fail, flaky, sent, rcv int
+	}{
+		{r1 + " * * *", []uint16{2, 7}, 0, 2, 0, 6, 0},
+		{"", []uint16{9}, 0, 1, 0, 0, 0},
+		{r1 + " " + p1 + " " + r2, []uint16{1, 4, 5}, 2, 0, 1, 9, 7},
+		{r1 + " " + p2 + " " + r2, []uint16{3}, 1, 0, 0, 3, 3},
+	}
+	for i, w := range want {
+		b := got[i]
+		if b.Signature != w.sig || !equalPorts(b.Ports, w.ports) || b.OK != w.ok || b.Fail != w.fail || b.Flaky != w.flaky || b.Sent != w.sent || b.Received != w.rcv {
+			t.Errorf("bucket %d = %+v, want %+v", i, b, w)
+		}
+	}
+	if b := got[0]; b.Loss != 1 || math.Abs(b.LossLow-0.6097) > 1e-4 || b.LossHigh != 1 {
+		t.Errorf("all lost: loss %v [%v, %v]", b.Loss, b.LossLow, b.LossHigh)
+	}
+	if b := got[2]; math.Abs(b.Loss-2.0/9) > 1e-9 || len(b.Hops) != 3 || b.Hops[1] != netip.MustParseAddr(p1) {
+		t.Errorf("bucket 2: %+v", b)
+	}
+	if b := got[0]; b.Hops[1].IsValid() {
+		t.Errorf("silent hop should be invalid: %v", b.Hops)
+	}
+	if b := got[1]; b.LossLow != 0 || b.LossHigh != 1 {
+		t.Errorf("no probe sent: [%v, %v]", b.LossLow, b.LossHigh)
+	}
+}
+
+func equalPorts(a, b []uint16) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

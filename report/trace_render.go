@@ -1,0 +1,627 @@
+package report
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+)
+
+// FormatDOT is a Graphviz digraph of the traced paths (trace only).
+const FormatDOT Format = "dot"
+
+// ParseTraceFormat checks a --format value of the trace command.
+func ParseTraceFormat(s string) (Format, error) {
+	switch f := Format(s); f {
+	case FormatTable, FormatJSON, FormatDOT:
+		return f, nil
+	}
+	return "", fmt.Errorf("%w %q (want table, json or dot)", ErrUnknownFormat, s)
+}
+
+// RenderTrace writes a trace in the chosen format: table (text), json or
+// dot. When t.Buckets is empty they are computed from the flows.
+func RenderTrace(w io.Writer, f Format, t Trace, opt Options) error {
+	t = withBuckets(t)
+	switch f {
+	case FormatJSON:
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(traceJSON(t))
+	case FormatDOT:
+		_, err := io.WriteString(w, traceDOT(t))
+		return err
+	case FormatTable:
+		_, err := io.WriteString(w, traceText(t, opt))
+		return err
+	}
+	return fmt.Errorf("%w %q", ErrUnknownFormat, f)
+}
+
+// withBuckets fills in the path buckets when the caller left them out.
+func withBuckets(t Trace) Trace {
+	if len(t.Buckets) == 0 && len(t.Flows) > 0 {
+		t.Buckets = BucketPaths(t.Flows)
+	}
+	return t
+}
+
+// The JSON document of a trace (--format json). schema_version changes only
+// when a key changes meaning or goes away; new keys may appear.
+//
+//	{
+//	  "schema_version": 1,
+//	  "type": "trace",
+//	  "target": {"host", "addr", "port"},
+//	  "source": "198.18.1.1",
+//	  "mode": "raw",
+//	  "max_ttl": 8, "probes_per_hop": 3,
+//	  "count": 3,                       // end-to-end probes per flow
+//	  "started": "RFC 3339", "duration_ms": 812.5, "interrupted": false,
+//	  "flows": [{"sport": 30002, "state": "ok|fail|flaky", "sent": 3, "received": 0,
+//	             "reached_ttl": 0,      // 0: the destination answered no traced probe
+//	             "signature": "198.18.255.1 * *",
+//	             "hops": [{"ttl": 1, "addr": "198.18.255.1" or null, "others": [...] (omitted when empty),
+//	                       "rtt_ms": 0.12 or null, "probes": 3, "answers": 3, "reached": false,
+//	                       "icmp_type": 11, "icmp_code": 0, "mpls": [...] (omitted when empty)}]}],
+//	  "buckets": [{"signature", "hops": [addr or null], "ports": [...], "ok", "fail", "flaky",
+//	               "sent", "received", "loss", "loss_low", "loss_high"}],   // 95% Wilson interval
+//	  "diagnosis": {"direction": "forward|return|none|unknown",
+//	                "suspects": [{"kind": "link|hop", "addr": "..." or null, "next": "..." or null,
+//	                              "evidence": "...", "score": 12}],      // [] when none
+//	                "text": "...",
+//	                "reverse_trace": "ecmpscan trace 198.18.1.1:30002 --sport 3306"}  // return only
+//	}
+type traceDoc struct {
+	SchemaVersion int             `json:"schema_version"`
+	Type          string          `json:"type"`
+	Target        jsonTarget      `json:"target"`
+	Source        string          `json:"source"`
+	Mode          string          `json:"mode"`
+	MaxTTL        int             `json:"max_ttl"`
+	ProbesPerHop  int             `json:"probes_per_hop"`
+	Count         int             `json:"count"`
+	Started       string          `json:"started"`
+	DurationMS    float64         `json:"duration_ms"`
+	Interrupted   bool            `json:"interrupted"`
+	Flows         []traceFlowJSON `json:"flows"`
+	Buckets       []bucketJSON    `json:"buckets"`
+	Diagnosis     diagnosisJSON   `json:"diagnosis"`
+}
+
+type traceFlowJSON struct {
+	Sport      uint16         `json:"sport"`
+	State      string         `json:"state"`
+	Sent       int            `json:"sent"`
+	Received   int            `json:"received"`
+	ReachedTTL int            `json:"reached_ttl"`
+	Signature  string         `json:"signature"`
+	Hops       []traceHopJSON `json:"hops"`
+}
+
+type traceHopJSON struct {
+	TTL      int      `json:"ttl"`
+	Addr     *string  `json:"addr"`
+	Others   []string `json:"others,omitempty"`
+	RTTMS    *float64 `json:"rtt_ms"`
+	Probes   int      `json:"probes"`
+	Answers  int      `json:"answers"`
+	Reached  bool     `json:"reached"`
+	ICMPType uint8    `json:"icmp_type"`
+	ICMPCode uint8    `json:"icmp_code"`
+	MPLS     []uint32 `json:"mpls,omitempty"`
+}
+
+type bucketJSON struct {
+	Signature string    `json:"signature"`
+	Hops      []*string `json:"hops"`
+	Ports     []uint16  `json:"ports"`
+	OK        int       `json:"ok"`
+	Fail      int       `json:"fail"`
+	Flaky     int       `json:"flaky"`
+	Sent      int       `json:"sent"`
+	Received  int       `json:"received"`
+	Loss      float64   `json:"loss"`
+	LossLow   float64   `json:"loss_low"`
+	LossHigh  float64   `json:"loss_high"`
+}
+
+type diagnosisJSON struct {
+	Direction    Direction     `json:"direction"`
+	Suspects     []suspectJSON `json:"suspects"`
+	Text         string        `json:"text"`
+	ReverseTrace string        `json:"reverse_trace,omitempty"`
+}
+
+type suspectJSON struct {
+	Kind     string  `json:"kind"`
+	Addr     *string `json:"addr"`
+	Next     *string `json:"next"`
+	Evidence string  `json:"evidence"`
+	Score    int     `json:"score"`
+}
+
+func addrPtr(a netip.Addr) *string {
+	if !a.IsValid() {
+		return nil
+	}
+	s := a.String()
+	return &s
+}
+
+func suspectKind(s Suspect) string {
+	if s.Next.IsValid() {
+		return "link"
+	}
+	return "hop"
+}
+
+func traceJSON(t Trace) traceDoc {
+	started := ""
+	if !t.Started.IsZero() {
+		started = t.Started.UTC().Format(time.RFC3339Nano)
+	}
+	doc := traceDoc{
+		SchemaVersion: SchemaVersion,
+		Type:          "trace",
+		Target:        jsonTarget{Host: t.Host, Addr: addrString(t.Target.Addr()), Port: t.Target.Port()},
+		Source:        addrString(t.Source),
+		Mode:          t.Mode,
+		MaxTTL:        t.MaxTTL,
+		ProbesPerHop:  t.ProbesPerHop,
+		Count:         t.Count,
+		Started:       started,
+		DurationMS:    ms(t.Duration),
+		Interrupted:   t.Interrupted,
+		Flows:         make([]traceFlowJSON, 0, len(t.Flows)),
+		Buckets:       make([]bucketJSON, 0, len(t.Buckets)),
+		Diagnosis: diagnosisJSON{
+			Direction: t.Diagnosis.Direction, Text: t.Diagnosis.Text,
+			Suspects: make([]suspectJSON, 0, len(t.Diagnosis.Suspects)), ReverseTrace: reverseTrace(t),
+		},
+	}
+	for _, f := range t.Flows {
+		fj := traceFlowJSON{Sport: f.Sport, State: string(f.State), Sent: f.Sent, Received: f.Received,
+			ReachedTTL: f.ReachedTTL, Signature: f.Signature(), Hops: make([]traceHopJSON, 0, len(f.Hops))}
+		for i, h := range f.Hops {
+			ttl := h.TTL
+			if ttl == 0 {
+				ttl = i + 1
+			}
+			hj := traceHopJSON{TTL: ttl, Addr: addrPtr(h.Addr), Probes: h.Probes, Answers: h.Answers,
+				Reached: h.Reached, ICMPType: h.ICMPType, ICMPCode: h.ICMPCode, MPLS: h.MPLS}
+			for _, o := range h.Others {
+				hj.Others = append(hj.Others, o.String())
+			}
+			if h.Addr.IsValid() {
+				v := ms(h.RTT)
+				hj.RTTMS = &v
+			}
+			fj.Hops = append(fj.Hops, hj)
+		}
+		doc.Flows = append(doc.Flows, fj)
+	}
+	for _, b := range t.Buckets {
+		bj := bucketJSON{Signature: b.Signature, Hops: make([]*string, 0, len(b.Hops)), Ports: b.Ports,
+			OK: b.OK, Fail: b.Fail, Flaky: b.Flaky, Sent: b.Sent, Received: b.Received,
+			Loss: round4(b.Loss), LossLow: round4(b.LossLow), LossHigh: round4(b.LossHigh)}
+		if bj.Ports == nil {
+			bj.Ports = []uint16{}
+		}
+		for _, h := range b.Hops {
+			bj.Hops = append(bj.Hops, addrPtr(h))
+		}
+		doc.Buckets = append(doc.Buckets, bj)
+	}
+	for _, s := range t.Diagnosis.Suspects {
+		doc.Diagnosis.Suspects = append(doc.Diagnosis.Suspects, suspectJSON{
+			Kind: suspectKind(s), Addr: addrPtr(s.Addr), Next: addrPtr(s.Next), Evidence: s.Evidence, Score: s.Score})
+	}
+	return doc
+}
+
+// reverseTrace is the command that traces a return fault from the server
+// side: toward the client, with the first failing flow's tuple reversed.
+func reverseTrace(t Trace) string {
+	if t.Diagnosis.Direction != DirectionReturn {
+		return ""
+	}
+	for _, f := range t.Flows {
+		if f.State != hash.StateFail {
+			continue
+		}
+		client := "CLIENT:" + strconv.Itoa(int(f.Sport))
+		if t.Source.IsValid() {
+			client = netip.AddrPortFrom(t.Source, f.Sport).String()
+		}
+		return fmt.Sprintf("ecmpscan trace %s --sport %d", client, t.Target.Port())
+	}
+	return ""
+}
+
+// hopCount is one row of the path map: an address (or "*", or the
+// destination) at one TTL and the flows that saw it.
+type hopCount struct {
+	addr                  netip.Addr
+	silent, reached       bool
+	flows, fail, ok, flky int
+}
+
+// pathMap counts, per TTL, the flows by the hop that answered.
+func pathMap(flows []FlowTrace) [][]hopCount {
+	var out [][]hopCount
+	for _, f := range flows {
+		for i, h := range f.Hops {
+			for len(out) <= i {
+				out = append(out, nil)
+			}
+			row := &out[i]
+			j := slices.IndexFunc(*row, func(c hopCount) bool {
+				return c.reached == h.Reached && c.silent == !h.Addr.IsValid() && (c.silent || c.addr == h.Addr)
+			})
+			if j < 0 {
+				*row = append(*row, hopCount{addr: h.Addr, silent: !h.Addr.IsValid(), reached: h.Reached})
+				j = len(*row) - 1
+			}
+			c := &(*row)[j]
+			c.flows++
+			switch f.State {
+			case hash.StateFail:
+				c.fail++
+			case hash.StateOK:
+				c.ok++
+			case hash.StateFlaky:
+				c.flky++
+			}
+			if h.Reached {
+				break
+			}
+		}
+	}
+	for _, row := range out {
+		slices.SortFunc(row, func(x, y hopCount) int {
+			rank := func(c hopCount) int {
+				switch {
+				case c.reached:
+					return 1
+				case c.silent:
+					return 2
+				}
+				return 0
+			}
+			return cmp.Or(cmp.Compare(rank(x), rank(y)), x.addr.Compare(y.addr))
+		})
+	}
+	return out
+}
+
+func traceText(t Trace, opt Options) string {
+	var b strings.Builder
+	p := painter{opt.Color}
+	d := t.Diagnosis
+	if !opt.Quiet {
+		fmt.Fprintf(&b, "ecmpscan trace %s from %s: %s mode, %d %s, max TTL %d, %d probes per hop, %d end-to-end probes per flow\n\n",
+			t.Target, addrString(t.Source), t.Mode, len(t.Flows), plural(len(t.Flows), "flow", "flows"), t.MaxTTL, t.ProbesPerHop, t.Count)
+		writePathMap(&b, t, p)
+		b.WriteString("\n")
+		writeBuckets(&b, t.Buckets, p)
+		if t.Interrupted {
+			b.WriteString("interrupted: partial result\n")
+		}
+	}
+	fmt.Fprintf(&b, "diagnosis: %s: %s\n", paintDirection(p, d.Direction), d.Text)
+	if opt.Quiet {
+		return b.String()
+	}
+	if len(d.Suspects) > 0 {
+		b.WriteString("suspects:\n")
+		for i, s := range d.Suspects {
+			fmt.Fprintf(&b, "  %d. %s (score %d)\n     %s\n", i+1, p.paint("1", suspectName(s)), s.Score, s.Evidence)
+		}
+	}
+	if cmd := reverseTrace(t); cmd != "" {
+		fmt.Fprintf(&b, "reverse trace, to run on %s:\n  %s\n", addrString(t.Target.Addr()), cmd)
+	}
+	return b.String()
+}
+
+func suspectName(s Suspect) string {
+	if s.Next.IsValid() {
+		return fmt.Sprintf("link %s -> %s", addrOrStar(s.Addr), s.Next)
+	}
+	return "hop " + addrOrStar(s.Addr)
+}
+
+func paintDirection(p painter, d Direction) string {
+	switch d {
+	case DirectionForward, DirectionReturn:
+		return p.paint("1;31", string(d))
+	case DirectionNone:
+		return p.paint("32", string(d))
+	}
+	return p.paint("33", string(d))
+}
+
+func writePathMap(b *strings.Builder, t Trace, p painter) {
+	marks := map[netip.Addr]string{}
+	for i, s := range t.Diagnosis.Suspects {
+		for _, x := range []netip.Addr{s.Addr, s.Next} {
+			if x.IsValid() {
+				if _, ok := marks[x]; !ok {
+					marks[x] = "suspect " + strconv.Itoa(i+1)
+				}
+			}
+		}
+	}
+	rows := pathMap(t.Flows)
+	width := len("HOP")
+	for _, row := range rows {
+		for _, c := range row {
+			width = max(width, len(hopLabel(c)))
+		}
+	}
+	fmt.Fprintf(b, "%3s  %-*s  %5s  %4s\n", "TTL", width, "HOP", "FLOWS", "FAIL")
+	for i, row := range rows {
+		for j, c := range row {
+			ttl := ""
+			if j == 0 {
+				ttl = strconv.Itoa(i + 1)
+			}
+			label := fmt.Sprintf("%-*s", width, hopLabel(c))
+			if c.silent {
+				label = p.paint("2", label)
+			}
+			fail := fmt.Sprintf("%4d", c.fail)
+			if c.fail > 0 {
+				fail = p.state(hash.StateFail, fail)
+			}
+			line := fmt.Sprintf("%3s  %s  %5d  %s", ttl, label, c.flows, fail)
+			if m, ok := marks[c.addr]; ok && !c.silent && !c.reached {
+				line += "  <- " + p.paint("1;31", m)
+			}
+			b.WriteString(line + "\n")
+		}
+	}
+}
+
+func hopLabel(c hopCount) string {
+	switch {
+	case c.silent:
+		return "*"
+	case c.reached:
+		return c.addr.String() + " (destination)"
+	}
+	return c.addr.String()
+}
+
+func writeBuckets(b *strings.Builder, buckets []PathBucket, p painter) {
+	if len(buckets) == 0 {
+		return
+	}
+	b.WriteString("paths (flows by forward path; loss of end-to-end probes with 95% interval):\n")
+	fmt.Fprintf(b, "%5s  %5s  %5s  %-22s  %s\n", "OK", "FAIL", "FLAKY", "LOSS", "PATH / PORTS")
+	for _, k := range buckets {
+		loss := fmt.Sprintf("%5.1f%% [%.1f-%.1f%%]", 100*k.Loss, 100*k.LossLow, 100*k.LossHigh)
+		if k.Sent == 0 {
+			loss = "-"
+		}
+		fail := fmt.Sprintf("%5d", k.Fail)
+		if k.Fail > 0 {
+			fail = p.state(hash.StateFail, fail)
+		}
+		flaky := fmt.Sprintf("%5d", k.Flaky)
+		if k.Flaky > 0 {
+			flaky = p.state(hash.StateFlaky, flaky)
+		}
+		sig := k.Signature
+		if sig == "" {
+			sig = "(no hop)"
+		}
+		fmt.Fprintf(b, "%5d  %s  %s  %-22s  %s\n", k.OK, fail, flaky, loss, sig)
+		fmt.Fprintf(b, "%45s%s\n", "ports ", abbreviate(PortRanges(k.Ports), 200))
+	}
+	b.WriteString("\n")
+}
+
+// dotGraph collects the nodes and edges of the DOT output.
+type dotNode struct {
+	id               string
+	label            string
+	ttls             map[int]bool
+	silent           bool
+	fail, ok, flaky  int
+	minTTL           int
+	addr             netip.Addr
+	isSource, isDest bool
+}
+
+type dotEdge struct {
+	from, to       string
+	fail, ok, flky int
+}
+
+func dotQuote(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, `"`, `\"`)
+	s = strings.ReplaceAll(s, "\n", `\n`)
+	return `"` + s + `"`
+}
+
+func traceDOT(t Trace) string {
+	nodes := map[string]*dotNode{}
+	edges := map[[2]string]*dotEdge{}
+	node := func(id string, ttl int) *dotNode {
+		n, ok := nodes[id]
+		if !ok {
+			n = &dotNode{id: id, ttls: map[int]bool{}, minTTL: ttl}
+			nodes[id] = n
+		}
+		n.ttls[ttl] = true
+		n.minTTL = min(n.minTTL, ttl)
+		return n
+	}
+	count := func(st hash.State, fail, ok, flaky *int) {
+		switch st {
+		case hash.StateFail:
+			*fail++
+		case hash.StateOK:
+			*ok++
+		case hash.StateFlaky:
+			*flaky++
+		}
+	}
+	src := node("source", 0)
+	src.isSource = true
+	for i := range t.Flows {
+		f := &t.Flows[i]
+		path := tracePath(f)
+		prev := "source"
+		for _, pn := range path[1:] {
+			id := pn.id
+			if pn.reached {
+				id = "destination"
+			}
+			n := node(id, pn.ttl)
+			n.silent, n.addr, n.isDest = !pn.addr.IsValid(), pn.addr, pn.reached
+			count(f.State, &n.fail, &n.ok, &n.flaky)
+			e, ok := edges[[2]string{prev, id}]
+			if !ok {
+				e = &dotEdge{from: prev, to: id}
+				edges[[2]string{prev, id}] = e
+			}
+			count(f.State, &e.fail, &e.ok, &e.flky)
+			prev = id
+		}
+	}
+	if _, ok := nodes["destination"]; !ok && t.Target.IsValid() {
+		node("destination", t.MaxTTL+1).isDest = true
+	}
+	suspectNodes := map[string]bool{}
+	var suspectEdges [][3]string
+	for i, s := range t.Diagnosis.Suspects {
+		if !s.Addr.IsValid() {
+			continue
+		}
+		a := s.Addr.String()
+		if _, ok := nodes[a]; !ok {
+			node(a, 1<<30).addr = s.Addr
+		}
+		suspectNodes[a] = true
+		if s.Next.IsValid() {
+			nx := s.Next.String()
+			if _, ok := nodes[nx]; !ok {
+				node(nx, 1<<30).addr = s.Next
+			}
+			suspectNodes[nx] = true
+			suspectEdges = append(suspectEdges, [3]string{a, nx, "suspect " + strconv.Itoa(i+1)})
+		}
+	}
+	order := make([]*dotNode, 0, len(nodes))
+	for _, n := range nodes {
+		order = append(order, n)
+	}
+	rank := func(n *dotNode) int {
+		switch {
+		case n.isSource:
+			return 0
+		case n.isDest:
+			return 3
+		case n.silent:
+			return 2
+		}
+		return 1
+	}
+	slices.SortFunc(order, func(x, y *dotNode) int {
+		xd, yd := boolInt(x.isDest), boolInt(y.isDest)
+		return cmp.Or(cmp.Compare(xd, yd), cmp.Compare(x.minTTL, y.minTTL), cmp.Compare(rank(x), rank(y)),
+			x.addr.Compare(y.addr), cmp.Compare(x.id, y.id))
+	})
+	var b strings.Builder
+	title := fmt.Sprintf("ecmpscan trace %s from %s: %s", t.Target, addrString(t.Source), t.Diagnosis.Direction)
+	b.WriteString("digraph ecmpscan_trace {\n")
+	fmt.Fprintf(&b, "  graph [rankdir=LR, labelloc=t, fontname=monospace, label=%s];\n", dotQuote(title))
+	b.WriteString("  node [shape=box, fontname=monospace, fontsize=10];\n")
+	b.WriteString("  edge [fontname=monospace, fontsize=9];\n")
+	for _, n := range order {
+		var attrs []string
+		switch {
+		case n.isSource:
+			attrs = append(attrs, "shape=ellipse", "label="+dotQuote(addrString(t.Source)+"\nsource"))
+		case n.isDest:
+			label := "destination"
+			if t.Target.IsValid() {
+				label = t.Target.String() + "\ndestination"
+			}
+			attrs = append(attrs, "shape=ellipse", "label="+dotQuote(label))
+		case n.silent:
+			attrs = append(attrs, `label="*"`, "shape=circle", "width=0.3", "fixedsize=true", "style=filled",
+				"fillcolor=lightgrey", "fontcolor=grey40",
+				"tooltip="+dotQuote(fmt.Sprintf("no answer at TTL %s (%s)", ttlList(n.ttls), n.id)))
+		default:
+			label := n.addr.String()
+			if len(n.ttls) > 0 && n.minTTL < 1<<30 {
+				label += "\nTTL " + ttlList(n.ttls)
+			}
+			attrs = append(attrs, "label="+dotQuote(label))
+		}
+		switch {
+		case suspectNodes[n.id]:
+			attrs = append(attrs, "color=red", "fontcolor=red", "penwidth=3", "style=bold")
+		case !n.isSource && !n.isDest && n.fail > 0 && n.ok+n.flaky == 0:
+			attrs = append(attrs, "color=red")
+		case n.silent:
+			attrs = append(attrs, "color=grey")
+		}
+		fmt.Fprintf(&b, "  %s [%s];\n", dotQuote(n.id), strings.Join(attrs, ", "))
+	}
+	elist := make([]*dotEdge, 0, len(edges))
+	for _, e := range edges {
+		elist = append(elist, e)
+	}
+	pos := map[string]int{}
+	for i, n := range order {
+		pos[n.id] = i
+	}
+	slices.SortFunc(elist, func(x, y *dotEdge) int {
+		return cmp.Or(cmp.Compare(pos[x.from], pos[y.from]), cmp.Compare(pos[x.to], pos[y.to]))
+	})
+	for _, e := range elist {
+		label := strconv.Itoa(e.fail + e.ok + e.flky)
+		if e.fail > 0 {
+			label += fmt.Sprintf(" (%d fail)", e.fail)
+		}
+		attrs := []string{"label=" + dotQuote(label)}
+		if e.fail > 0 && e.ok+e.flky == 0 {
+			attrs = append(attrs, "color=red", "fontcolor=red")
+		}
+		fmt.Fprintf(&b, "  %s -> %s [%s];\n", dotQuote(e.from), dotQuote(e.to), strings.Join(attrs, ", "))
+	}
+	for _, s := range suspectEdges {
+		fmt.Fprintf(&b, "  %s -> %s [label=%s, color=red, fontcolor=red, penwidth=3, style=\"bold,dashed\", constraint=false];\n",
+			dotQuote(s[0]), dotQuote(s[1]), dotQuote(s[2]))
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+func ttlList(ttls map[int]bool) string {
+	keys := make([]int, 0, len(ttls))
+	for k := range ttls {
+		if k < 1<<30 {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = strconv.Itoa(k)
+	}
+	return strings.Join(parts, ",")
+}
