@@ -157,3 +157,34 @@ func TestTraceHealthyWithSilentRouter(t *testing.T) {
 		t.Error("no silent hop seen although q2 never answers time-exceeded")
 	}
 }
+
+// TestSweepThenTrace: sweep --trace embeds a trace of the failing ports and
+// some healthy ones in the sweep's JSON document.
+func TestSweepThenTrace(t *testing.T) {
+	f := fabric(t, "tr6", "--width", "4", "--seed", "5", "--fault", "blackhole-fwd@p3")
+	out, stderr, code := run(t, f, nil, "sweep", server4.String(), "--trace", "--format", "json", "--sport", "30000-30063", "--rate", "2000")
+	var doc struct {
+		Summary struct {
+			FailingPorts []uint16 `json:"failing_ports"`
+		} `json:"summary"`
+		Trace *traceDoc `json:"trace"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Trace == nil {
+		t.Fatalf("exit %d: no sweep document with a trace (%v)\n%s\n%s", code, err, out, stderr)
+	}
+	traced := map[uint16]string{}
+	for _, fl := range doc.Trace.Flows {
+		traced[fl.Sport] = fl.State
+	}
+	for _, sp := range doc.Summary.FailingPorts {
+		if traced[sp] != "fail" {
+			t.Errorf("failing port %d traced as %q", sp, traced[sp])
+		}
+	}
+	if len(traced) <= len(doc.Summary.FailingPorts) {
+		t.Errorf("traced %d flows for %d failing ports: want healthy ones for contrast", len(traced), len(doc.Summary.FailingPorts))
+	}
+	if doc.Trace.Diagnosis.Direction != "forward" || code != 1 {
+		t.Errorf("exit %d, diagnosis %s; want 1 and forward", code, describe(*doc.Trace))
+	}
+}
