@@ -54,12 +54,7 @@ Exit codes: 0 healthy, 1 some ports fail (ECMP-like fault), 2 bad input,
 		Example: `  ecmpscan sweep 198.18.2.2:3306
   ecmpscan sweep db.example.net -p 3306 --sport 40000-40255 -c 5
   ecmpscan sweep '[2001:db8:2::2]:443' --format json`,
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError("sweep takes exactly one target, HOST[:PORT]")
-			}
-			return nil
-		},
+		Args: oneTarget,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := f.config(args[0], s)
 			if err != nil {

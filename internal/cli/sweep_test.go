@@ -36,6 +36,13 @@ func TestSweepBadInputExitsTwo(t *testing.T) {
 		"unknown flag":        {"sweep", "198.18.2.2", "--bogus"},
 		"too many ports":      {"sweep", "198.18.2.2", "--sport", "1-65535"},
 		"both families":       {"sweep", "198.18.2.2", "-4", "-6"},
+		"trace with csv":      {"sweep", "198.18.2.2", "--trace", "--format", "csv"},
+		"trace in connect":    {"sweep", "198.18.2.2", "--trace", "--mode", "connect"},
+		"trace max-ttl 0":     {"trace", "198.18.2.2", "--max-ttl", "0"},
+		"trace hop-probes 0":  {"trace", "198.18.2.2", "--hop-probes", "0"},
+		"trace format csv":    {"trace", "198.18.2.2", "--format", "csv"},
+		"trace reversed":      {"trace", "198.18.2.2", "--sport", "9-1"},
+		"trace no target":     {"trace"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -9,7 +9,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
+
+// oneTarget checks that a probing command got exactly one HOST[:PORT].
+func oneTarget(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return usageError("%s takes exactly one target, HOST[:PORT]", cmd.Name())
+	}
+	return nil
+}
 
 // parseTarget splits HOST[:PORT], [V6]:PORT or a bare IPv6 address.
 // portFlag is the --port value (0 when not given).

@@ -63,12 +63,7 @@ Exit codes: 0 no flow fails, 1 some flows fail, 2 bad input, 3 cannot probe,
 4 every flow fails, 130 interrupted.`,
 		Example: `  ecmpscan trace 198.18.2.2:3306 --sport 30000-30015
   ecmpscan trace db.example.net -p 3306 --sport 30003,30007,30011 --format dot | dot -Tsvg > paths.svg`,
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError("trace takes exactly one target, HOST[:PORT]")
-			}
-			return nil
-		},
+		Args: oneTarget,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := pf.config(args[0], s)
 			if err != nil {
