@@ -46,6 +46,7 @@ func newLabUpCommand(s *Streams) *cobra.Command {
 		seed          uint32
 		ports, faults []string
 		icmpSource    string
+		icmpPath      string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -68,12 +69,25 @@ ICMP errors (time exceeded, unreachable) come, with --icmp-source:
               flow (the default): 198.18.255.K and 2001:db8:ffff::K on
               its loopback, K = 1 for r1, 10+i for p_i, 40+j for q_j,
               99 for r2
-  inbound     from the address of the link the packet came in on`,
+  inbound     from the address of the link the packet came in on
+
+Their path back toward the client, with --icmp-path:
+  fixed       (the default) each router sends its own ICMP errors to ONE
+              member of its return ECMP group, fixed by its seed, whatever
+              flow drew them, as many hardware routers do; routers further
+              on forward them like any packet, by their own header. So a
+              router answers every flow that reaches it, or none if a
+              fault lies on its errors' path (lab status: "icmp via").
+  flow        Linux's own behaviour: a router hashes its ICMP error with
+              the offending flow's keys, so the error for a flow leaves on
+              the same member as that flow's return traffic, and a
+              return-path fault also eats the time-exceeded messages of
+              exactly the flows it breaks (they look like forward losses)`,
 		Example: `  ecmpscan lab up --width 4 --fault blackhole-fwd@p2
   ecmpscan lab up --name two --width 2 --width2 3 --fault link-drop@p1-q3 --fault loss=20@q2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec := lab.Spec{Name: name, Width: width, Width2: width2, Seed: seed, ICMPSource: icmpSource}
+			spec := lab.Spec{Name: name, Width: width, Width2: width2, Seed: seed, ICMPSource: icmpSource, ICMPPath: icmpPath}
 			for _, p := range ports {
 				for _, f := range strings.Split(p, ",") {
 					n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
@@ -121,6 +135,9 @@ ICMP errors (time exceeded, unreachable) come, with --icmp-source:
 	fl.StringArrayVar(&faults, "fault", nil, "fault KIND@NODE to inject (repeatable)")
 	fl.StringVar(&icmpSource, "icmp-source", lab.ICMPFromRouterID,
 		"source of the routers' ICMP errors: "+strings.Join(lab.ICMPSources, " or "))
+	fl.StringVar(&icmpPath, "icmp-path", lab.ICMPPathFixed,
+		"path of the routers' own ICMP errors toward the client: "+strings.Join(lab.ICMPPaths, " or ")+
+			" (fixed: one next hop per router; flow: that of the offending flow's return, as Linux does)")
 	return cmd
 }
 
@@ -152,6 +169,12 @@ func printLabUp(s *Streams, prog string, f *lab.Fabric, took time.Duration) {
 	} else {
 		fmt.Fprintf(w, "  icmp source:  %s (errors from router IDs: r1 %s %s, p1 %s, ..., r2 %s)\n", f.Spec.ICMPSource,
 			f.RouterID("r1", false), f.RouterID("r1", true), f.RouterID("p1", false), f.RouterID("r2", false))
+	}
+	if f.Spec.ICMPPath == lab.ICMPPathFlow {
+		fmt.Fprintf(w, "  icmp path:    %s (a router's errors for a flow go where that flow's return goes)\n", f.Spec.ICMPPath)
+	} else {
+		fmt.Fprintf(w, "  icmp path:    %s (each router's own errors leave on one next hop: r2 via %s; see lab status)\n",
+			f.Spec.ICMPPath, f.ICMPNextHop("r2"))
 	}
 	p := f.Spec.Ports[len(f.Spec.Ports)-1]
 	fmt.Fprintf(w, "try:\n")

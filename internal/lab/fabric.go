@@ -83,6 +83,20 @@ func (f *Fabric) RouterID(node string, v6 bool) netip.Addr {
 	return f.topology().routerIDOf(node, v6).Addr()
 }
 
+// ICMPNextHop is the neighbour toward the client that router node sends
+// its own ICMP errors (and any other ICMP it generates) to, whatever the
+// flow, in the ICMP path mode ICMPPathFixed (the default): one member of
+// its return ECMP group, picked by its hash seed. It is "" in the mode
+// ICMPPathFlow, where the kernel picks the member by the offending flow's
+// hash, or if node is not a router of the fabric. Past that next hop the
+// error is forwarded like any packet, by the hash of its own header.
+func (f *Fabric) ICMPNextHop(node string) string {
+	if !f.Spec.fixedICMPPath() {
+		return ""
+	}
+	return f.topology().icmpNextHop(node)
+}
+
 // Addr is node's address on its link to peer (invalid if not adjacent).
 func (f *Fabric) Addr(node, peer string, v6 bool) netip.Addr {
 	return f.topology().addrOf(node, peer, v6).Addr()
@@ -140,6 +154,11 @@ func Load(name string) (*Fabric, error) {
 		// Written before the option existed, when routers always sent
 		// errors from the inbound link's address.
 		f.Spec.ICMPSource = ICMPFromInbound
+	}
+	if f.Spec.ICMPPath == "" {
+		// Written before the option existed, when routers' ICMP always
+		// followed the offending flow.
+		f.Spec.ICMPPath = ICMPPathFlow
 	}
 	return &f, nil
 }
@@ -248,7 +267,14 @@ func Up(ctx context.Context, spec Spec) (_ *Fabric, err error) {
 		return nil, err
 	}
 	if err := forEachNode(f.Nodes, func(n string) error {
-		return ipBatch(ctx, f.Namespace(n), t.routes(n))
+		if err := ipBatch(ctx, f.Namespace(n), t.routes(n)); err != nil {
+			return err
+		}
+		v4, v6 := t.icmpRules(n)
+		if err := ipBatch(ctx, f.Namespace(n), v4); err != nil {
+			return err
+		}
+		return ipBatch6(ctx, f.Namespace(n), v6)
 	}); err != nil {
 		return nil, err
 	}
@@ -416,10 +442,16 @@ func (f *Fabric) nftRules(n string) string {
 			fwd = append(fwd, "tcp flags & (syn | ack) == (syn | ack) counter drop")
 		case ft.Kind == Loss && ft.Node == n:
 			fwd = append(fwd, fmt.Sprintf("numgen random mod 100 < %d counter drop", ft.Percent))
-		case ft.Kind == LinkDrop && ft.Node == n:
-			fwd = append(fwd, fmt.Sprintf("oifname %q counter drop", IfName(ft.Peer)))
-		case ft.Kind == LinkDrop && ft.Peer == n:
-			fwd = append(fwd, fmt.Sprintf("oifname %q counter drop", IfName(ft.Node)))
+		case ft.Kind == LinkDrop && (ft.Node == n || ft.Peer == n):
+			// A dead link carries nothing: neither forwarded packets nor the
+			// router's own (its ICMP errors).
+			peer := ft.Peer
+			if ft.Peer == n {
+				peer = ft.Node
+			}
+			rule := fmt.Sprintf("oifname %q counter drop", IfName(peer))
+			fwd = append(fwd, rule)
+			out = append(out, rule)
 		case ft.Kind == Silent && ft.Node == n:
 			out = append(out,
 				"icmp type time-exceeded counter drop",
@@ -465,6 +497,15 @@ func (f *Fabric) blackholeLines(n string) []string {
 		case BlackholeRet:
 			lines = append(lines, "route replace blackhole "+ClientPrefix4.String(),
 				"route replace blackhole "+ClientPrefix6.String()+" metric 256")
+			if f.Spec.fixedICMPPath() {
+				// The router's own ICMP to the client takes the
+				// fixed path's table: blackhole it there too, as a
+				// router that cannot reach the client cannot send
+				// it anything.
+				lines = append(lines,
+					fmt.Sprintf("route replace blackhole %s table %d", ClientPrefix4, icmpTable),
+					fmt.Sprintf("route replace blackhole %s table %d metric %d", ClientPrefix6, icmpTable, icmpMetric6))
+			}
 		}
 	}
 	return lines
@@ -632,8 +673,18 @@ func (f *Fabric) Status(ctx context.Context) (string, error) {
 		fmt.Fprintf(&b, "  icmp:     %s: errors come from the address of the link the packet came in on\n",
 			ICMPFromInbound)
 	}
+	if f.Spec.fixedICMPPath() {
+		fmt.Fprintf(&b, "  icmp:     %s path: each router sends its own errors toward the client via one fixed next hop (icmp via)\n",
+			ICMPPathFixed)
+	} else {
+		fmt.Fprintf(&b, "  icmp:     %s path: each router sends its errors for a flow the way that flow's return traffic goes\n",
+			ICMPPathFlow)
+	}
 	for _, r := range f.Routers {
 		line := fmt.Sprintf("    %-4s seed %-10d  id %-14s %-18s", r, f.Seeds[r], f.RouterID(r, false), f.RouterID(r, true))
+		if nh := f.ICMPNextHop(r); nh != "" {
+			line += fmt.Sprintf("  icmp via %-3s", nh)
+		}
 		var fs []string
 		for _, ft := range f.Spec.Faults {
 			if ft.Node == r || ft.Peer == r {

@@ -54,6 +54,16 @@ func ipBatch(ctx context.Context, ns string, lines []string) error {
 	return err
 }
 
+// ipBatch6 is ipBatch for `ip -6` (e.g. IPv6 policy rules, whose family
+// the lines cannot say).
+func ipBatch6(ctx context.Context, ns string, lines []string) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	_, _, err := run(ctx, strings.Join(lines, "\n")+"\n", "ip", "-6", "-n", ns, "-batch", "-")
+	return err
+}
+
 // ipBatchForce runs `ip [-n ns] -force -batch -` and returns stdout and the
 // set of failed line numbers (1-based), as reported on stderr.
 func ipBatchForce(ctx context.Context, ns string, lines []string) (string, map[int]string, error) {

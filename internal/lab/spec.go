@@ -14,7 +14,9 @@
 // Every router has a router ID on its loopback (198.18.255.K and
 // 2001:db8:ffff::K, see Fabric.RouterID) and by default sends its ICMP
 // errors from it, so a traceroute names the same router by the same
-// address whatever the flow (Spec.ICMPSource).
+// address whatever the flow (Spec.ICMPSource). By default a router's own
+// ICMP errors toward the client also leave on one fixed next hop, whatever
+// the flow that drew them, as many hardware routers do (Spec.ICMPPath).
 //
 // Everything lives in namespaces named "esl-<name>-<node>" and uses only
 // 198.18.0.0/15 and 2001:db8::/32. All of it needs root.
@@ -54,6 +56,9 @@ type Spec struct {
 	// exceeded, unreachable) come from: ICMPFromRouterID (the default)
 	// or ICMPFromInbound.
 	ICMPSource string `json:"icmp_source"`
+	// ICMPPath says which way a router's own ICMP errors toward the
+	// client leave it: ICMPPathFixed (the default) or ICMPPathFlow.
+	ICMPPath string `json:"icmp_path"`
 }
 
 // The ICMP source modes of Spec.ICMPSource.
@@ -75,6 +80,33 @@ const (
 // ICMPSources lists the ICMP source modes, default first.
 var ICMPSources = []string{ICMPFromRouterID, ICMPFromInbound}
 
+// The ICMP path modes of Spec.ICMPPath.
+const (
+	// ICMPPathFixed: every router sends its own ICMP and ICMPv6 errors
+	// toward the client along one fixed next hop of its return ECMP group
+	// (see Fabric.ICMPNextHop), whatever the flow that drew them, as many
+	// hardware routers do: their ICMP is routed as a packet of its own,
+	// not as part of the offending flow. A policy rule sends locally
+	// generated ICMP to a table holding that one next hop. Routers
+	// further on forward the error like any other packet, hashing its own
+	// (outer) header, so one router's errors take one path to the client.
+	ICMPPathFixed = "fixed"
+	// ICMPPathFlow: Linux's own behaviour. The kernel hashes a locally
+	// generated ICMP error with the offending packet's flow keys (made
+	// direction-symmetric), so a router sends the error for a flow out of
+	// the same ECMP member as that flow's return traffic: where the
+	// return path of a flow is broken, so often is the path of the time
+	// exceeded messages about it.
+	ICMPPathFlow = "flow"
+)
+
+// ICMPPaths lists the ICMP path modes, default first.
+var ICMPPaths = []string{ICMPPathFixed, ICMPPathFlow}
+
+// fixedICMPPath reports whether routers send their own ICMP along one
+// fixed next hop ("" means the default, which does).
+func (s Spec) fixedICMPPath() bool { return s.ICMPPath != ICMPPathFlow }
+
 // routerIDSource reports whether routers source ICMP errors from their
 // router ID ("" means the default, which does).
 func (s Spec) routerIDSource() bool { return s.ICMPSource != ICMPFromInbound }
@@ -93,8 +125,10 @@ const (
 	DropSynAck FaultKind = "drop-synack"
 	// Loss drops Percent % of all forwarded packets at random.
 	Loss FaultKind = "loss"
-	// LinkDrop kills the link between Node and Peer in both directions
-	// (forwarded packets only: ARP/ND still work, so routing keeps using it).
+	// LinkDrop kills the link between Node and Peer in both directions:
+	// forwarded packets and the routers' own (ICMP errors, neighbour
+	// discovery) alike. ARP still works and routing keeps using the link,
+	// as with a link that fails without bringing its carrier down.
 	LinkDrop FaultKind = "link-drop"
 	// Silent drops the router's own ICMP/ICMPv6 time-exceeded messages.
 	Silent FaultKind = "silent"
@@ -205,12 +239,15 @@ func (s Spec) WithDefaults() Spec {
 	if s.ICMPSource == "" {
 		s.ICMPSource = ICMPFromRouterID
 	}
+	if s.ICMPPath == "" {
+		s.ICMPPath = ICMPPathFixed
+	}
 	return s
 }
 
 // Validate checks the spec, including that each fault names a router of
 // this fabric (and, for link-drop, two adjacent routers), and the ICMP
-// source mode ("" means the default). Errors wrap ErrBadSpec.
+// source and path modes ("" means the default). Errors wrap ErrBadSpec.
 func (s Spec) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrBadSpec, fmt.Sprintf(format, a...))
@@ -241,6 +278,11 @@ func (s Spec) Validate() error {
 	case "", ICMPFromRouterID, ICMPFromInbound:
 	default:
 		return bad("icmp source %q: want %s", s.ICMPSource, strings.Join(ICMPSources, " or "))
+	}
+	switch s.ICMPPath {
+	case "", ICMPPathFixed, ICMPPathFlow:
+	default:
+		return bad("icmp path %q: want %s", s.ICMPPath, strings.Join(ICMPPaths, " or "))
 	}
 	t := newTopology(s)
 	faultSeen := map[string]bool{}

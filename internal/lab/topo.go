@@ -100,10 +100,14 @@ type topology struct {
 	// ridSrc: routers source ICMP errors from their router ID (routes
 	// toward the end hosts carry it as preferred source).
 	ridSrc bool
+	// icmpFixed: routers send their own ICMP toward the client along one
+	// fixed next hop (icmpNextHop), chosen from their seed.
+	icmpFixed bool
+	seed      uint32 // the spec's seed
 }
 
 func newTopology(s Spec) *topology {
-	t := &topology{tier: map[string]int{}, ridSrc: s.routerIDSource()}
+	t := &topology{tier: map[string]int{}, ridSrc: s.routerIDSource(), icmpFixed: s.fixedICMPPath(), seed: s.Seed}
 	t.tiers = append(t.tiers, []string{"c"}, []string{"r1"})
 	t.tiers = append(t.tiers, numbered("p", s.Width))
 	if s.Width2 > 0 {
@@ -308,7 +312,97 @@ func (t *topology) routes(n string) []string {
 	add(ServerPrefix6, +1)
 	add(ClientPrefix4, -1)
 	add(ClientPrefix6, -1)
+	if t.icmpFixed {
+		lines = append(lines, t.icmpRoutes(n)...)
+	}
 	return lines
+}
+
+// The fixed ICMP path (ICMPPathFixed): a policy rule sends every ICMP
+// packet the router itself generates (iif lo: output route lookups; a
+// forwarded packet comes in on a real interface) to icmpTable, which
+// holds the client prefixes via one next hop. Lookups of other
+// destinations find nothing there and fall through to the main table.
+const (
+	icmpTable    = 100
+	icmpRulePref = 100
+	// icmpMetric6 is the metric of the IPv6 routes in icmpTable, spelled
+	// out so that blackhole-ret's route replace hits them.
+	icmpMetric6 = 1024
+)
+
+// icmpNextHop is the neighbour toward the client that router n sends its
+// own ICMP to in the fixed ICMP path mode: one member of its return ECMP
+// group, picked by its hash seed ("" if n is no router).
+func (t *topology) icmpNextHop(n string) string {
+	if !t.isRouter(n) {
+		return ""
+	}
+	nbs := t.neighbours(n, -1)
+	if len(nbs) == 0 {
+		return ""
+	}
+	// Not RouterSeed % len: FNV-1a mixes its last bytes poorly (the low
+	// bits are the parity of the name's bytes, the high bits barely see
+	// the last one), which would pair routers up (q1 and q2 always apart,
+	// or always together). Mix it first, then take the high bits.
+	return nbs[uint64(mix32(RouterSeed(t.seed, n)))*uint64(len(nbs))>>32]
+}
+
+// mix32 is MurmurHash3's 32-bit finalizer: every input bit affects every
+// output bit.
+func mix32(h uint32) uint32 {
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	h *= 0xc2b2ae35
+	h ^= h >> 16
+	return h
+}
+
+// icmpRoutes is the list of `ip` batch lines that fill router n's
+// icmpTable: the client prefixes via icmpNextHop, with the same preferred
+// source as the main table's routes. icmpRules adds the rules.
+func (t *topology) icmpRoutes(n string) []string {
+	nh := t.icmpNextHop(n)
+	if nh == "" {
+		return nil
+	}
+	var lines []string
+	for _, dst := range []netip.Prefix{ClientPrefix4, ClientPrefix6} {
+		v6 := dst.Addr().Is6()
+		var b strings.Builder
+		fmt.Fprintf(&b, "route add %s", dst)
+		if nh == "c" {
+			fmt.Fprintf(&b, " dev %s", IfName(nh))
+		} else {
+			fmt.Fprintf(&b, " via %s dev %s", t.addrOf(nh, n, v6).Addr(), IfName(nh))
+		}
+		fmt.Fprintf(&b, " table %d", icmpTable)
+		switch {
+		case v6:
+			fmt.Fprintf(&b, " metric %d", icmpMetric6)
+		case nh == "c":
+			b.WriteString(" scope link")
+		}
+		if t.ridSrc {
+			fmt.Fprintf(&b, " src %s", t.routerIDOf(n, v6).Addr())
+		}
+		lines = append(lines, b.String())
+	}
+	return lines
+}
+
+// icmpRules returns the `ip` and `ip -6` batch lines of router n's policy
+// rules for the fixed ICMP path (none in the flow mode).
+func (t *topology) icmpRules(n string) (v4, v6 []string) {
+	if !t.icmpFixed || !t.isRouter(n) {
+		return nil, nil
+	}
+	rule := func(proto string) []string {
+		return []string{fmt.Sprintf("rule add iif lo ipproto %s lookup %d pref %d", proto, icmpTable, icmpRulePref)}
+	}
+	return rule("icmp"), rule("ipv6-icmp")
 }
 
 // nodeOf maps an address of the fabric (a link address or a router ID)
