@@ -62,6 +62,9 @@ type Plan struct {
 	Timeout time.Duration
 	// Grace is how long replies are still awaited after ctx is cancelled.
 	Grace time.Duration
+	// Earlier are probes an earlier run sent on the same flows (a sweep
+	// before its trace). Replies to them are recognised and answer nothing.
+	Earlier []Probe
 }
 
 // Progress is a snapshot for a progress display.
@@ -129,6 +132,7 @@ type run struct {
 	mu          sync.Mutex
 	results     []Result
 	byCookie    map[probeKey]int
+	earlier     map[probeKey]bool      // cookies of an earlier run's probes
 	latest      map[hash.FiveTuple]int // last sent probe on each tuple
 	sendOrder   []int                  // indexes in the order sent
 	expired     int                    // sendOrder[:expired] are past their timeout
@@ -145,8 +149,12 @@ func newRun(plan Plan, secret uint64) (*run, error) {
 		plan:     plan,
 		results:  make([]Result, len(plan.Probes)),
 		byCookie: make(map[probeKey]int, len(plan.Probes)),
+		earlier:  make(map[probeKey]bool, len(plan.Earlier)),
 		latest:   make(map[hash.FiveTuple]int),
 		finished: make(chan struct{}),
+	}
+	for _, p := range plan.Earlier {
+		r.earlier[probeKey{p.Tuple, p.Cookie}] = true
 	}
 	for i, p := range plan.Probes {
 		// Derive a cookie per probe; on the rare collision on one tuple, mix again.
@@ -366,11 +374,16 @@ func (r *run) handle(a Arrival) {
 	case packet.KindTCP:
 		out := rep.Tuple.Reverse()
 		i, ok := r.byCookie[probeKey{out, rep.Ack - 1}]
-		if ok && rep.Flags&(packet.FlagSYN|packet.FlagRST) == 0 {
+		if rep.Flags&(packet.FlagSYN|packet.FlagRST) == 0 && (ok || r.earlier[probeKey{out, rep.Ack - 1}]) {
 			// A bare ACK of one of our SYNs is a server still half-open
 			// from that probe, answering a newer SYN on the same flow: the
 			// earlier SYN-ACK never reached us. Not proof the path works.
 			r.stats.HalfOpen++
+			return
+		}
+		if !ok && r.earlier[probeKey{out, rep.Ack - 1}] {
+			// A late answer to the earlier run: not to any probe of ours.
+			r.stats.Unmatched++
 			return
 		}
 		if !ok && rep.Flags&packet.FlagRST != 0 {

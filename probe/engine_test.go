@@ -394,3 +394,24 @@ func TestTraceOrderCoversEveryFlowAndTTL(t *testing.T) {
 		}
 	}
 }
+
+// The same, when the half-open connection comes from an earlier run (the
+// sweep before a trace): its cookies are passed in Plan.Earlier.
+func TestHalfOpenAckOfEarlierRun(t *testing.T) {
+	earlier := newTestRun(t, testPlan(ports(30000, 1), 0, 1))
+	plan := testPlan(ports(30000, 1), 0, 1)
+	plan.Earlier = []Probe{earlier.results[0].Probe}
+	r, err := newRun(plan, 99) // another secret: other cookies
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.results[0].Sent = time.Unix(1000, 0)
+	r.latest[r.results[0].Tuple] = 0
+	r.outstanding = 1
+	rep := synAck(earlier.results[0].Probe)
+	rep.Flags = packet.FlagACK
+	r.handle(Arrival{Reply: rep, At: time.Unix(1000, 0)})
+	if r.results[0].Outcome != Pending || r.stats.HalfOpen != 1 {
+		t.Errorf("outcome %s, half-open %d; want pending and 1 half-open ACK", r.results[0].Outcome, r.stats.HalfOpen)
+	}
+}

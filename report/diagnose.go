@@ -49,7 +49,9 @@ package report
 // explains at least 2 flows and names a link with a single candidate for
 // its far end, a loop or a router answering unreachable makes it forward
 // whatever the return votes (a link named among several candidates: up to
-// twice its score of return votes). Losing answers on the way back only
+// twice its score of return votes); any other top forward suspect that
+// explains at least 2 flows does so against up to twice as many return
+// votes as there are forward ones. Losing answers on the way back only
 // makes hops silent, it cannot invent a next hop, and a link that drops both
 // ways fails flows in both directions; the text then counts both. none
 // means no flow fails.
@@ -500,6 +502,11 @@ func Diagnose(flows []FlowTrace) Diagnosis {
 		s := infos[0]
 		explicit := s.Next.IsValid() || s.kind == fateUnreach
 		strong = explicit && s.Score >= 2 && (s.alts == 0 || 2*s.Score >= len(ret))
+		// A hop after which failing flows die while healthy ones go on is
+		// forward evidence too; a link dead both ways splits its failing
+		// flows between the directions at random, so it carries the verdict
+		// against up to twice as many return-type flows.
+		strong = strong || (s.Score >= 2 && 2*len(fwd) >= len(ret))
 	}
 	var text string
 	switch {

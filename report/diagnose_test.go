@@ -609,6 +609,7 @@ func TestDiagnoseLabPhysics(t *testing.T) {
 	// single flow dying forward. Those few may name another candidate (the
 	// evidence lists q2 among "other candidates") or say return.
 	const bothWaysMisses = 4
+	const flowHashedReturnMisses = 3
 	cases := []struct {
 		name   string
 		lab    func() *labNet
@@ -675,11 +676,19 @@ func TestDiagnoseLabPhysics(t *testing.T) {
 			func(l *labNet, d Diagnosis) bool {
 				return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Addr] == "r1"
 			}, 0},
+		// This model hashes each router's ICMP errors on the probe's tuple,
+		// independently of the SYN-ACKs, so a return fault also loses the
+		// time-exceeded of some failing flows, which then look as if they
+		// died forward. The verdict weighs such forward deaths against
+		// return ones (a link dead both ways splits its flows between the
+		// directions the same way), so a few ranges come out forward here.
+		// The lab's routers send their errors along one fixed path, where
+		// this cannot happen.
 		{"blackhole-ret q1", func() *labNet {
 			l := newLab(2, 2, false)
 			l.retLost = through("q1")
 			return l
-		}, 32, nil, func(l *labNet, d Diagnosis) bool { return d.Direction == DirectionReturn }, 0},
+		}, 32, nil, func(l *labNet, d Diagnosis) bool { return d.Direction == DirectionReturn }, flowHashedReturnMisses},
 		{"blackhole-ret p4", func() *labNet {
 			l := newLab(4, 0, false)
 			l.retLost = through("p4")
@@ -689,7 +698,7 @@ func TestDiagnoseLabPhysics(t *testing.T) {
 			l := newLab(2, 2, true)
 			l.retLost = through("q1")
 			return l
-		}, 32, nil, func(l *labNet, d Diagnosis) bool { return d.Direction == DirectionReturn }, 0},
+		}, 32, nil, func(l *labNet, d Diagnosis) bool { return d.Direction == DirectionReturn }, flowHashedReturnMisses},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -128,9 +128,12 @@ func tracePhases(ctx context.Context, raw *probe.RawProber, cfg probeConfig, tc 
 	started := time.Now()
 	rng := rand.New(rand.NewPCG(randomUint64(), randomUint64()))
 	tuples := probe.Tuples(src, target, sports)
-	run := func(probes []probe.Probe) ([]probe.Result, bool, error) {
+	run := func(probes []probe.Probe, earlier []probe.Result) ([]probe.Result, bool, error) {
 		eng := &probe.Engine{Sender: raw, Receivers: raw.Receivers(), Secret: randomUint64(), OnProgress: progress.update}
 		plan := probe.Plan{Probes: probes, Rate: cfg.rate, Timeout: cfg.timeout, Grace: min(cfg.timeout, 500*time.Millisecond)}
+		for _, r := range earlier {
+			plan.Earlier = append(plan.Earlier, r.Probe)
+		}
 		results, _, err := eng.Run(ctx, plan)
 		progress.done()
 		interrupted := errors.Is(err, context.Canceled) || ctx.Err() != nil
@@ -146,7 +149,7 @@ func tracePhases(ctx context.Context, raw *probe.RawProber, cfg probeConfig, tc 
 	var interrupted bool
 	var err error
 	if e2e == nil {
-		if e2e, interrupted, err = run(probe.Order(tuples, probe.KindTCPSYN, nil, cfg.count, rng)); err != nil {
+		if e2e, interrupted, err = run(probe.Order(tuples, probe.KindTCPSYN, nil, cfg.count, rng), nil); err != nil {
 			return tr, err
 		}
 	}
@@ -157,7 +160,10 @@ func tracePhases(ctx context.Context, raw *probe.RawProber, cfg probeConfig, tc 
 	}
 	var hops []probe.Result
 	if !interrupted {
-		if hops, interrupted, err = run(probe.TraceOrder(tuples, tr.MaxTTL, tc.hopProbes, rng)); err != nil {
+		// A server left half-open by a probe of the first phase answers
+		// the next SYN on the flow with a bare ACK of that probe: known
+		// cookies keep it from passing for an answer.
+		if hops, interrupted, err = run(probe.TraceOrder(tuples, tr.MaxTTL, tc.hopProbes, rng), e2e); err != nil {
 			return tr, err
 		}
 	}

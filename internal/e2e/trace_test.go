@@ -3,7 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"os"
 	"slices"
 	"testing"
 
@@ -187,4 +189,104 @@ func TestSweepThenTrace(t *testing.T) {
 	if doc.Trace.Diagnosis.Direction != "forward" || code != 1 {
 		t.Errorf("exit %d, diagnosis %s; want 1 and forward", code, describe(*doc.Trace))
 	}
+}
+
+// TestTraceRandomFabrics draws fabrics and single faults from
+// ECMPSCAN_E2E_SEED (fixed by default) and checks the diagnosis: the
+// direction the fault kind implies, and for forward faults a first suspect
+// at the fault (the faulty router, the hop before it, or the link into it).
+func TestTraceRandomFabrics(t *testing.T) {
+	seed := uint64(7)
+	if s := os.Getenv("ECMPSCAN_E2E_SEED"); s != "" {
+		if _, err := fmt.Sscan(s, &seed); err != nil {
+			t.Fatalf("ECMPSCAN_E2E_SEED=%q: %v", s, err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(seed, ^seed))
+	for i := range 3 {
+		w, w2 := 2+rng.IntN(5), 0
+		if rng.IntN(2) == 0 {
+			w, w2 = 2+rng.IntN(2), 2+rng.IntN(2)
+		}
+		pick := func() string {
+			if w2 > 0 && rng.IntN(2) == 0 {
+				return fmt.Sprintf("q%d", 1+rng.IntN(w2))
+			}
+			return fmt.Sprintf("p%d", 1+rng.IntN(w))
+		}
+		var fault, want, at, before string
+		switch rng.IntN(4) {
+		case 0:
+			at = pick()
+			fault, want = "blackhole-fwd@"+at, "forward"
+		case 1:
+			fault, want = "blackhole-ret@"+pick(), "return"
+		case 2:
+			fault, want = "drop-synack@"+pick(), "return"
+		default:
+			if w2 > 0 {
+				before, at = fmt.Sprintf("p%d", 1+rng.IntN(w)), fmt.Sprintf("q%d", 1+rng.IntN(w2))
+			} else {
+				before, at = "r1", pick()
+			}
+			fault, want = fmt.Sprintf("link-drop@%s-%s", before, at), "forward"
+		}
+		args := []string{"--width", fmt.Sprint(w), "--width2", fmt.Sprint(w2), "--seed", fmt.Sprint(rng.Uint32()), "--fault", fault}
+		dst := server4
+		if rng.IntN(3) == 0 {
+			dst = server6
+		}
+		ports := 64
+		if w2 > 0 {
+			ports = 96
+		}
+		first := 20000 + rng.IntN(20000)
+		t.Run(fmt.Sprintf("%d-%v-%s", i, args, map[bool]string{true: "v6", false: "v4"}[dst.Addr().Is6()]), func(t *testing.T) {
+			f := fabric(t, fmt.Sprintf("tt%d", i), args...)
+			doc, _ := trace(t, f, dst, fmt.Sprintf("%d-%d", first, first+ports-1))
+			t.Log(describe(doc))
+			fails := 0
+			for _, fl := range doc.Flows {
+				if fl.State == "fail" {
+					fails++
+				}
+			}
+			if fails == 0 {
+				t.Skip("no traced flow crosses the fault with this draw")
+			}
+			if doc.Diagnosis.Direction != want {
+				t.Fatalf("direction %s, want %s", doc.Diagnosis.Direction, want)
+			}
+			if want != "forward" {
+				return
+			}
+			s := doc.Diagnosis.Suspects[0]
+			from, next := node(f, &s.Addr), node(f, s.Next)
+			// Acceptable: the faulty router or link end itself, the router
+			// before it (which names the link when it can), or the link
+			// whose far end is the fault.
+			preds := predecessors(at)
+			if before != "" {
+				preds = []string{before}
+			}
+			if from != at && next != at && !slices.Contains(preds, from) {
+				t.Errorf("suspects[0] = %s -> %s; want at or next to %s (from %v)", from, next, at, preds)
+			}
+		})
+	}
+}
+
+// predecessors are the routers right before a node on the forward path.
+func predecessors(node string) []string {
+	switch {
+	case node[0] == 'p':
+		return []string{"r1"}
+	case node[0] == 'q':
+		var ps []string
+		for i := 1; i <= 16; i++ {
+			ps = append(ps, fmt.Sprintf("p%d", i))
+		}
+		return ps
+	}
+	return nil
 }
