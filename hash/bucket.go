@@ -60,10 +60,28 @@ type FlowStats struct {
 	RTTMin      time.Duration
 	RTTMax      time.Duration
 	RTTSum      time.Duration
+	// judged is the state Judge gave the bucket against the background loss.
+	judged State
 }
 
-// State classifies the bucket.
-func (s FlowStats) State() State { return Classify(s.Sent, s.Received) }
+// State classifies the bucket: as Judge decided, or by its own counts.
+func (s FlowStats) State() State {
+	if s.judged != "" {
+		return s.judged
+	}
+	return Classify(s.Sent, s.Received)
+}
+
+// Judge classifies every bucket against the loss measured on the others
+// (ClassifyWithLoss): an all-lost bucket is fail only when random loss is an
+// implausible explanation. It returns that background loss.
+func Judge(stats []FlowStats, alpha float64) float64 {
+	states, p := ClassifyAll(stats, alpha)
+	for i := range stats {
+		stats[i].judged = states[i]
+	}
+	return p
+}
 
 // RTTAvg is the mean RTT of the received probes.
 func (s FlowStats) RTTAvg() time.Duration {

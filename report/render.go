@@ -149,6 +149,26 @@ type jsonSummary struct {
 	Unmatched    int      `json:"unmatched_packets"`
 	Malformed    int      `json:"malformed_packets"`
 	HalfOpen     int      `json:"half_open_acks"`
+	// BackgroundLoss is the per-probe loss on ports that answered at least once.
+	BackgroundLoss float64    `json:"background_loss"`
+	Width          *jsonWidth `json:"width_estimate"` // null when nothing or everything fails
+	Plan           *jsonPlan  `json:"plan,omitempty"` // sweeps planned with --confidence
+}
+
+type jsonWidth struct {
+	Low  int  `json:"low"`
+	Best int  `json:"best"`
+	High *int `json:"high"` // null: no upper bound
+}
+
+type jsonPlan struct {
+	Confidence float64 `json:"confidence"`
+	MaxWidth   int     `json:"max_width"`
+	Ports      int     `json:"ports"`
+	Repeats    int     `json:"repeats"`
+	Rounds     int     `json:"rounds"`
+	Reason     string  `json:"reason"`
+	Stopped    string  `json:"stopped"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -187,6 +207,7 @@ func summaryJSON(s Sweep) *jsonSummary {
 		LossFraction: round4(m.LossFraction), ICMPState: m.ICMPState, Reproducers: reps,
 		Unreachable: m.Unreachable, SendErrors: m.SendErrors, Late: m.LateReplies,
 		Duplicates: m.DuplicateReps, Unmatched: s.Unmatched, Malformed: s.Malformed, HalfOpen: s.HalfOpen,
+		BackgroundLoss: round4(m.BackgroundLoss), Width: widthJSON(m.Width), Plan: planJSON(s.Plan),
 	}
 }
 
@@ -419,4 +440,24 @@ func abbreviate(list string, limit int) string {
 	}
 	rest := strings.Count(list[cut:], ",")
 	return fmt.Sprintf("%s,... (%d more; --format json lists all)", list[:cut], rest)
+}
+
+func widthJSON(w hash.WidthEstimate) *jsonWidth {
+	if !w.Valid() {
+		return nil
+	}
+	out := &jsonWidth{Low: w.Low, Best: w.Best}
+	if w.High > 0 {
+		high := w.High
+		out.High = &high
+	}
+	return out
+}
+
+func planJSON(p *SweepPlan) *jsonPlan {
+	if p == nil {
+		return nil
+	}
+	return &jsonPlan{Confidence: p.Confidence, MaxWidth: p.MaxWidth, Ports: p.Ports, Repeats: p.Repeats,
+		Rounds: p.Rounds, Reason: p.Reason, Stopped: p.Stopped}
 }

@@ -51,6 +51,15 @@ type Sweep struct {
 	HalfOpen int
 	// Trace holds the hop-by-hop trace of sweep --trace; nil without it.
 	Trace *Trace
+	// Plan describes a sweep planned by confidence; nil otherwise.
+	Plan *SweepPlan
+}
+
+// SweepPlan is a sweep sized by --confidence and --max-width, and how it ended.
+type SweepPlan struct {
+	hash.Plan
+	Rounds  int    // probing rounds run
+	Stopped string // why probing stopped
 }
 
 // ICMP is the echo side of a sweep.
@@ -90,6 +99,14 @@ type Summary struct {
 	SendErrors    int
 	LateReplies   int
 	DuplicateReps int
+	// BackgroundLoss is the per-probe loss on ports that answered at least
+	// once; a port that lost every probe is fail only when this loss makes
+	// that implausible (hash.ClassifyWithLoss).
+	BackgroundLoss float64
+	// Width estimates the ECMP group's width from the fail fraction,
+	// assuming one bad member (95% Clopper-Pearson); invalid when nothing or
+	// everything fails.
+	Width hash.WidthEstimate
 }
 
 // ExitCode maps a verdict to the documented exit code.
@@ -103,9 +120,12 @@ func (s Summary) ExitCode() int {
 	return 0
 }
 
-// Summarize computes the verdict from the per-port and ICMP aggregates.
+// Summarize computes the verdict from the per-port and ICMP aggregates. It
+// first judges every port in place against the background loss
+// (hash.Judge), so renderers show the same states the verdict counted.
 func Summarize(host string, target netip.AddrPort, ports []hash.FlowStats, icmp ICMP) Summary {
 	s := Summary{Ports: len(ports), ICMPState: icmp.State()}
+	s.BackgroundLoss = hash.Judge(ports, hash.DefaultAlpha)
 	var sent, lost int
 	for _, p := range ports {
 		sent += p.Sent
@@ -134,6 +154,9 @@ func Summarize(host string, target netip.AddrPort, ports []hash.FlowStats, icmp 
 	if s.Fail > 0 {
 		s.NearestN = int(math.Round(1 / s.FailFraction))
 	}
+	if w, ok := hash.EstimateWidth(s.Fail, s.Ports, 1, 0.95); ok {
+		s.Width = w
+	}
 	icmpText := icmpPhrase(s.ICMPState)
 	dst := target.Addr().String()
 	switch {
@@ -149,8 +172,8 @@ func Summarize(host string, target netip.AddrPort, ports []hash.FlowStats, icmp 
 		}
 	case s.Fail > 0:
 		s.Kind = KindECMPFault
-		s.Verdict = fmt.Sprintf("%d of %d source ports fail on every try%s: one ECMP member toward %s drops these flows (%.1f%% of flows, about 1/%d)",
-			s.Fail, s.Ports, icmpText, dst, 100*s.FailFraction, s.NearestN)
+		s.Verdict = fmt.Sprintf("%d of %d source ports fail on every try%s: one ECMP member toward %s drops these flows (%.1f%% of flows, about 1/%d%s)",
+			s.Fail, s.Ports, icmpText, dst, 100*s.FailFraction, s.NearestN, widthPhrase(s.Width))
 		if s.Flaky > 0 {
 			s.Verdict += fmt.Sprintf("; %d more %s lost some probes", s.Flaky, plural(s.Flaky, "port", "ports"))
 		}
@@ -245,4 +268,17 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// widthPhrase reads a width estimate for the verdict.
+func widthPhrase(w hash.WidthEstimate) string {
+	switch {
+	case !w.Valid():
+		return ""
+	case w.High == 0:
+		return fmt.Sprintf("; if one member is bad, the group has at least %d", w.Low)
+	case w.Low == w.High:
+		return fmt.Sprintf("; if one member is bad, the group is %d wide", w.Low)
+	}
+	return fmt.Sprintf("; if one member is bad, the group is %d to %d wide", w.Low, w.High)
 }

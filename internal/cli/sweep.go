@@ -24,10 +24,14 @@ const defaultSports = "30000-30063"
 // sweepFlags are the raw flag values of `ecmpscan sweep`.
 type sweepFlags struct {
 	probeFlags
-	mode   string
-	icmp   int
-	format string
-	trace  bool
+	mode       string
+	icmp       int
+	format     string
+	trace      bool
+	confidence float64
+	maxWidth   int
+	sportSet   bool // --sport given: a plan keeps the user's ports
+	countSet   bool // --count given: a plan probes at least that often
 	traceFlags
 }
 
@@ -38,6 +42,7 @@ type sweepConfig struct {
 	icmp   int
 	format report.Format
 	trace  *traceConfig // nil without --trace
+	plan   *hash.Plan   // nil unless --confidence
 }
 
 func newSweepCommand(s *Streams) *cobra.Command {
@@ -56,6 +61,7 @@ Exit codes: 0 healthy, 1 some ports fail (ECMP-like fault), 2 bad input,
   ecmpscan sweep '[2001:db8:2::2]:443' --format json`,
 		Args: oneTarget,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.sportSet, f.countSet = cmd.Flags().Changed("sport"), cmd.Flags().Changed("count")
 			cfg, err := f.config(args[0], s)
 			if err != nil {
 				return err
@@ -69,6 +75,8 @@ Exit codes: 0 healthy, 1 some ports fail (ECMP-like fault), 2 bad input,
 	fl.IntVar(&f.icmp, "icmp", 8, "ICMP echo identifiers to probe, each --count times (0 disables)")
 	fl.StringVar(&f.format, "format", "table", "output: table, json, jsonl or csv")
 	fl.BoolVar(&f.trace, "trace", false, "then trace the failing ports and some healthy ones hop by hop (raw mode)")
+	fl.Float64Var(&f.confidence, "confidence", 0, "plan the sweep: enough ports to hit one bad member of --max-width with this probability (e.g. 0.99), repeats from the measured loss, stop once settled")
+	fl.IntVar(&f.maxWidth, "max-width", 16, "with --confidence: the widest ECMP group to plan for")
 	f.traceFlags.register(fl)
 	return cmd
 }
@@ -89,6 +97,11 @@ func (f *sweepFlags) config(target string, s *Streams) (sweepConfig, error) {
 	if cfg.format, err = report.ParseFormat(f.format); err != nil {
 		return cfg, &exitError{code: ExitUsage, err: err}
 	}
+	if f.confidence != 0 {
+		if cfg.plan, err = f.makePlan(&cfg); err != nil {
+			return cfg, err
+		}
+	}
 	if f.trace {
 		if cfg.format == report.FormatJSONL || cfg.format == report.FormatCSV {
 			return cfg, usageError("--trace prints with --format table or json")
@@ -103,6 +116,33 @@ func (f *sweepFlags) config(target string, s *Streams) (sweepConfig, error) {
 		cfg.trace = &tc
 	}
 	return cfg, nil
+}
+
+// makePlan sizes a sweep by confidence. Without --sport the ports are the
+// planned number from the start of the default range; with it, the user's.
+func (f *sweepFlags) makePlan(cfg *sweepConfig) (*hash.Plan, error) {
+	if !(f.confidence > 0 && f.confidence < 1) || f.maxWidth < 2 || f.maxWidth > 4096 {
+		return nil, usageError("--confidence must be between 0 and 1 and --max-width between 2 and 4096 (got %g, %d)", f.confidence, f.maxWidth)
+	}
+	// Repeats start from the planned count; the measured loss raises them.
+	plan, err := hash.MakePlan(f.confidence, f.maxWidth, 0, hash.DefaultAlpha, hash.DefaultMaxRepeats)
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	if f.countSet {
+		plan.Repeats = max(plan.Repeats, cfg.count)
+	}
+	if !f.sportSet {
+		first := int(cfg.sports[0])
+		if first+plan.Ports-1 > 65535 || plan.Ports > f.maxPorts {
+			return nil, usageError("the plan needs %d source ports: more than fit (see --max-ports)", plan.Ports)
+		}
+		cfg.sports = cfg.sports[:0]
+		for p := first; p < first+plan.Ports; p++ {
+			cfg.sports = append(cfg.sports, uint16(p))
+		}
+	}
+	return &plan, nil
 }
 
 // runSweep resolves, opens the prober, runs the engine, buckets the results
@@ -132,22 +172,24 @@ func runSweep(ctx context.Context, cfg sweepConfig, s *Streams) error {
 	if mode == "connect" {
 		tcpKind = probe.KindConnect
 	}
-	plan := probe.Plan{
-		Probes:  probe.Order(probe.Tuples(src, target, cfg.sports), tcpKind, echo, cfg.count, rng),
-		Rate:    cfg.rate,
-		Timeout: cfg.timeout,
-		Grace:   min(cfg.timeout, 500*time.Millisecond),
-	}
 	progress := newProgress(s, cfg.render.Quiet || cfg.format != report.FormatTable)
 	eng.OnProgress = progress.update
-	eng.Secret = randomUint64()
-
+	tcp := probe.Tuples(src, target, cfg.sports)
 	started := time.Now()
-	results, stats, runErr := eng.Run(ctx, plan)
+	var (
+		results     []probe.Result
+		stats       probe.Stats
+		interrupted bool
+		swPlan      *report.SweepPlan
+	)
+	if cfg.plan == nil {
+		results, stats, interrupted, err = runRound(ctx, eng, cfg, probe.Order(tcp, tcpKind, echo, cfg.count, rng), nil)
+	} else {
+		swPlan, results, stats, interrupted, err = runPlanned(ctx, eng, cfg, tcp, tcpKind, echo, rng)
+	}
 	progress.done()
-	interrupted := errors.Is(runErr, context.Canceled) || ctx.Err() != nil
-	if runErr != nil && !interrupted {
-		return cannotProbe(runErr)
+	if err != nil {
+		return err
 	}
 
 	ports, echoIDs := hash.BySourcePort(), hash.BySourcePort()
@@ -167,6 +209,7 @@ func runSweep(ctx context.Context, cfg sweepConfig, s *Streams) error {
 	if cfg.icmp == 0 {
 		sw.ICMP.Skipped = "disabled with --icmp 0"
 	}
+	sw.Plan = swPlan
 	sw.Summary = report.Summarize(cfg.host, target, sw.Ports, sw.ICMP)
 	if cfg.trace != nil && !interrupted {
 		if pr.raw == nil {
@@ -191,6 +234,98 @@ func runSweep(ctx context.Context, cfg sweepConfig, s *Streams) error {
 		return resultCode(code)
 	}
 	return nil
+}
+
+// runRound runs one engine pass over the probes. earlier are the results of
+// previous rounds on the same flows, whose late or half-open answers must not
+// count for this round.
+func runRound(ctx context.Context, eng *probe.Engine, cfg sweepConfig, probes []probe.Probe, earlier []probe.Result) ([]probe.Result, probe.Stats, bool, error) {
+	plan := probe.Plan{Probes: probes, Rate: cfg.rate, Timeout: cfg.timeout, Grace: min(cfg.timeout, 500*time.Millisecond)}
+	for _, r := range earlier {
+		plan.Earlier = append(plan.Earlier, r.Probe)
+	}
+	eng.Secret = randomUint64() // fresh cookies per round
+	results, stats, err := eng.Run(ctx, plan)
+	interrupted := errors.Is(err, context.Canceled) || ctx.Err() != nil
+	if err != nil && !interrupted {
+		return nil, stats, false, cannotProbe(err)
+	}
+	return results, stats, interrupted, nil
+}
+
+// runPlanned probes in rounds until the verdict is settled at the planned
+// confidence (hash.Settled): every port at least the planned repeats, and no
+// port whose losses background loss could still explain. Repeats follow the
+// loss measured so far; rounds stop at hash.DefaultMaxRepeats.
+func runPlanned(ctx context.Context, eng *probe.Engine, cfg sweepConfig, tcp []hash.FiveTuple, kind probe.Kind,
+	echo []hash.FiveTuple, rng *rand.Rand) (*report.SweepPlan, []probe.Result, probe.Stats, bool, error) {
+	plan := &report.SweepPlan{Plan: *cfg.plan}
+	var all []probe.Result
+	var total probe.Stats
+	var ports []hash.FlowStats
+	for plan.Rounds < hash.DefaultMaxRepeats {
+		round := tcp
+		if ports != nil {
+			round = unsettledFlows(tcp, ports, plan.Repeats)
+		}
+		var echoRound []hash.FiveTuple
+		if plan.Rounds < plan.Repeats {
+			echoRound = echo
+		}
+		results, stats, interrupted, err := runRound(ctx, eng, cfg, probe.Order(round, kind, echoRound, 1, rng), all)
+		if err != nil {
+			return nil, nil, total, false, err
+		}
+		plan.Rounds++
+		all = append(all, results...)
+		total.Sent += stats.Sent
+		total.Unmatched += stats.Unmatched
+		total.Malformed += stats.Malformed
+		total.HalfOpen += stats.HalfOpen
+		if interrupted {
+			plan.Stopped = "interrupted"
+			return plan, all, total, true, nil
+		}
+		ports = portStats(all)
+		loss := hash.Judge(ports, hash.DefaultAlpha)
+		// The measured loss decides how many lost probes make a port dead.
+		plan.Repeats = max(plan.Repeats, hash.RepeatsForLoss(loss, hash.DefaultAlpha, hash.DefaultMaxRepeats))
+		if done, why := hash.Settled(ports, plan.Plan, hash.DefaultAlpha); done {
+			plan.Stopped = why
+			return plan, all, total, false, nil
+		}
+		plan.Stopped = fmt.Sprintf("stopped after %d rounds (the cap) without settling", plan.Rounds)
+	}
+	return plan, all, total, false, nil
+}
+
+// unsettledFlows are the flows that need another probe: fewer than the
+// planned repeats, or every probe lost while the background loss could
+// still explain it.
+func unsettledFlows(tcp []hash.FiveTuple, ports []hash.FlowStats, repeats int) []hash.FiveTuple {
+	need := map[uint16]bool{}
+	for _, p := range ports {
+		if p.Sent < repeats || (p.Received == 0 && p.State() != hash.StateFail) {
+			need[p.Tuple.SrcPort] = true
+		}
+	}
+	var out []hash.FiveTuple
+	for _, t := range tcp {
+		if need[t.SrcPort] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func portStats(results []probe.Result) []hash.FlowStats {
+	b := hash.BySourcePort()
+	for _, r := range results {
+		if r.Kind != probe.KindICMPEcho {
+			b.Add(r.Observation())
+		}
+	}
+	return b.Buckets()
 }
 
 // prober is what a sweep probes with.

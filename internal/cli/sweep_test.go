@@ -43,6 +43,9 @@ func TestSweepBadInputExitsTwo(t *testing.T) {
 		"trace format csv":    {"trace", "198.18.2.2", "--format", "csv"},
 		"trace reversed":      {"trace", "198.18.2.2", "--sport", "9-1"},
 		"trace no target":     {"trace"},
+		"confidence above 1":  {"sweep", "198.18.2.2", "--confidence", "1.5"},
+		"max-width 1":         {"sweep", "198.18.2.2", "--confidence", "0.9", "--max-width", "1"},
+		"plan too big":        {"sweep", "198.18.2.2", "--confidence", "0.999999", "--max-width", "4096"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
