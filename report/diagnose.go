@@ -883,7 +883,7 @@ func (a *analysis) structural(prev, s string) bool {
 	if hS > 0 {
 		// The healthy share is itself uncertain with few flows: take the
 		// top of its 95% interval.
-		_, rho := WilsonInterval(hS, hTotal, 1.96)
+		_, rho := hash.Wilson(hS, hTotal, 1.96)
 		expect := float64(fTotal) * rho
 		v = float64(fS) <= expect+2*math.Sqrt(expect*(1-rho))+1
 	}

@@ -2,36 +2,11 @@ package report
 
 import (
 	"cmp"
-	"math"
 	"net/netip"
 	"slices"
 
 	"github.com/ecmpscan/ecmpscan/hash"
 )
-
-// WilsonInterval is the Wilson score interval of a proportion with k
-// successes out of n at the normal quantile z (1.96 for 95%). With no
-// trials it is the whole [0, 1].
-func WilsonInterval(k, n int, z float64) (low, high float64) {
-	if n <= 0 {
-		return 0, 1
-	}
-	k = min(max(k, 0), n)
-	nf := float64(n)
-	p := float64(k) / nf
-	z2 := z * z
-	den := 1 + z2/nf
-	center := (p + z2/(2*nf)) / den
-	half := z * math.Sqrt(p*(1-p)/nf+z2/(4*nf*nf)) / den
-	low, high = max(0, center-half), min(1, center+half)
-	if k == 0 {
-		low = 0
-	}
-	if k == n {
-		high = 1
-	}
-	return low, high
-}
 
 // BucketPaths groups flows by forward path signature. The end-to-end probes
 // go through the hash bucketer (the one place that groups results), keyed
@@ -87,7 +62,7 @@ func BucketPaths(flows []FlowTrace) []PathBucket {
 		if s.Sent > 0 {
 			pb.Loss = float64(s.Sent-s.Received) / float64(s.Sent)
 		}
-		pb.LossLow, pb.LossHigh = WilsonInterval(s.Sent-s.Received, s.Sent, 1.96)
+		pb.LossLow, pb.LossHigh = hash.Wilson(s.Sent-s.Received, s.Sent, 1.96)
 		out = append(out, *pb)
 	}
 	slices.SortFunc(out, func(x, y PathBucket) int {

@@ -8,6 +8,8 @@ import (
 	"github.com/ecmpscan/ecmpscan/hash"
 )
 
+// The bucket intervals come from hash.Wilson; these are the values the
+// trace output relies on.
 func TestWilsonInterval(t *testing.T) {
 	cases := []struct {
 		k, n      int
@@ -21,12 +23,12 @@ func TestWilsonInterval(t *testing.T) {
 		{50, 100, 0.4038, 0.5962},
 	}
 	for _, c := range cases {
-		low, high := WilsonInterval(c.k, c.n, 1.96)
+		low, high := hash.Wilson(c.k, c.n, 1.96)
 		if math.Abs(low-c.low) > 1e-4 || math.Abs(high-c.high) > 1e-4 {
-			t.Errorf("WilsonInterval(%d, %d) = [%.4f, %.4f], want [%.4f, %.4f]", c.k, c.n, low, high, c.low, c.high)
+			t.Errorf("Wilson(%d, %d) = [%.4f, %.4f], want [%.4f, %.4f]", c.k, c.n, low, high, c.low, c.high)
 		}
 	}
-	if low, high := WilsonInterval(0, 10, 1.96); low != 0 || high >= 1 {
+	if low, high := hash.Wilson(0, 10, 1.96); low != 0 || high >= 1 {
 		t.Errorf("k=0: [%v, %v]", low, high)
 	}
 }

@@ -3,6 +3,10 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -56,6 +60,18 @@ func TestWidthEstimateBrackets(t *testing.T) {
 			t.Logf("%d ports, %d fail: width %d..%s (best %d)", len(doc.Ports), doc.Summary.Fail, w.Low, high, w.Best)
 			if w.Low > c.width || (w.High != nil && *w.High < c.width) {
 				t.Errorf("width estimate %d..%s does not bracket the true width %d", w.Low, high, c.width)
+			}
+			if c.width == 8 {
+				// Linux seeds its multipath hash: no unseeded model may claim
+				// to explain the lab's split.
+				path := filepath.Join(t.TempDir(), "sweep.json")
+				if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				fit, err := exec.Command(binary, "hash", "--fit", path).CombinedOutput()
+				if err != nil || !strings.Contains(string(fit), "no hash model explains the split") || strings.Contains(string(fit), "predicted to fail") {
+					t.Errorf("hash --fit on the lab: %v\n%s", err, fit)
+				}
 			}
 			if c.width == 16 {
 				if doc.Summary.Plan == nil || len(doc.Ports) < 72 {
