@@ -59,7 +59,8 @@ demo: deps build
 # Engine benchmark, and the documented 2048-port x 3 sweep at 20000 probes/s
 # on a healthy lab fabric (see README, "Speed").
 bench: deps build
-	$(GO) test -run='^$$' -bench=. -benchmem ./probe/ ./probe/packet/
+	@[ -x /usr/bin/time ] || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq time >/dev/null; }
+	$(GO) test -run='^$$' -bench=. -benchmem ./probe/ ./probe/packet/ ./hash/
 	@set -e; \
 	trap './$(BIN) lab down --name bench >/dev/null 2>&1 || true' EXIT; \
 	./$(BIN) lab up --name bench --width 8 --seed 3 >/dev/null; \

@@ -602,6 +602,15 @@ var physicsBase, physicsRanges = 20000, 40
 // ways also fails flows on the way back and eats some time-exceeded
 // answers; a return blackhole silences the router itself and the answers
 // of routers behind it.
+// forwardLink checks for a forward diagnosis whose first suspect is the
+// link from router "from" to router "next".
+func forwardLink(from, next string) func(*labNet, Diagnosis) bool {
+	return func(l *labNet, d Diagnosis) bool {
+		return d.Direction == DirectionForward && len(d.Suspects) > 0 &&
+			l.names[d.Suspects[0].Next] == next && l.names[d.Suspects[0].Addr] == from
+	}
+}
+
 func TestDiagnoseLabPhysics(t *testing.T) {
 	// A link that drops both ways leaves few healthy flows through its near
 	// end and hides the far end's own answers; with 48 ports over 9 paths
@@ -628,50 +637,32 @@ func TestDiagnoseLabPhysics(t *testing.T) {
 		}, bothWaysMisses},
 		{"link-drop p1-q2 one way behind silent p1", func() *labNet {
 			return newLab(3, 3, false, "p1")
-		}, 48, linkDrop("p1", "q2"), func(l *labNet, d Diagnosis) bool {
-			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Next] == "q2" &&
-				l.names[d.Suspects[0].Addr] == "r1"
-		}, 0},
+		}, 48, linkDrop("p1", "q2"), forwardLink("r1", "q2"), 0},
 		{"link-drop p1-q2 both ways", func() *labNet {
 			l := newLab(3, 3, false)
 			l.retLost = crosses("q2", "p1")
 			return l
-		}, 48, linkDrop("p1", "q2"), func(l *labNet, d Diagnosis) bool {
-			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Next] == "q2" &&
-				l.names[d.Suspects[0].Addr] == "p1"
-		}, bothWaysMisses},
+		}, 48, linkDrop("p1", "q2"), forwardLink("p1", "q2"), bothWaysMisses},
 		{"link-drop p1-q2 both ways inbound", func() *labNet {
 			l := newLab(3, 3, true)
 			l.retLost = crosses("q2", "p1")
 			return l
-		}, 48, linkDrop("p1", "q2"), func(l *labNet, d Diagnosis) bool {
-			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Next] == "q2" &&
-				l.names[d.Suspects[0].Addr] == "p1"
-		}, bothWaysMisses},
+		}, 48, linkDrop("p1", "q2"), forwardLink("p1", "q2"), bothWaysMisses},
 		{"link-drop p1-q2 both ways, 96 ports", func() *labNet {
 			l := newLab(3, 3, false)
 			l.retLost = crosses("q2", "p1")
 			return l
-		}, 96, linkDrop("p1", "q2"), func(l *labNet, d Diagnosis) bool {
-			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Next] == "q2" &&
-				l.names[d.Suspects[0].Addr] == "p1"
-		}, 1},
+		}, 96, linkDrop("p1", "q2"), forwardLink("p1", "q2"), 1},
 		{"8x8 inbound, silent p3, link-drop p1-q5 both ways", func() *labNet {
 			l := newLab(8, 8, true, "p3")
 			l.retLost = crosses("q5", "p1")
 			return l
-		}, 512, linkDrop("p1", "q5"), func(l *labNet, d Diagnosis) bool {
-			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Next] == "q5" &&
-				l.names[d.Suspects[0].Addr] == "p1"
-		}, 1},
+		}, 512, linkDrop("p1", "q5"), forwardLink("p1", "q5"), 1},
 		{"8x8 inbound, q2 loses answers via p1, link-drop p1-q5", func() *labNet {
 			l := newLab(8, 8, true)
 			l.retLost = crosses("q2", "p1")
 			return l
-		}, 512, linkDrop("p1", "q5"), func(l *labNet, d Diagnosis) bool {
-			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Next] == "q5" &&
-				l.names[d.Suspects[0].Addr] == "p1"
-		}, 1},
+		}, 512, linkDrop("p1", "q5"), forwardLink("p1", "q5"), 1},
 		{"blackhole-fwd p2", func() *labNet { return newLab(4, 0, false) }, 32, on("p2", 1),
 			func(l *labNet, d Diagnosis) bool {
 				return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Addr] == "r1"

@@ -67,7 +67,7 @@ func sweepOf(n int, failing, flaky map[uint16]bool, icmp []hash.FlowStats) Sweep
 		Started: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC), Duration: 1500 * time.Millisecond,
 		Ports: ports, ICMP: ICMP{IDs: icmp},
 	}
-	s.Summary = Summarize(s.Host, s.Target, s.Ports, s.ICMP)
+	s.Summary = Summarize(s.Host, s.Target, s.Ports, s.ICMP, hash.WidthEstimate{})
 	return s
 }
 
@@ -160,7 +160,7 @@ func TestSummaryVerdicts(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := Summarize("vip", target, c.sweep.Ports, c.sweep.ICMP)
+			s := Summarize("vip", target, c.sweep.Ports, c.sweep.ICMP, hash.WidthEstimate{})
 			if s.Kind != c.kind || s.ExitCode() != c.exit || s.Fail != c.fail || s.NearestN != c.nearest || s.ICMPState != c.icmpState {
 				t.Errorf("got kind %s exit %d fail %d nearest 1/%d icmp %s; want %s %d %d 1/%d %s",
 					s.Kind, s.ExitCode(), s.Fail, s.NearestN, s.ICMPState, c.kind, c.exit, c.fail, c.nearest, c.icmpState)

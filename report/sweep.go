@@ -123,7 +123,9 @@ func (s Summary) ExitCode() int {
 // Summarize computes the verdict from the per-port and ICMP aggregates. It
 // first judges every port in place against the background loss
 // (hash.Judge), so renderers show the same states the verdict counted.
-func Summarize(host string, target netip.AddrPort, ports []hash.FlowStats, icmp ICMP) Summary {
+// pathWidth is what traces tell of the group's width (TraceWidth), combined
+// with the estimate from the fail fraction; pass the zero value without.
+func Summarize(host string, target netip.AddrPort, ports []hash.FlowStats, icmp ICMP, pathWidth hash.WidthEstimate) Summary {
 	s := Summary{Ports: len(ports), ICMPState: icmp.State()}
 	s.BackgroundLoss = hash.Judge(ports, hash.DefaultAlpha)
 	var sent, lost int
@@ -155,7 +157,7 @@ func Summarize(host string, target netip.AddrPort, ports []hash.FlowStats, icmp 
 		s.NearestN = int(math.Round(1 / s.FailFraction))
 	}
 	if w, ok := hash.EstimateWidth(s.Fail, s.Ports, 1, 0.95); ok {
-		s.Width = w
+		s.Width = hash.CombineWidth(w, pathWidth)
 	}
 	icmpText := icmpPhrase(s.ICMPState)
 	dst := target.Addr().String()

@@ -82,3 +82,35 @@ func pathHops(f FlowTrace) []netip.Addr {
 	}
 	return out
 }
+
+// TraceWidth estimates the width of the ECMP group the diagnosis points at,
+// from the paths: the distinct next hops healthy flows reach from the first
+// suspect, plus the one the failing flows take when no healthy flow shows it
+// (a silent member, or the far end of a dead link seen only via other hops).
+// It is a lower bound, invalid when the diagnosis names no forward suspect.
+func TraceWidth(t Trace) hash.WidthEstimate {
+	d := t.Diagnosis
+	if d.Direction != DirectionForward || len(d.Suspects) == 0 {
+		return hash.WidthEstimate{}
+	}
+	s := d.Suspects[0]
+	next := map[netip.Addr]bool{}
+	for _, f := range t.Flows {
+		if f.State != hash.StateOK {
+			continue
+		}
+		for i, h := range f.Hops {
+			if h.Addr == s.Addr && i+1 < len(f.Hops) && f.Hops[i+1].Addr.IsValid() && !f.Hops[i+1].Reached {
+				next[f.Hops[i+1].Addr] = true
+			}
+		}
+	}
+	if len(next) == 0 {
+		return hash.WidthEstimate{}
+	}
+	n := len(next)
+	if !s.Next.IsValid() || !next[s.Next] {
+		n++ // the member the failing flows take
+	}
+	return hash.WidthFromNextHops(n)
+}

@@ -91,3 +91,30 @@ func equalPorts(a, b []uint16) bool {
 	}
 	return true
 }
+
+func TestTraceWidth(t *testing.T) {
+	r1, p1, p3, p4 := netip.MustParseAddr("198.18.255.1"), netip.MustParseAddr("198.18.255.11"), netip.MustParseAddr("198.18.255.13"), netip.MustParseAddr("198.18.255.14")
+	dst := netip.MustParseAddr("198.18.2.2")
+	flow := func(st hash.State, hops ...netip.Addr) FlowTrace {
+		f := FlowTrace{State: st}
+		for i, h := range hops {
+			f.Hops = append(f.Hops, TraceHop{TTL: i + 1, Addr: h, Reached: h == dst})
+		}
+		return f
+	}
+	tr := Trace{
+		Flows: []FlowTrace{
+			flow(hash.StateOK, r1, p1, dst), flow(hash.StateOK, r1, p3, dst), flow(hash.StateOK, r1, p4, dst),
+			flow(hash.StateFail, r1, netip.Addr{}, netip.Addr{}),
+		},
+		Diagnosis: Diagnosis{Direction: DirectionForward, Suspects: []Suspect{{Addr: r1}}},
+	}
+	// Three members answer after r1 and the failing flows take a fourth.
+	if w := TraceWidth(tr); w.Low != 4 || w.Best != 4 {
+		t.Errorf("TraceWidth = %+v, want low and best 4", w)
+	}
+	tr.Diagnosis.Direction = DirectionReturn
+	if w := TraceWidth(tr); w.Valid() {
+		t.Errorf("TraceWidth of a return fault = %+v, want none", w)
+	}
+}

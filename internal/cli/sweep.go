@@ -210,7 +210,8 @@ func runSweep(ctx context.Context, cfg sweepConfig, s *Streams) error {
 		sw.ICMP.Skipped = "disabled with --icmp 0"
 	}
 	sw.Plan = swPlan
-	sw.Summary = report.Summarize(cfg.host, target, sw.Ports, sw.ICMP)
+	hash.Judge(sw.Ports, hash.DefaultAlpha) // the trace picks ports by their judged state
+	var pathWidth hash.WidthEstimate
 	if cfg.trace != nil && !interrupted {
 		if pr.raw == nil {
 			fmt.Fprintln(s.Err, "ecmpscan: --trace skipped: tracing needs raw sockets")
@@ -222,8 +223,10 @@ func runSweep(ctx context.Context, cfg sweepConfig, s *Streams) error {
 			}
 			sw.Trace = &tr
 			interrupted = tr.Interrupted
+			pathWidth = report.TraceWidth(tr)
 		}
 	}
+	sw.Summary = report.Summarize(cfg.host, target, sw.Ports, sw.ICMP, pathWidth)
 	if err := report.Render(s.Out, cfg.format, sw, cfg.render); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
