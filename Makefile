@@ -41,9 +41,11 @@ unit:
 	$(GO) test -count=1 -short $(PKGS)
 
 FUZZTIME ?= 60s
+FUZZ_TARGETS := probe/packet:FuzzParseIPv4 probe/packet:FuzzParseICMP4 probe/packet:FuzzParseTCP6 \
+                probe/packet:FuzzParseICMP6 internal/rawsock:FuzzControl
 fuzz-smoke:
-	@for t in FuzzParseIPv4 FuzzParseICMP4 FuzzParseTCP6 FuzzParseICMP6; do \
-	  $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./probe/packet/ || exit 1; \
+	@for pt in $(FUZZ_TARGETS); do \
+	  $(GO) test -run='^$$' -fuzz="^$${pt#*:}$$" -fuzztime=$(FUZZTIME) ./$${pt%%:*}/ || exit 1; \
 	done
 
 fuzz: fuzz-smoke
