@@ -192,18 +192,11 @@ func runSweep(ctx context.Context, cfg sweepConfig, s *Streams) error {
 		return err
 	}
 
-	ports, echoIDs := hash.BySourcePort(), hash.BySourcePort()
-	for _, r := range results {
-		if r.Kind == probe.KindICMPEcho {
-			echoIDs.Add(r.Observation())
-		} else {
-			ports.Add(r.Observation())
-		}
-	}
+	ports, echoIDs := bucketByFlow(results)
 	sw := report.Sweep{
 		Host: cfg.host, Target: target, Source: src, Mode: mode, Count: cfg.count, Rate: cfg.rate,
 		Timeout: cfg.timeout, Started: started, Duration: time.Since(started), Interrupted: interrupted,
-		Ports: ports.Buckets(), ICMP: report.ICMP{Skipped: icmpSkipped, IDs: echoIDs.Buckets()},
+		Ports: ports, ICMP: report.ICMP{Skipped: icmpSkipped, IDs: echoIDs},
 		Unmatched: stats.Unmatched, Malformed: stats.Malformed, HalfOpen: stats.HalfOpen,
 	}
 	if cfg.icmp == 0 {
@@ -289,7 +282,7 @@ func runPlanned(ctx context.Context, eng *probe.Engine, cfg sweepConfig, tcp []h
 			plan.Stopped = "interrupted"
 			return plan, all, total, true, nil
 		}
-		ports = portStats(all)
+		ports, _ = bucketByFlow(all)
 		loss := hash.Judge(ports, hash.DefaultAlpha)
 		// The measured loss decides how many lost probes make a port dead.
 		plan.Repeats = max(plan.Repeats, hash.RepeatsForLoss(loss, hash.DefaultAlpha, hash.DefaultMaxRepeats))
@@ -321,14 +314,17 @@ func unsettledFlows(tcp []hash.FiveTuple, ports []hash.FlowStats, repeats int) [
 	return out
 }
 
-func portStats(results []probe.Result) []hash.FlowStats {
-	b := hash.BySourcePort()
+// bucketByFlow aggregates results per source port, TCP and ICMP echo apart.
+func bucketByFlow(results []probe.Result) (ports, echo []hash.FlowStats) {
+	tcp, icmp := hash.BySourcePort(), hash.BySourcePort()
 	for _, r := range results {
-		if r.Kind != probe.KindICMPEcho {
-			b.Add(r.Observation())
+		if r.Kind == probe.KindICMPEcho {
+			icmp.Add(r.Observation())
+		} else {
+			tcp.Add(r.Observation())
 		}
 	}
-	return b.Buckets()
+	return tcp.Buckets(), icmp.Buckets()
 }
 
 // prober is what a sweep probes with.
