@@ -8,31 +8,6 @@ import (
 	"github.com/ecmpscan/ecmpscan/hash"
 )
 
-// The bucket intervals come from hash.Wilson; these are the values the
-// trace output relies on.
-func TestWilsonInterval(t *testing.T) {
-	cases := []struct {
-		k, n      int
-		low, high float64
-	}{
-		{0, 10, 0, 0.2775},
-		{5, 10, 0.2366, 0.7634},
-		{10, 10, 0.7225, 1},
-		{1, 3, 0.0615, 0.7923},
-		{0, 0, 0, 1},
-		{50, 100, 0.4038, 0.5962},
-	}
-	for _, c := range cases {
-		low, high := hash.Wilson(c.k, c.n, 1.96)
-		if math.Abs(low-c.low) > 1e-4 || math.Abs(high-c.high) > 1e-4 {
-			t.Errorf("Wilson(%d, %d) = [%.4f, %.4f], want [%.4f, %.4f]", c.k, c.n, low, high, c.low, c.high)
-		}
-	}
-	if low, high := hash.Wilson(0, 10, 1.96); low != 0 || high >= 1 {
-		t.Errorf("k=0: [%v, %v]", low, high)
-	}
-}
-
 func TestBucketPaths(t *testing.T) {
 	const r1, p1, p2, r2 = "198.18.255.1", "198.18.255.11", "198.18.255.12", "198.18.255.99"
 	flaky := flowOf(5, hash.StateFlaky, r1, p1, r2, "=")
