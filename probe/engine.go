@@ -373,15 +373,17 @@ func (r *run) handle(a Arrival) {
 	switch rep.Kind {
 	case packet.KindTCP:
 		out := rep.Tuple.Reverse()
-		i, ok := r.byCookie[probeKey{out, rep.Ack - 1}]
-		if rep.Flags&(packet.FlagSYN|packet.FlagRST) == 0 && (ok || r.earlier[probeKey{out, rep.Ack - 1}]) {
+		acked := probeKey{out, rep.Ack - 1}
+		i, ok := r.byCookie[acked]
+		earlier := r.earlier[acked]
+		if rep.Flags&(packet.FlagSYN|packet.FlagRST) == 0 && (ok || earlier) {
 			// A bare ACK of one of our SYNs is a server still half-open
 			// from that probe, answering a newer SYN on the same flow: the
 			// earlier SYN-ACK never reached us. Not proof the path works.
 			r.stats.HalfOpen++
 			return
 		}
-		if !ok && r.earlier[probeKey{out, rep.Ack - 1}] {
+		if !ok && earlier {
 			// A late answer to the earlier run: not to any probe of ours.
 			r.stats.Unmatched++
 			return
