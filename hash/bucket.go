@@ -11,22 +11,12 @@ type State string
 
 const (
 	StateOK    State = "ok"    // every probe answered
-	StateFail  State = "fail"  // no probe answered
-	StateFlaky State = "flaky" // some answered, some not
+	StateFail  State = "fail"  // no probe answered, and luck cannot explain it
+	StateFlaky State = "flaky" // some answered, some not, or all lost by plausible luck
+	// StateError: no probe of the flow left the host (the local stack
+	// refused them all). No evidence about the path, either way.
+	StateError State = "error"
 )
-
-// Classify turns a flow's counts into its state. Probes that could not be
-// sent are not evidence either way; a flow with none sent counts as failing.
-func Classify(sent, received int) State {
-	switch {
-	case sent > 0 && received == sent:
-		return StateOK
-	case received == 0:
-		return StateFail
-	default:
-		return StateFlaky
-	}
-}
 
 // Result of one probe as the bucketer sees it.
 type Result uint8
@@ -60,27 +50,26 @@ type FlowStats struct {
 	RTTMin      time.Duration
 	RTTMax      time.Duration
 	RTTSum      time.Duration
-	// judged is the state Judge gave the bucket against the background loss.
-	judged State
 }
 
-// State classifies the bucket: as Judge decided, or by its own counts.
-func (s FlowStats) State() State {
-	if s.judged != "" {
-		return s.judged
-	}
-	return Classify(s.Sent, s.Received)
+// Judged is a flow's counts with the state ecmpscan's one classification
+// rule gives them (see Judge).
+type Judged struct {
+	FlowStats
+	State State
 }
 
-// Judge classifies every bucket against the loss measured on the others
-// (ClassifyWithLoss): an all-lost bucket is fail only when random loss is an
-// implausible explanation. It returns that background loss.
-func Judge(stats []FlowStats, alpha float64) float64 {
+// Judge classifies every flow with ClassifyWithLoss against the background
+// loss measured on the flows themselves (BackgroundLoss), and returns them
+// with that loss. It is the one rule for sweep ports, ICMP identifiers and
+// traced flows alike.
+func Judge(stats []FlowStats, alpha float64) ([]Judged, float64) {
 	states, p := ClassifyAll(stats, alpha)
+	out := make([]Judged, len(stats))
 	for i := range stats {
-		stats[i].judged = states[i]
+		out[i] = Judged{FlowStats: stats[i], State: states[i]}
 	}
-	return p
+	return out, p
 }
 
 // RTTAvg is the mean RTT of the received probes.
@@ -131,15 +120,23 @@ func BySourcePort() *Bucketer[uint16] {
 }
 
 // Add folds one observation into its bucket.
-func (b *Bucketer[K]) Add(o Observation) {
-	k := b.key(o.Tuple)
+func (b *Bucketer[K]) Add(o Observation) { b.bucket(o.Tuple).add(o) }
+
+// AddLate counts a reply that came after its probe had been counted.
+func (b *Bucketer[K]) AddLate(t FiveTuple) { b.bucket(t).Late++ }
+
+func (b *Bucketer[K]) bucket(t FiveTuple) *FlowStats {
+	k := b.key(t)
 	s, ok := b.buckets[k]
 	if !ok {
-		s = &FlowStats{Tuple: o.Tuple}
+		s = &FlowStats{Tuple: t}
 		b.buckets[k] = s
 	}
-	s.add(o)
+	return s
 }
+
+// Len is the number of buckets.
+func (b *Bucketer[K]) Len() int { return len(b.buckets) }
 
 // Buckets returns the aggregates sorted by key.
 func (b *Bucketer[K]) Buckets() []FlowStats {

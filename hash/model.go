@@ -392,7 +392,7 @@ func (HashThreshold) Bucket(h uint32, bits, n int) int {
 }
 
 func checkBuckets(n int) {
-	if n < 1 || n > 1<<32 {
+	if n < 1 || uint64(n) > 1<<32 {
 		panic(fmt.Sprintf("hash: %d next hops: need 1 to 2^32", n))
 	}
 }

@@ -17,8 +17,8 @@ const DefaultAlpha = 0.01
 // answers, or all lost but p^sent >= alpha, "could be bad luck") it is
 // flaky. With 20% background loss and 2 probes, 0.2^2 = 0.04 >= 0.01: flaky.
 //
-// A port with nothing sent is flaky: it carries no evidence either way
-// (plain Classify calls it failing). alpha outside (0, 1) means
+// A port with nothing sent is error: no probe left the host, so it carries
+// no evidence about the path either way. alpha outside (0, 1) means
 // DefaultAlpha. loss is clamped into [0, 1]; NaN counts as 0, which takes
 // an all-lost port at face value, as Classify does.
 //
@@ -29,7 +29,7 @@ const DefaultAlpha = 0.01
 func ClassifyWithLoss(sent, received int, loss float64, alpha float64) State {
 	switch {
 	case sent <= 0:
-		return StateFlaky
+		return StateError
 	case received >= sent:
 		return StateOK
 	case received > 0:

@@ -33,7 +33,7 @@ func TestClassifyWithLoss(t *testing.T) {
 		{"alpha 0 means default", 3, 0, 0.2, 0, StateFail},
 		{"alpha 1 means default", 2, 0, 0.2, 1, StateFlaky},
 		{"looser alpha", 2, 0, 0.2, 0.05, StateFail},
-		{"nothing sent: no evidence", 0, 0, 0, 0.01, StateFlaky},
+		{"nothing sent: no evidence", 0, 0, 0, 0.01, StateError},
 		{"more received than sent", 2, 3, 0.1, 0.01, StateOK},
 	}
 	for _, c := range cases {

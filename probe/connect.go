@@ -5,10 +5,9 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/probe/packet"
@@ -76,21 +75,40 @@ func (c *ConnectProber) Receive(ctx context.Context) (Arrival, error) {
 
 // replyFor translates a connect's result: established or refused means a
 // SYN-ACK or RST came back; unreachable means an ICMP error; a timeout
-// means silence, which the engine records itself.
+// means silence, which the engine records itself. Any other error is local
+// (the source port is in use, the address is not ours, a firewall said no,
+// no buffers): the probe never left, and it says so with SendErr rather
+// than passing for loss on the path.
 func replyFor(p Probe, err error) (Arrival, bool) {
 	rep := packet.Reply{From: p.Tuple.Dst, To: p.Tuple.Src}
+	tcp := func(flags uint8) {
+		rep.Kind, rep.Tuple, rep.Ack, rep.Flags = packet.KindTCP, p.Tuple.Reverse(), p.Cookie+1, flags
+	}
+	var a Arrival
 	switch {
 	case err == nil:
-		rep.Kind, rep.Tuple, rep.Ack, rep.Flags = packet.KindTCP, p.Tuple.Reverse(), p.Cookie+1, packet.FlagSYN|packet.FlagACK
+		tcp(packet.FlagSYN | packet.FlagACK)
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
-		rep.Kind, rep.Tuple, rep.Ack, rep.Flags = packet.KindTCP, p.Tuple.Reverse(), p.Cookie+1, packet.FlagRST|packet.FlagACK
+		tcp(packet.FlagRST | packet.FlagACK)
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		rep.Kind, rep.Tuple, rep.QuotedProto, rep.QuotedSeq = packet.KindICMPError, p.Tuple, hash.ProtoTCP, p.Cookie
 		rep.ICMPType = 3
-	default:
+	case isTimeout(err):
 		return Arrival{}, false
+	default:
+		tcp(0)
+		a.SendErr = err
 	}
-	return Arrival{Reply: rep}, true
+	a.Reply = rep
+	return a, true
+}
+
+// isTimeout is silence from the path: our deadline, or the kernel giving up
+// on SYN retransmissions.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, syscall.ETIMEDOUT) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // connect binds the probe's source port and connects. SO_LINGER 0 on close
@@ -101,7 +119,7 @@ func (c *ConnectProber) connect(ctx context.Context, p Probe) error {
 		Control: func(_, _ string, rc syscall.RawConn) error {
 			var serr error
 			err := rc.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
 			})
 			if err != nil {
 				return err
@@ -118,3 +136,6 @@ func (c *ConnectProber) connect(ctx context.Context, p Probe) error {
 	}
 	return conn.Close()
 }
+
+// Receivers is the prober itself: finished connects arrive on one channel.
+func (c *ConnectProber) Receivers() []Receiver { return []Receiver{c} }

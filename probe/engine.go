@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -36,6 +35,24 @@ var ErrIgnored = errors.New("not a reply to any probe")
 type Arrival struct {
 	Reply packet.Reply
 	At    time.Time
+	// SendErr, when set, says that the probe Reply names never left the
+	// host: a connect that failed locally (port in use, not permitted).
+	SendErr error
+	// Dropped is the socket's count of packets it dropped since it was
+	// opened (SO_RXQ_OVFL), when the receiver knows it.
+	Dropped uint32
+}
+
+// Collector receives the results of a run. The engine calls it with its
+// lock held, one call at a time, so it needs no locking of its own and must
+// not block.
+type Collector interface {
+	// Collect gets every probe the send loop took up, once, in send order,
+	// when the probe leaves the in-flight window (its timeout has passed,
+	// or the run is over).
+	Collect(Result)
+	// Late gets each reply to a probe that had already been collected.
+	Late(Probe)
 }
 
 // Clock is injected so tests drive time instead of sleeping.
@@ -57,14 +74,14 @@ func (SystemClock) Ticker(d time.Duration) (<-chan time.Time, func()) {
 
 // Plan is what to send and how fast.
 type Plan struct {
-	Probes  []Probe // in send order
-	Rate    float64 // probes per second
+	Probes  Source // in send order
+	Rate    float64
 	Timeout time.Duration
 	// Grace is how long replies are still awaited after ctx is cancelled.
 	Grace time.Duration
-	// Earlier are probes an earlier run sent on the same flows (a sweep
-	// before its trace). Replies to them are recognised and answer nothing.
-	Earlier []Probe
+	// Earlier are runs that sent on the same flows before (a sweep before
+	// its trace). Replies to their probes are recognised and answer nothing.
+	Earlier []Phase
 }
 
 // Progress is a snapshot for a progress display.
@@ -73,7 +90,9 @@ type Progress struct {
 }
 
 // Engine runs a plan: one paced send loop, one receive loop per receiver,
-// and a sweeper that times probes out, all under one errgroup.
+// and a sweeper that times probes out, all under one errgroup. It holds a
+// record only for probes in flight (sent within the last timeout), so its
+// memory follows rate x timeout, not the number of probes.
 type Engine struct {
 	Sender    Sender
 	Receivers []Receiver
@@ -84,29 +103,26 @@ type Engine struct {
 	OnProgress func(Progress)
 }
 
-// Run sends every probe of the plan and returns one Result per sent probe,
-// in plan order. When ctx is cancelled it stops sending, waits plan.Grace for
-// replies in flight, and returns the partial results with ctx's error.
-func (e *Engine) Run(ctx context.Context, plan Plan) ([]Result, Stats, error) {
-	if len(plan.Probes) == 0 || plan.Rate <= 0 || plan.Timeout <= 0 {
-		return nil, Stats{}, ErrBadPlan
+// Run sends every probe of the plan and hands each result to c. When ctx
+// is cancelled it stops sending, waits plan.Grace for replies in flight,
+// collects what it has and returns ctx's error.
+func (e *Engine) Run(ctx context.Context, plan Plan, c Collector) (Stats, error) {
+	if plan.Probes == nil || plan.Probes.Len() == 0 || !(plan.Rate > 0) || plan.Timeout <= 0 || c == nil {
+		return Stats{}, ErrBadPlan
 	}
 	clock := e.Clock
 	if clock == nil {
 		clock = SystemClock{}
 	}
-	r, err := newRun(plan, e.Secret)
-	if err != nil {
-		return nil, Stats{}, err
-	}
+	r := newRun(plan, e.Secret, c, len(e.Receivers))
 
 	// The run's own context outlives ctx so replies in flight are still read
 	// during the grace period after an interrupt.
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
 	g, gctx := errgroup.WithContext(runCtx)
-	for _, rc := range e.Receivers {
-		g.Go(func() error { return r.receiveLoop(gctx, rc) })
+	for n, rc := range e.Receivers {
+		g.Go(func() error { return r.receiveLoop(gctx, rc, n) })
 	}
 	g.Go(func() error { return r.sendLoop(ctx, gctx, e.Sender, clock) })
 	g.Go(func() error {
@@ -114,109 +130,78 @@ func (e *Engine) Run(ctx context.Context, plan Plan) ([]Result, Stats, error) {
 		stopRun()
 		return nil
 	})
-	if err := g.Wait(); err != nil {
-		return r.sentResults(), r.stats, err
+	err := g.Wait()
+	stats := r.close()
+	if err != nil {
+		return stats, err
 	}
-	return r.sentResults(), r.stats, ctx.Err()
+	return stats, ctx.Err()
 }
 
-type probeKey struct {
-	tuple  hash.FiveTuple
-	cookie uint32
+// record is a probe in flight.
+type record struct {
+	Result
+	inSend bool // the sender has not returned yet: keep it in the window
 }
 
 // run is the shared state of one Run. Everything below mu is guarded by it.
 type run struct {
 	plan Plan
+	key  cookieKey
 
 	mu          sync.Mutex
-	results     []Result
-	byCookie    map[probeKey]int
-	earlier     map[probeKey]bool      // cookies of an earlier run's probes
+	collector   Collector
+	window      []record // probes base, base+1, ... still in flight
+	base        int
+	next        int                    // the next probe to send
 	latest      map[hash.FiveTuple]int // last sent probe on each tuple
-	sendOrder   []int                  // indexes in the order sent
-	expired     int                    // sendOrder[:expired] are past their timeout
 	outstanding int
 	sendingDone bool
+	closed      bool      // collected: nothing more is matched
 	stopAt      time.Time // set when interrupted: give up waiting then
+	drops       []uint32  // per receiver, the socket's drop counter
 	stats       Stats
 	finished    chan struct{}
 	finishOnce  sync.Once
 }
 
-func newRun(plan Plan, secret uint64) (*run, error) {
-	r := &run{
-		plan:     plan,
-		results:  make([]Result, len(plan.Probes)),
-		byCookie: make(map[probeKey]int, len(plan.Probes)),
-		earlier:  make(map[probeKey]bool, len(plan.Earlier)),
-		latest:   make(map[hash.FiveTuple]int),
-		finished: make(chan struct{}),
+func newRun(plan Plan, secret uint64, c Collector, receivers int) *run {
+	return &run{
+		plan:      plan,
+		key:       cookieKey(secret),
+		collector: c,
+		latest:    make(map[hash.FiveTuple]int),
+		drops:     make([]uint32, receivers),
+		finished:  make(chan struct{}),
 	}
-	for _, p := range plan.Earlier {
-		r.earlier[probeKey{p.Tuple, p.Cookie}] = true
-	}
-	for i, p := range plan.Probes {
-		// Derive a cookie per probe; on the rare collision on one tuple, mix again.
-		for salt := uint64(0); ; salt++ {
-			if salt > 16 {
-				return nil, fmt.Errorf("%w: cannot derive unique cookies", ErrBadPlan)
-			}
-			c := cookie(secret, uint64(i), salt)
-			if p.Kind == KindICMPEcho {
-				c &= 0xffff // echo sequence numbers are 16 bits
-			}
-			k := probeKey{p.Tuple, c}
-			if _, taken := r.byCookie[k]; taken {
-				continue
-			}
-			p.Cookie = c
-			r.byCookie[k] = i
-			break
-		}
-		r.results[i].Probe = p
-	}
-	return r, nil
-}
-
-// cookie is a splitmix64 finaliser over the secret, the probe index and a salt.
-func cookie(secret, index, salt uint64) uint32 {
-	z := secret + (index+1)*0x9e3779b97f4a7c15 + salt*0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return uint32((z ^ (z >> 31)) >> 16)
 }
 
 // sendLoop paces probes with a token bucket fed by a ticker. Tokens never pile
-// up beyond one tick's worth, so a stalled sender cannot burst afterwards.
+// up beyond a few ticks' worth, so a stalled sender cannot burst afterwards.
 func (r *run) sendLoop(ctx, runCtx context.Context, s Sender, clock Clock) error {
 	defer r.markSendingDone(clock)
+	total := r.plan.Probes.Len()
 	interval := time.Duration(float64(time.Second) / r.plan.Rate)
 	if interval < time.Millisecond {
 		interval = time.Millisecond
 	}
 	// Allow a few ticks of catch-up: tickers run late under load, and a
 	// one-tick cap would quietly lower the rate.
-	burst := 4 * r.plan.Rate * interval.Seconds()
-	if burst < 1 {
-		burst = 1
-	}
+	burst := max(4*r.plan.Rate*interval.Seconds(), 1)
 	tick, stop := clock.Ticker(interval)
 	defer stop()
 	tokens := 1.0
 	last := clock.Now()
-	for next := 0; next < len(r.results); {
-		for tokens >= 1 && next < len(r.results) {
+	for sent := 0; sent < total; {
+		for ; tokens >= 1 && sent < total; sent, tokens = sent+1, tokens-1 {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if err := r.sendOne(s, next, clock); err != nil {
+			if err := r.sendOne(s, clock); err != nil {
 				return err
 			}
-			next++
-			tokens--
 		}
-		if next == len(r.results) {
+		if sent == total {
 			break
 		}
 		select {
@@ -227,53 +212,64 @@ func (r *run) sendLoop(ctx, runCtx context.Context, s Sender, clock Clock) error
 		case <-tick:
 		}
 		now := clock.Now()
-		tokens += now.Sub(last).Seconds() * r.plan.Rate
+		tokens = min(tokens+now.Sub(last).Seconds()*r.plan.Rate, burst)
 		last = now
-		if tokens > burst {
-			tokens = burst
-		}
 	}
 	return nil
 }
 
-// sendOne registers the probe before it leaves, so an instant reply finds it.
-func (r *run) sendOne(s Sender, i int, clock Clock) error {
+// sendOne registers the next probe before it leaves, so an instant reply
+// finds it.
+func (r *run) sendOne(s Sender, clock Clock) error {
 	r.mu.Lock()
-	res := &r.results[i]
-	res.Sent = clock.Now()
-	r.latest[res.Tuple] = i
-	r.sendOrder = append(r.sendOrder, i)
+	i := r.next
+	p := r.plan.Probes.At(i)
+	p.Cookie = r.key.cookieOf(p, i)
+	r.window = append(r.window, record{Result: Result{Probe: p, Sent: clock.Now()}, inSend: true})
+	r.stats.PeakInFlight = max(r.stats.PeakInFlight, len(r.window))
+	r.latest[p.Tuple] = i
+	r.next++
 	r.outstanding++
+	r.stats.Attempted++
 	r.stats.Sent++
-	p := res.Probe
 	r.mu.Unlock()
 
 	at, err := s.Send(p)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	rec := &r.window[i-r.base] // inSend keeps it in the window
+	rec.inSend = false
 	if err != nil {
 		if errors.Is(err, ErrPermission) {
 			return err
 		}
-		if res.Outcome == Pending {
-			res.Outcome = SendFailed
-			res.Detail = err.Error()
-			r.outstanding--
-		}
+		r.failSend(rec, err)
 		return nil
 	}
-	if !at.IsZero() && res.Outcome == Pending {
-		res.Sent = at
+	if !at.IsZero() && rec.Outcome == Pending {
+		rec.Sent = at
 	}
 	return nil
+}
+
+// failSend records that a probe never left the host.
+func (r *run) failSend(rec *record, err error) {
+	if rec.Outcome != Pending {
+		return
+	}
+	rec.Outcome, rec.Detail, rec.Cause = SendFailed, err.Error(), CauseOf(err)
+	r.outstanding--
+	r.stats.Sent--
+	r.stats.addFailure(rec.Cause, 1, rec.Detail)
+	r.checkFinished()
 }
 
 func (r *run) markSendingDone(clock Clock) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sendingDone = true
-	if len(r.sendOrder) < len(r.results) {
+	if r.next < r.plan.Probes.Len() {
 		// Interrupted: wait for replies in flight, but not for the full timeout.
 		r.stopAt = clock.Now().Add(r.plan.Grace)
 	}
@@ -286,7 +282,7 @@ func (r *run) checkFinished() {
 	}
 }
 
-func (r *run) receiveLoop(ctx context.Context, rc Receiver) error {
+func (r *run) receiveLoop(ctx context.Context, rc Receiver, n int) error {
 	for {
 		a, err := rc.Receive(ctx)
 		if ctx.Err() != nil {
@@ -294,7 +290,7 @@ func (r *run) receiveLoop(ctx context.Context, rc Receiver) error {
 		}
 		switch {
 		case err == nil:
-			r.handle(a)
+			r.handle(a, n)
 		case errors.Is(err, ErrIgnored):
 		case errors.Is(err, packet.ErrMalformed), errors.Is(err, packet.ErrTruncated), errors.Is(err, packet.ErrUnsupported):
 			r.mu.Lock()
@@ -311,10 +307,10 @@ func (r *run) receiveLoop(ctx context.Context, rc Receiver) error {
 }
 
 // sweepLoop times probes out in send order (the timeout is the same for all,
-// so the oldest expire first) and ends the run once nothing is outstanding.
+// so the oldest expire first), collects them, and ends the run once nothing
+// is outstanding.
 func (r *run) sweepLoop(ctx context.Context, clock Clock, onProgress func(Progress)) {
-	every := r.plan.Timeout / 10
-	every = min(max(every, time.Millisecond), 50*time.Millisecond)
+	every := min(max(r.plan.Timeout/10, time.Millisecond), 50*time.Millisecond)
 	tick, stop := clock.Ticker(every)
 	defer stop()
 	lastReport := time.Time{}
@@ -329,19 +325,7 @@ func (r *run) sweepLoop(ctx context.Context, clock Clock, onProgress func(Progre
 		}
 		now := clock.Now()
 		r.mu.Lock()
-		for r.expired < len(r.sendOrder) {
-			i := r.sendOrder[r.expired]
-			res := &r.results[i]
-			giveUp := !r.stopAt.IsZero() && !now.Before(r.stopAt)
-			if now.Sub(res.Sent) < r.plan.Timeout && !giveUp {
-				break
-			}
-			if res.Outcome == Pending {
-				res.Outcome = Timeout
-				r.outstanding--
-			}
-			r.expired++
-		}
+		r.retire(now)
 		r.checkFinished()
 		r.mu.Unlock()
 		if onProgress != nil && now.Sub(lastReport) >= 100*time.Millisecond {
@@ -351,138 +335,55 @@ func (r *run) sweepLoop(ctx context.Context, clock Clock, onProgress func(Progre
 	}
 }
 
+// retire collects the probes at the front of the window whose timeout has
+// passed (or all of them, once the grace after an interrupt is over).
+func (r *run) retire(now time.Time) {
+	giveUp := !r.stopAt.IsZero() && !now.Before(r.stopAt)
+	for len(r.window) > 0 {
+		rec := &r.window[0]
+		if rec.inSend || (now.Sub(rec.Sent) < r.plan.Timeout && !giveUp) {
+			return
+		}
+		if rec.Outcome == Pending {
+			rec.Outcome = Timeout
+			r.outstanding--
+		}
+		r.popFront()
+	}
+}
+
+func (r *run) popFront() {
+	r.collector.Collect(r.window[0].Result)
+	r.window[0] = record{} // let go of its strings and slices
+	r.window = r.window[1:]
+	r.base++
+}
+
+// close collects every probe still in the window and returns the counters.
+// Nothing is matched after it.
+func (r *run) close() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	for len(r.window) > 0 {
+		if r.window[0].Outcome == Pending {
+			r.window[0].Outcome = Timeout
+		}
+		r.popFront()
+	}
+	for _, d := range r.drops {
+		r.stats.LocalDrops += int(d)
+	}
+	r.stats.Phase = Phase{key: r.key, source: r.plan.Probes, attempted: r.next}
+	return r.stats
+}
+
 func (r *run) report(onProgress func(Progress)) {
 	if onProgress == nil {
 		return
 	}
 	r.mu.Lock()
-	p := Progress{Total: len(r.results), Sent: len(r.sendOrder), Resolved: len(r.sendOrder) - r.outstanding}
+	p := Progress{Total: r.plan.Probes.Len(), Sent: r.next, Resolved: r.next - r.outstanding}
 	r.mu.Unlock()
 	onProgress(p)
-}
-
-// handle matches one reply to its probe: by the reversed (or quoted) tuple and
-// the cookie. A SYN-ACK or RST acknowledging a probe answers it. A TCP segment
-// on the reverse tuple whose ack carries no cookie of ours (an ACK from a
-// TIME_WAIT socket) still proves the path works, and goes to the newest probe
-// on that tuple.
-func (r *run) handle(a Arrival) {
-	rep := a.Reply
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch rep.Kind {
-	case packet.KindTCP:
-		out := rep.Tuple.Reverse()
-		acked := probeKey{out, rep.Ack - 1}
-		i, ok := r.byCookie[acked]
-		earlier := r.earlier[acked]
-		if rep.Flags&(packet.FlagSYN|packet.FlagRST) == 0 && (ok || earlier) {
-			// A bare ACK of one of our SYNs is a server still half-open
-			// from that probe, answering a newer SYN on the same flow: the
-			// earlier SYN-ACK never reached us. Not proof the path works.
-			r.stats.HalfOpen++
-			return
-		}
-		if !ok && earlier {
-			// A late answer to the earlier run: not to any probe of ours.
-			r.stats.Unmatched++
-			return
-		}
-		if !ok && rep.Flags&packet.FlagRST != 0 {
-			i, ok = r.byCookie[probeKey{out, rep.Ack}]
-		}
-		if !ok {
-			i, ok = r.latest[out]
-		}
-		if !ok {
-			r.stats.Unmatched++
-			return
-		}
-		r.resolve(i, Answered, a, tcpDetail(rep.Flags))
-	case packet.KindEchoReply:
-		out := echoTuple(rep.To, rep.From, rep.EchoID)
-		i, ok := r.byCookie[probeKey{out, uint32(rep.EchoSeq)}]
-		if !ok {
-			r.stats.Unmatched++
-			return
-		}
-		r.resolve(i, Answered, a, "echo-reply")
-	case packet.KindICMPError:
-		out, c := rep.Tuple, rep.QuotedSeq
-		if rep.QuotedProto != hash.ProtoTCP {
-			out, c = echoTuple(rep.Tuple.Src, rep.Tuple.Dst, rep.EchoID), uint32(rep.EchoSeq)
-		}
-		i, ok := r.byCookie[probeKey{out, c}]
-		if !ok {
-			r.stats.Unmatched++
-			return
-		}
-		r.resolve(i, Unreachable, a, fmt.Sprintf("icmp %d/%d", rep.ICMPType, rep.ICMPCode))
-	default:
-		r.stats.Unmatched++
-	}
-}
-
-func echoTuple(src, dst netip.Addr, id uint16) hash.FiveTuple {
-	proto := hash.ProtoICMP
-	if dst.Is6() && !dst.Is4In6() {
-		proto = hash.ProtoICMPv6
-	}
-	return hash.FiveTuple{Src: src, Dst: dst, Proto: proto, SrcPort: id}
-}
-
-func tcpDetail(flags uint8) string {
-	switch {
-	case flags&packet.FlagRST != 0:
-		return "rst"
-	case flags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK:
-		return "syn-ack"
-	case flags&packet.FlagACK != 0:
-		return "ack"
-	}
-	return "tcp"
-}
-
-// resolve records the first answer of a probe; later ones are late (after a
-// timeout) or duplicates (after an answer), never a second outcome.
-func (r *run) resolve(i int, o Outcome, a Arrival, detail string) {
-	res := &r.results[i]
-	if res.Sent.IsZero() {
-		// A reply for a probe we have not sent yet cannot be ours.
-		r.stats.Unmatched++
-		return
-	}
-	switch res.Outcome {
-	case Pending:
-		res.Outcome = o
-		res.RTT = max(a.At.Sub(res.Sent), 0)
-		res.From = a.Reply.From
-		res.Detail = detail
-		res.ReplyTTL = a.Reply.TTL
-		if a.Reply.Kind != packet.KindTCP {
-			res.ICMPType, res.ICMPCode = a.Reply.ICMPType, a.Reply.ICMPCode
-			for _, e := range a.Reply.MPLS {
-				res.MPLS = append(res.MPLS, e.Label)
-			}
-		}
-		r.outstanding--
-		r.checkFinished()
-	case Timeout:
-		res.Late++
-	default:
-		res.Duplicates++
-	}
-}
-
-// sentResults returns the results of the probes that were sent, in plan order.
-func (r *run) sentResults() []Result {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]Result, 0, len(r.sendOrder))
-	for _, res := range r.results {
-		if !res.Sent.IsZero() {
-			out = append(out, res)
-		}
-	}
-	return out
 }

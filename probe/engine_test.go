@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -98,7 +99,7 @@ func testPlan(sports []uint16, echoIDs, count int) Plan {
 		echo = EchoTuples(client, server, 100, echoIDs)
 	}
 	return Plan{
-		Probes:  Order(Tuples(client, dst, sports), KindTCPSYN, echo, count, rng),
+		Probes:  NewRounds(Tuples(client, dst, sports), KindTCPSYN, echo, count, rng),
 		Rate:    1000,
 		Timeout: time.Second,
 		Grace:   100 * time.Millisecond,
@@ -108,7 +109,9 @@ func testPlan(sports []uint16, echoIDs, count int) Plan {
 func runFake(t *testing.T, ctx context.Context, f *fakeNet, clock Clock, plan Plan) ([]Result, Stats, error) {
 	t.Helper()
 	e := &Engine{Sender: f, Receivers: []Receiver{f}, Clock: clock, Secret: 42}
-	return e.Run(ctx, plan)
+	var c Results
+	stats, err := e.Run(ctx, plan, &c)
+	return c.List, stats, err
 }
 
 func TestEngineMatchesEveryProbeAndTimesOutDeadPorts(t *testing.T) {
@@ -123,8 +126,8 @@ func TestEngineMatchesEveryProbeAndTimesOutDeadPorts(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-		if len(results) != len(plan.Probes) || stats.Sent != len(plan.Probes) {
-			t.Fatalf("got %d results, %d sent; want %d of each", len(results), stats.Sent, len(plan.Probes))
+		if len(results) != plan.Probes.Len() || stats.Sent != plan.Probes.Len() {
+			t.Fatalf("got %d results, %d sent; want %d of each", len(results), stats.Sent, plan.Probes.Len())
 		}
 		for _, r := range results {
 			want := Answered
@@ -197,12 +200,14 @@ func TestEngineInterruptGivesPartialResults(t *testing.T) {
 				cancel()
 			}
 		}}
-		results, stats, err := e.Run(ctx, plan)
+		var c Results
+		stats, err := e.Run(ctx, plan, &c)
+		results := c.List
 		if err != context.Canceled {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
-		if len(results) == 0 || len(results) >= len(plan.Probes) {
-			t.Fatalf("got %d results of %d; want a partial run", len(results), len(plan.Probes))
+		if len(results) == 0 || len(results) >= plan.Probes.Len() {
+			t.Fatalf("got %d results of %d; want a partial run", len(results), plan.Probes.Len())
 		}
 		if len(results) != stats.Sent {
 			t.Errorf("%d results for %d sent probes", len(results), stats.Sent)
@@ -218,9 +223,10 @@ func TestEngineInterruptGivesPartialResults(t *testing.T) {
 func TestEngineRejectsBadPlans(t *testing.T) {
 	f := newFakeNet(SystemClock{})
 	for name, plan := range map[string]Plan{
-		"empty":     {Rate: 1, Timeout: time.Second},
-		"zero rate": {Probes: []Probe{{Kind: KindTCPSYN}}, Timeout: time.Second},
-		"no wait":   {Probes: []Probe{{Kind: KindTCPSYN}}, Rate: 1},
+		"empty":     {Probes: List{}, Rate: 1, Timeout: time.Second},
+		"no source": {Rate: 1, Timeout: time.Second},
+		"zero rate": {Probes: List{{Kind: KindTCPSYN}}, Timeout: time.Second},
+		"no wait":   {Probes: List{{Kind: KindTCPSYN}}, Rate: 1},
 	} {
 		if _, _, err := runFake(t, context.Background(), f, SystemClock{}, plan); err != ErrBadPlan {
 			t.Errorf("%s: err = %v, want ErrBadPlan", name, err)
@@ -228,95 +234,173 @@ func TestEngineRejectsBadPlans(t *testing.T) {
 	}
 }
 
-// newTestRun sends every probe of a plan on paper, for the matching tests.
-func newTestRun(t *testing.T, plan Plan) *run {
+// paperRun sends every probe of a plan on paper, for the matching tests:
+// the records are in the window as if the sender had put them on the wire.
+type paperRun struct {
+	*run
+	got Results
+}
+
+func newPaperRun(t *testing.T, plan Plan, secret uint64) *paperRun {
 	t.Helper()
-	r, err := newRun(plan, 7)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pr := &paperRun{}
+	pr.run = newRun(plan, secret, &pr.got, 1)
 	at := time.Unix(1000, 0)
-	for i := range r.results {
-		r.results[i].Sent = at
-		r.latest[r.results[i].Tuple] = i
-		r.sendOrder = append(r.sendOrder, i)
-		r.outstanding++
+	for i := 0; i < plan.Probes.Len(); i++ {
+		p := plan.Probes.At(i)
+		p.Cookie = pr.key.cookieOf(p, i)
+		pr.window = append(pr.window, record{Result: Result{Probe: p, Sent: at}})
+		pr.latest[p.Tuple] = i
+		pr.next++
+		pr.outstanding++
 	}
-	return r
+	return pr
+}
+
+// probe finds a probe of the paper run.
+func (pr *paperRun) probe(t *testing.T, kind Kind, sport uint16, repeat int) *Result {
+	t.Helper()
+	for i := range pr.window {
+		p := &pr.window[i].Result
+		if p.Kind == kind && p.Tuple.SrcPort == sport && p.Repeat == repeat {
+			return p
+		}
+	}
+	t.Fatalf("no probe %s sport %d repeat %d", kind, sport, repeat)
+	return nil
 }
 
 func TestMatchRules(t *testing.T) {
 	plan := testPlan(ports(30000, 2), 1, 2)
 	at := time.Unix(1000, 0).Add(3 * time.Millisecond)
-	probeOf := func(r *run, kind Kind, sport uint16, repeat int) *Result {
-		for i := range r.results {
-			p := &r.results[i]
-			if p.Kind == kind && p.Tuple.SrcPort == sport && p.Repeat == repeat {
-				return p
-			}
-		}
-		t.Fatalf("no probe %s sport %d repeat %d", kind, sport, repeat)
-		return nil
-	}
 
+	t.Run("syn-ack", func(t *testing.T) {
+		r := newPaperRun(t, plan, 7)
+		p := r.probe(t, KindTCPSYN, 30001, 1)
+		r.handle(Arrival{Reply: synAck(p.Probe), At: at}, 0)
+		if p.Outcome != Answered || p.Detail != "syn-ack" || p.RTT != 3*time.Millisecond {
+			t.Errorf("got %s %q rtt %s; want answered syn-ack 3ms", p.Outcome, p.Detail, p.RTT)
+		}
+	})
 	t.Run("rst acking seq", func(t *testing.T) {
-		r := newTestRun(t, plan)
-		p := probeOf(r, KindTCPSYN, 30001, 0)
+		r := newPaperRun(t, plan, 7)
+		p := r.probe(t, KindTCPSYN, 30001, 0)
 		rep := synAck(p.Probe)
 		rep.Ack, rep.Flags = p.Cookie, packet.FlagRST
-		r.handle(Arrival{Reply: rep, At: at})
+		r.handle(Arrival{Reply: rep, At: at}, 0)
 		if p.Outcome != Answered || p.Detail != "rst" || p.RTT != 3*time.Millisecond {
 			t.Errorf("got %s %q rtt %s; want answered rst 3ms", p.Outcome, p.Detail, p.RTT)
 		}
 	})
+	t.Run("syn-ack with a foreign ack is unmatched", func(t *testing.T) {
+		r := newPaperRun(t, plan, 7)
+		p := r.probe(t, KindTCPSYN, 30000, 1)
+		rep := synAck(p.Probe)
+		rep.Ack = p.Cookie + 77
+		r.handle(Arrival{Reply: rep, At: at}, 0)
+		rep.Flags = packet.FlagRST | packet.FlagACK
+		r.handle(Arrival{Reply: rep, At: at}, 0)
+		if r.outstanding != plan.Probes.Len() || r.stats.Unmatched != 2 {
+			t.Errorf("outstanding %d, unmatched %d; want nothing answered and 2 unmatched", r.outstanding, r.stats.Unmatched)
+		}
+	})
+	t.Run("ack of another flow's cookie is unmatched", func(t *testing.T) {
+		r := newPaperRun(t, plan, 7)
+		other := r.probe(t, KindTCPSYN, 30001, 0)
+		p := r.probe(t, KindTCPSYN, 30000, 0)
+		rep := synAck(p.Probe)
+		rep.Ack = other.Cookie + 1
+		r.handle(Arrival{Reply: rep, At: at}, 0)
+		if p.Outcome != Pending || other.Outcome != Pending || r.stats.Unmatched != 1 {
+			t.Errorf("outcomes %s/%s unmatched %d; want both pending, 1 unmatched", p.Outcome, other.Outcome, r.stats.Unmatched)
+		}
+	})
 	t.Run("bare ack from time-wait goes to newest probe on the tuple", func(t *testing.T) {
-		r := newTestRun(t, plan)
-		p := probeOf(r, KindTCPSYN, 30000, 1)
+		r := newPaperRun(t, plan, 7)
+		p := r.probe(t, KindTCPSYN, 30000, 1)
 		rep := synAck(p.Probe)
 		rep.Ack, rep.Flags = 12345, packet.FlagACK
-		r.handle(Arrival{Reply: rep, At: at})
+		r.handle(Arrival{Reply: rep, At: at}, 0)
 		if p.Outcome != Answered || p.Detail != "ack" {
 			t.Errorf("got %s %q; want answered ack", p.Outcome, p.Detail)
 		}
 	})
 	t.Run("late reply after timeout", func(t *testing.T) {
-		r := newTestRun(t, plan)
-		p := probeOf(r, KindTCPSYN, 30000, 0)
+		r := newPaperRun(t, plan, 7)
+		p := r.probe(t, KindTCPSYN, 30000, 0)
 		p.Outcome = Timeout
-		r.handle(Arrival{Reply: synAck(p.Probe), At: at})
+		r.handle(Arrival{Reply: synAck(p.Probe), At: at}, 0)
 		if p.Outcome != Timeout || p.Late != 1 {
 			t.Errorf("got %s late %d; want timeout, late 1", p.Outcome, p.Late)
 		}
 	})
+	t.Run("late reply after the probe was collected", func(t *testing.T) {
+		r := newPaperRun(t, plan, 7)
+		first := r.window[0].Probe
+		r.window[0].Outcome = Timeout
+		r.outstanding--
+		r.popFront()
+		r.handle(Arrival{Reply: synAck(first), At: at}, 0)
+		if len(r.got.List) != 1 || len(r.got.Lates) != 1 || r.got.Lates[0].Tuple != first.Tuple {
+			t.Errorf("collected %d, lates %v; want the first probe collected, then late", len(r.got.List), r.got.Lates)
+		}
+	})
+	t.Run("echo reply", func(t *testing.T) {
+		r := newPaperRun(t, plan, 7)
+		p := r.probe(t, KindICMPEcho, 100, 1)
+		r.handle(Arrival{At: at, Reply: packet.Reply{
+			Kind: packet.KindEchoReply, From: server, To: client, EchoID: 100, EchoSeq: uint16(p.Cookie),
+		}}, 0)
+		if p.Outcome != Answered || p.Detail != "echo-reply" {
+			t.Errorf("got %s %q; want answered echo-reply", p.Outcome, p.Detail)
+		}
+	})
 	t.Run("icmp error quoting an echo", func(t *testing.T) {
-		r := newTestRun(t, plan)
-		p := probeOf(r, KindICMPEcho, 100, 1)
+		r := newPaperRun(t, plan, 7)
+		p := r.probe(t, KindICMPEcho, 100, 1)
 		r.handle(Arrival{At: at, Reply: packet.Reply{
 			Kind: packet.KindICMPError, From: router, To: client, ICMPType: 11,
 			Tuple: p.Tuple, QuotedProto: hash.ProtoICMP, EchoID: p.Tuple.SrcPort, EchoSeq: uint16(p.Cookie),
-		}})
+		}}, 0)
 		if p.Outcome != Unreachable || p.From != router || p.Detail != "icmp 11/0" {
 			t.Errorf("got %s from %s %q; want unreachable from %s", p.Outcome, p.From, p.Detail, router)
 		}
 	})
 	t.Run("icmp error with a wrong cookie is not ours", func(t *testing.T) {
-		r := newTestRun(t, plan)
-		p := probeOf(r, KindTCPSYN, 30000, 0)
+		r := newPaperRun(t, plan, 7)
+		p := r.probe(t, KindTCPSYN, 30000, 0)
 		r.handle(Arrival{At: at, Reply: packet.Reply{
 			Kind: packet.KindICMPError, From: router, Tuple: p.Tuple, QuotedProto: hash.ProtoTCP, QuotedSeq: p.Cookie + 99,
-		}})
+		}}, 0)
 		if p.Outcome != Pending || r.stats.Unmatched != 1 {
 			t.Errorf("got %s, unmatched %d; want pending, 1 unmatched", p.Outcome, r.stats.Unmatched)
 		}
 	})
 	t.Run("segment on a foreign tuple", func(t *testing.T) {
-		r := newTestRun(t, plan)
-		p := probeOf(r, KindTCPSYN, 30000, 0)
+		r := newPaperRun(t, plan, 7)
+		p := r.probe(t, KindTCPSYN, 30000, 0)
 		rep := synAck(p.Probe)
 		rep.Tuple.DstPort = 40000
-		r.handle(Arrival{Reply: rep, At: at})
-		if r.stats.Unmatched != 1 || r.outstanding != len(r.results) {
+		r.handle(Arrival{Reply: rep, At: at}, 0)
+		if r.stats.Unmatched != 1 || r.outstanding != plan.Probes.Len() {
 			t.Errorf("unmatched %d, outstanding %d; want 1 and all", r.stats.Unmatched, r.outstanding)
+		}
+	})
+	t.Run("local connect failure is a send failure", func(t *testing.T) {
+		r := newPaperRun(t, plan, 7)
+		p := r.probe(t, KindTCPSYN, 30001, 0)
+		a, _ := replyFor(p.Probe, syscall.EADDRINUSE)
+		r.handle(a, 0)
+		if p.Outcome != SendFailed || p.Cause != CausePortInUse || r.stats.SendFailures[CausePortInUse].Count != 1 {
+			t.Errorf("got %s cause %q, failures %v; want send-failed, port-in-use", p.Outcome, p.Cause, r.stats.SendFailures)
+		}
+	})
+	t.Run("drop counter", func(t *testing.T) {
+		r := newPaperRun(t, plan, 7)
+		r.handle(Arrival{Reply: packet.Reply{Kind: packet.KindTCP}, Dropped: 5}, 0)
+		r.handle(Arrival{Reply: packet.Reply{Kind: packet.KindTCP}, Dropped: 3}, 0)
+		if st := r.close(); st.LocalDrops != 5 {
+			t.Errorf("local drops %d, want 5 (the socket's counter is cumulative)", st.LocalDrops)
 		}
 	})
 }
@@ -324,19 +408,35 @@ func TestMatchRules(t *testing.T) {
 func TestOrderSpacesRepeatsAndInterleavesEcho(t *testing.T) {
 	sports := ports(30000, 20)
 	plan := testPlan(sports, 5, 3)
-	if got, want := len(plan.Probes), (20+5)*3; got != want {
+	if got, want := plan.Probes.Len(), (20+5)*3; got != want {
 		t.Fatalf("%d probes, want %d", got, want)
 	}
 	last := map[hash.FiveTuple]int{}
-	for i, p := range plan.Probes {
+	count := map[hash.FiveTuple]int{}
+	for i := range plan.Probes.Len() {
+		p := plan.Probes.At(i)
+		count[p.Tuple]++
+		if p.Kind == KindICMPEcho {
+			if j, ok := plan.Probes.EchoIndex(p.Tuple, p.Repeat); !ok || j != i {
+				t.Errorf("EchoIndex(%s, %d) = %d, %v; want %d", p.Tuple, p.Repeat, j, ok, i)
+			}
+		}
 		if j, ok := last[p.Tuple]; ok && i-j < 25 {
 			t.Errorf("%s repeated after %d probes; want a whole round (25) apart", p.Tuple, i-j)
 		}
 		last[p.Tuple] = i
 	}
+	if len(count) != 25 {
+		t.Errorf("%d distinct flows, want 25", len(count))
+	}
+	for tu, n := range count {
+		if n != 3 {
+			t.Errorf("%s probed %d times, want 3", tu, n)
+		}
+	}
 	// Echo probes are spread out: no two echo probes back to back.
-	for i := 1; i < len(plan.Probes); i++ {
-		if plan.Probes[i].Kind == KindICMPEcho && plan.Probes[i-1].Kind == KindICMPEcho {
+	for i := 1; i < plan.Probes.Len(); i++ {
+		if plan.Probes.At(i).Kind == KindICMPEcho && plan.Probes.At(i-1).Kind == KindICMPEcho {
 			t.Fatalf("echo probes bunched at %d", i)
 		}
 	}
@@ -349,23 +449,27 @@ func BenchmarkEngineSendMatch(b *testing.B) {
 		plan := testPlan(sports, 0, 3)
 		plan.Rate = 1e7
 		e := &Engine{Sender: f, Receivers: []Receiver{f}, Secret: 1}
-		if _, _, err := e.Run(context.Background(), plan); err != nil {
+		if _, err := e.Run(context.Background(), plan, discard{}); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(2048*3), "probes/op")
 }
 
+type discard struct{}
+
+func (discard) Collect(Result) {}
+func (discard) Late(Probe)     {}
+
 // A server whose SYN-ACKs are dropped on the way back stays half-open and
 // answers the next SYN on the flow with a bare ACK of the first one. That
 // ACK must not make either probe look answered.
 func TestHalfOpenAckAnswersNothing(t *testing.T) {
-	plan := testPlan(ports(30000, 1), 0, 2)
-	r := newTestRun(t, plan)
-	first, second := &r.results[0], &r.results[1]
+	r := newPaperRun(t, testPlan(ports(30000, 1), 0, 2), 7)
+	first, second := &r.window[0], &r.window[1]
 	rep := synAck(first.Probe)
 	rep.Flags = packet.FlagACK // ack = first cookie + 1, no SYN
-	r.handle(Arrival{Reply: rep, At: time.Unix(1000, 0)})
+	r.handle(Arrival{Reply: rep, At: time.Unix(1000, 0)}, 0)
 	if first.Outcome != Pending || second.Outcome != Pending || r.stats.HalfOpen != 1 {
 		t.Errorf("outcomes %s/%s, half-open %d; want both pending and 1 half-open ACK",
 			first.Outcome, second.Outcome, r.stats.HalfOpen)
@@ -375,14 +479,15 @@ func TestHalfOpenAckAnswersNothing(t *testing.T) {
 func TestTraceOrderCoversEveryFlowAndTTL(t *testing.T) {
 	dst := netip.AddrPortFrom(server, 3306)
 	flows := Tuples(client, dst, ports(30000, 5))
-	probes := TraceOrder(flows, 6, 2, rand.New(rand.NewPCG(3, 4)))
+	src := NewTraceRounds(flows, 6, 2, rand.New(rand.NewPCG(3, 4)))
 	seen := map[hash.FiveTuple]map[uint8]int{}
-	for i, p := range probes {
+	for i := range src.Len() {
+		p := src.At(i)
 		if seen[p.Tuple] == nil {
 			seen[p.Tuple] = map[uint8]int{}
 		}
 		seen[p.Tuple][p.TTL]++
-		if i > 0 && probes[i-1].Tuple == p.Tuple {
+		if i > 0 && src.At(i-1).Tuple == p.Tuple {
 			t.Errorf("probe %d: same flow twice in a row", i)
 		}
 	}
@@ -396,22 +501,73 @@ func TestTraceOrderCoversEveryFlowAndTTL(t *testing.T) {
 }
 
 // The same, when the half-open connection comes from an earlier run (the
-// sweep before a trace): its cookies are passed in Plan.Earlier.
-func TestHalfOpenAckOfEarlierRun(t *testing.T) {
-	earlier := newTestRun(t, testPlan(ports(30000, 1), 0, 1))
+// sweep before a trace): that run is passed in Plan.Earlier. A SYN-ACK of
+// the earlier run answers nothing either.
+func TestRepliesToAnEarlierRun(t *testing.T) {
+	earlier := newPaperRun(t, testPlan(ports(30000, 1), 0, 1), 7)
+	old := earlier.window[0].Probe
 	plan := testPlan(ports(30000, 1), 0, 1)
-	plan.Earlier = []Probe{earlier.results[0].Probe}
-	r, err := newRun(plan, 99) // another secret: other cookies
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.results[0].Sent = time.Unix(1000, 0)
-	r.latest[r.results[0].Tuple] = 0
-	r.outstanding = 1
-	rep := synAck(earlier.results[0].Probe)
+	plan.Earlier = []Phase{earlier.close().Phase}
+	r := newPaperRun(t, plan, 99) // another secret: other cookies
+	rep := synAck(old)
 	rep.Flags = packet.FlagACK
-	r.handle(Arrival{Reply: rep, At: time.Unix(1000, 0)})
-	if r.results[0].Outcome != Pending || r.stats.HalfOpen != 1 {
-		t.Errorf("outcome %s, half-open %d; want pending and 1 half-open ACK", r.results[0].Outcome, r.stats.HalfOpen)
+	r.handle(Arrival{Reply: rep, At: time.Unix(1000, 0)}, 0)
+	r.handle(Arrival{Reply: synAck(old), At: time.Unix(1000, 0)}, 0)
+	if r.window[0].Outcome != Pending || r.stats.HalfOpen != 1 || r.stats.Unmatched != 1 {
+		t.Errorf("outcome %s, half-open %d, unmatched %d; want pending, 1 half-open ACK, 1 unmatched",
+			r.window[0].Outcome, r.stats.HalfOpen, r.stats.Unmatched)
 	}
 }
+
+func TestCookiesRoundTrip(t *testing.T) {
+	for _, key := range []cookieKey{0, 1, 0xdeadbeefcafe} {
+		seen := map[uint32]bool{}
+		for i := uint32(0); i < 70000; i += 7 {
+			c := key.seal(i, 32)
+			if key.open(c, 32) != i || seen[c] {
+				t.Fatalf("key %x: index %d -> %d does not round-trip uniquely", key, i, c)
+			}
+			seen[c] = true
+			if i < 1<<16 {
+				if c16 := key.seal(i, 16); c16 > 0xffff || key.open(c16, 16) != i {
+					t.Fatalf("key %x: 16-bit %d -> %d does not round-trip", key, i, c16)
+				}
+			}
+		}
+	}
+}
+
+// Memory follows the probes in flight, not the probes sent: a long run
+// keeps a window of about rate x timeout records.
+func TestEngineWindowIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := SystemClock{}
+		f := newFakeNet(clock)
+		f.dead[30001] = true
+		plan := testPlan(ports(30000, 4), 0, 2000)
+		plan.Rate, plan.Timeout = 1000, 100*time.Millisecond
+		e := &Engine{Sender: f, Receivers: []Receiver{f}, Clock: clock, Secret: 3}
+		c := &countingCollector{}
+		st, err := e.Run(context.Background(), plan, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.n != 8000 || st.Sent != 8000 || c.lost != 2000 {
+			t.Fatalf("collected %d (%d lost), sent %d; want 8000 with the 2000 of the dead port lost", c.n, c.lost, st.Sent)
+		}
+		// 100 probes per timeout, plus one sweep tick and the burst allowance.
+		if st.PeakInFlight > 2*100 {
+			t.Errorf("peak window %d records; want about rate x timeout = 100", st.PeakInFlight)
+		}
+	})
+}
+
+type countingCollector struct{ n, lost int }
+
+func (c *countingCollector) Collect(r Result) {
+	c.n++
+	if r.Outcome == Timeout {
+		c.lost++
+	}
+}
+func (c *countingCollector) Late(Probe) {}

@@ -2,36 +2,78 @@ package probe
 
 import (
 	"math/rand/v2"
+	"net/netip"
 
 	"github.com/ecmpscan/ecmpscan/hash"
 )
 
-// Order lays out count rounds over the flows. Every round uses the same
-// shuffled order, so two probes on one flow are always a whole round apart:
-// the farthest apart they can be, which lets server state (SYN_RECV,
-// TIME_WAIT) from the previous probe clear. Probes of the second kind
-// (ICMP echo) are spread evenly through the TCP probes rather than bunched.
-func Order(tcp []hash.FiveTuple, tcpKind Kind, echo []hash.FiveTuple, count int, rng *rand.Rand) []Probe {
-	tcpRound := shuffled(tcp, rng)
-	echoRound := shuffled(echo, rng)
-	total := (len(tcpRound) + len(echoRound)) * count
-	probes := make([]Probe, 0, total)
-	for rep := 0; rep < count; rep++ {
-		// Bresenham-style interleave of the two kinds within the round.
-		ti, ei := 0, 0
-		n := len(tcpRound) + len(echoRound)
-		for k := 0; k < n; k++ {
-			wantEcho := len(echoRound) > 0 && (ei+1)*n <= (k+1)*len(echoRound)
-			if (wantEcho && ei < len(echoRound)) || ti == len(tcpRound) {
-				probes = append(probes, Probe{Kind: KindICMPEcho, Tuple: echoRound[ei], Repeat: rep})
-				ei++
-				continue
-			}
-			probes = append(probes, Probe{Kind: tcpKind, Tuple: tcpRound[ti], Repeat: rep})
-			ti++
-		}
+// Source lays out a run's probes in send order. Probe i is computed when it
+// is sent, so a run of a million probes costs no more memory than its flows.
+type Source interface {
+	Len() int
+	// At is probe i, 0 <= i < Len(), without its cookie.
+	At(i int) Probe
+	// EchoIndex is the index of the echo probe on tuple t with the given
+	// repeat: an echo reply's 16-bit sequence number carries only the
+	// repeat. false when there is none.
+	EchoIndex(t hash.FiveTuple, repeat int) (int, bool)
+}
+
+// MaxRepeats is the most probes per flow a Source may hold: an echo
+// sequence number has 16 bits.
+const MaxRepeats = 1 << 16
+
+// Rounds is a sweep's send order: count rounds over the flows. Every round
+// uses the same shuffled order, so two probes on one flow are always a whole
+// round apart: the farthest apart they can be, which lets server state
+// (SYN_RECV, TIME_WAIT) from the previous probe clear. Echo probes are
+// spread evenly through the TCP probes rather than bunched.
+type Rounds struct {
+	tcp, echo []hash.FiveTuple // one round, shuffled
+	tcpKind   Kind
+	count     int
+	echoPos   map[hash.FiveTuple]int
+}
+
+var _ Source = (*Rounds)(nil)
+
+// NewRounds shuffles the flows once and lays out count rounds of them.
+func NewRounds(tcp []hash.FiveTuple, tcpKind Kind, echo []hash.FiveTuple, count int, rng *rand.Rand) *Rounds {
+	r := &Rounds{tcp: shuffled(tcp, rng), echo: shuffled(echo, rng), tcpKind: tcpKind, count: min(count, MaxRepeats)}
+	r.echoPos = make(map[hash.FiveTuple]int, len(r.echo))
+	for i, t := range r.echo {
+		r.echoPos[t] = i
 	}
-	return probes
+	return r
+}
+
+func (r *Rounds) round() int { return len(r.tcp) + len(r.echo) }
+
+// Len is the number of probes in all rounds.
+func (r *Rounds) Len() int { return r.round() * r.count }
+
+// At interleaves the kinds Bresenham-style: slot k of a round of n holds an
+// echo probe when floor((k+1)E/n) > floor(kE/n) for E echo flows.
+func (r *Rounds) At(i int) Probe {
+	n, e := r.round(), len(r.echo)
+	rep, k := i/n, i%n
+	before, through := k*e/n, (k+1)*e/n
+	if through > before {
+		return Probe{Kind: KindICMPEcho, Tuple: r.echo[before], Repeat: rep}
+	}
+	return Probe{Kind: r.tcpKind, Tuple: r.tcp[k-before], Repeat: rep}
+}
+
+// EchoIndex inverts At for echo probes: echo flow j sits in the smallest
+// slot k with floor((k+1)E/n) = j+1.
+func (r *Rounds) EchoIndex(t hash.FiveTuple, repeat int) (int, bool) {
+	j, ok := r.echoPos[t]
+	if !ok || repeat < 0 || repeat >= r.count {
+		return 0, false
+	}
+	n, e := r.round(), len(r.echo)
+	k := ((j+1)*n+e-1)/e - 1
+	return repeat*n + k, true
 }
 
 func shuffled(ts []hash.FiveTuple, rng *rand.Rand) []hash.FiveTuple {
@@ -40,21 +82,69 @@ func shuffled(ts []hash.FiveTuple, rng *rand.Rand) []hash.FiveTuple {
 	return out
 }
 
-// TraceOrder lays out TTL-limited probes: every flow at every TTL from 1 to
-// maxTTL, probesPerHop times, the five-tuple fixed per flow (Paris-style;
-// only the cookie in the sequence number changes). Consecutive probes go to
+// TraceRounds lays out TTL-limited probes: every flow at every TTL from 1 to
+// maxTTL, perHop times, the five-tuple fixed per flow (Paris-style; only the
+// cookie in the sequence number changes). Consecutive probes go to
 // different flows and TTLs, so no router gets a burst of probes to answer.
-func TraceOrder(flows []hash.FiveTuple, maxTTL, probesPerHop int, rng *rand.Rand) []Probe {
-	order := shuffled(flows, rng)
-	probes := make([]Probe, 0, len(flows)*maxTTL*probesPerHop)
-	for rep := 0; rep < probesPerHop; rep++ {
-		for ttl := 1; ttl <= maxTTL; ttl++ {
-			// Rotate the flows per TTL so the same flow does not always lead.
-			for k := range order {
-				t := order[(k+ttl)%len(order)]
-				probes = append(probes, Probe{Kind: KindTCPSYN, Tuple: t, Repeat: rep, TTL: uint8(ttl)})
-			}
+type TraceRounds struct {
+	flows          []hash.FiveTuple
+	maxTTL, perHop int
+}
+
+var _ Source = (*TraceRounds)(nil)
+
+// NewTraceRounds shuffles the flows once.
+func NewTraceRounds(flows []hash.FiveTuple, maxTTL, perHop int, rng *rand.Rand) *TraceRounds {
+	return &TraceRounds{flows: shuffled(flows, rng), maxTTL: maxTTL, perHop: min(perHop, MaxRepeats)}
+}
+
+// Len is flows x TTLs x probes per hop.
+func (t *TraceRounds) Len() int { return len(t.flows) * t.maxTTL * t.perHop }
+
+// At rotates the flows per TTL so the same flow does not always lead.
+func (t *TraceRounds) At(i int) Probe {
+	n := len(t.flows)
+	perRep := n * t.maxTTL
+	rep, rest := i/perRep, i%perRep
+	ttl, k := rest/n+1, rest%n
+	return Probe{Kind: KindTCPSYN, Tuple: t.flows[(k+ttl)%n], Repeat: rep, TTL: uint8(ttl)}
+}
+
+// EchoIndex: a trace sends no echo probes.
+func (t *TraceRounds) EchoIndex(hash.FiveTuple, int) (int, bool) { return 0, false }
+
+// List is a Source over probes held in memory, for tests and tiny runs.
+type List []Probe
+
+var _ Source = List(nil)
+
+func (l List) Len() int       { return len(l) }
+func (l List) At(i int) Probe { return l[i] }
+
+// EchoIndex scans the list; fine for the small lists it is meant for.
+func (l List) EchoIndex(t hash.FiveTuple, repeat int) (int, bool) {
+	for i, p := range l {
+		if p.Kind == KindICMPEcho && p.Tuple == t && p.Repeat == repeat {
+			return i, true
 		}
 	}
-	return probes
+	return 0, false
+}
+
+// Tuples lists the flows of a sweep: one TCP tuple per source port.
+func Tuples(src netip.Addr, dst netip.AddrPort, sports []uint16) []hash.FiveTuple {
+	out := make([]hash.FiveTuple, len(sports))
+	for i, sp := range sports {
+		out[i] = hash.FiveTuple{Src: src, Dst: dst.Addr(), Proto: hash.ProtoTCP, SrcPort: sp, DstPort: dst.Port()}
+	}
+	return out
+}
+
+// EchoTuples lists n echo flows with consecutive identifiers from first.
+func EchoTuples(src, dst netip.Addr, first uint16, n int) []hash.FiveTuple {
+	out := make([]hash.FiveTuple, n)
+	for i := range out {
+		out[i] = echoTuple(src, dst, first+uint16(i))
+	}
+	return out
 }

@@ -6,6 +6,7 @@ package probe
 import (
 	"errors"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/ecmpscan/ecmpscan/hash"
@@ -100,17 +101,110 @@ type Result struct {
 	// Late counts replies that came after the probe had timed out;
 	// Duplicates those after it had already been answered.
 	Late, Duplicates int
+	// Cause says why a SendFailed probe never left the host.
+	Cause Cause
 }
 
 // Stats counts what the engine saw beyond the per-probe outcomes.
 type Stats struct {
-	Sent      int
+	Attempted int // probes the send loop handed to the sender
+	Sent      int // of which left the host
 	Unmatched int // replies that matched no probe of ours
 	Malformed int // received bytes that did not parse
 	// HalfOpen counts bare ACKs of an earlier SYN on the same flow: the
 	// server still holds that connection half-open because its SYN-ACK was
 	// lost on the way back. They answer no probe.
 	HalfOpen int
+	// LocalDrops counts packets the host dropped before we read them (a
+	// full socket receive buffer, SO_RXQ_OVFL): replies lost here, not on
+	// the path.
+	LocalDrops int
+	// PeakInFlight is the most probe records held at once: what the
+	// engine's memory follows (about rate x timeout).
+	PeakInFlight int
+	// SendFailures counts the probes that never left, by cause.
+	SendFailures map[Cause]SendFailure
+	// Phase names this run for a later plan's Earlier.
+	Phase Phase
+}
+
+// SendFailure is how often one cause kept probes from leaving, with the
+// first error seen.
+type SendFailure struct {
+	Count   int
+	Example string
+}
+
+// Add sums another run's counters into s (Phase is left alone).
+func (s *Stats) Add(o Stats) {
+	s.Attempted += o.Attempted
+	s.Sent += o.Sent
+	s.Unmatched += o.Unmatched
+	s.Malformed += o.Malformed
+	s.HalfOpen += o.HalfOpen
+	s.LocalDrops += o.LocalDrops
+	s.PeakInFlight = max(s.PeakInFlight, o.PeakInFlight)
+	for c, f := range o.SendFailures {
+		s.addFailure(c, f.Count, f.Example)
+	}
+}
+
+func (s *Stats) addFailure(c Cause, n int, example string) {
+	if s.SendFailures == nil {
+		s.SendFailures = map[Cause]SendFailure{}
+	}
+	f := s.SendFailures[c]
+	if f.Example == "" {
+		f.Example = example
+	}
+	f.Count += n
+	s.SendFailures[c] = f
+}
+
+// Cause classifies why the local stack refused a probe.
+type Cause string
+
+const (
+	// CauseFirewall: EPERM or EACCES on send, which is what a local
+	// firewall (an nftables/iptables OUTPUT rule) gives raw sends it drops.
+	CauseFirewall Cause = "firewall"
+	// CausePortInUse: EADDRINUSE binding the source port (connect mode).
+	CausePortInUse Cause = "port-in-use"
+	// CauseAddressNotAvailable: EADDRNOTAVAIL, the source address is not
+	// this host's.
+	CauseAddressNotAvailable Cause = "address-not-available"
+	// CauseNoBuffers: ENOBUFS or EAGAIN that outlasted the retries.
+	CauseNoBuffers Cause = "no-buffer-space"
+	// CauseNoRoute: the host has no route for the probe.
+	CauseNoRoute Cause = "no-route"
+	// CauseOther: anything else.
+	CauseOther Cause = "other"
+)
+
+// CauseOf classifies a send (or local connect) error.
+func CauseOf(err error) Cause {
+	switch {
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
+		return CauseFirewall
+	case errors.Is(err, syscall.EADDRINUSE):
+		return CausePortInUse
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return CauseAddressNotAvailable
+	case errors.Is(err, syscall.ENOBUFS), errors.Is(err, syscall.EAGAIN):
+		return CauseNoBuffers
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return CauseNoRoute
+	}
+	return CauseOther
+}
+
+// Phase is a finished run as a later run sees it: enough to recognise
+// replies to its probes (a sweep before its trace, the rounds of a planned
+// sweep) without keeping them.
+type Phase struct {
+	key       cookieKey
+	source    Source
+	attempted int
 }
 
 // Sentinel errors.
@@ -121,6 +215,9 @@ var (
 	ErrNoRoute = errors.New("no route to target")
 	// ErrBadPlan: the plan cannot be run (empty, bad rate or timeout).
 	ErrBadPlan = errors.New("invalid probe plan")
+	// ErrUnsupported: this system cannot open the sockets asked for (raw
+	// mode needs Linux).
+	ErrUnsupported = errors.New("raw mode needs Linux")
 )
 
 // Observation converts a result for the bucketer.

@@ -10,7 +10,6 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/internal/rawsock"
 	"github.com/ecmpscan/ecmpscan/probe/packet"
 )
@@ -208,26 +207,4 @@ func (rr *rawReceiver) Receive(ctx context.Context) (Arrival, error) {
 		return Arrival{}, ErrIgnored
 	}
 	return Arrival{Reply: rep, At: pkt.At}, nil
-}
-
-// Tuples lists the flows of a sweep: one TCP tuple per source port.
-func Tuples(src netip.Addr, dst netip.AddrPort, sports []uint16) []hash.FiveTuple {
-	out := make([]hash.FiveTuple, len(sports))
-	for i, sp := range sports {
-		out[i] = hash.FiveTuple{Src: src, Dst: dst.Addr(), Proto: hash.ProtoTCP, SrcPort: sp, DstPort: dst.Port()}
-	}
-	return out
-}
-
-// EchoTuples lists n echo flows with consecutive identifiers from first.
-func EchoTuples(src, dst netip.Addr, first uint16, n int) []hash.FiveTuple {
-	proto := hash.ProtoICMP
-	if dst.Is6() && !dst.Is4In6() {
-		proto = hash.ProtoICMPv6
-	}
-	out := make([]hash.FiveTuple, n)
-	for i := range out {
-		out[i] = hash.FiveTuple{Src: src, Dst: dst, Proto: proto, SrcPort: first + uint16(i)}
-	}
-	return out
 }

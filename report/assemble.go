@@ -9,55 +9,84 @@ import (
 	"github.com/ecmpscan/ecmpscan/probe"
 )
 
-// TraceFlows builds one FlowTrace per flow from the flow's end-to-end
-// results (probes without a TTL limit) and its TTL-limited results.
-func TraceFlows(endToEnd, ttlLimited []probe.Result) []FlowTrace {
+// Hops gathers TTL-limited results per flow and TTL as they come. It keeps
+// counts and one answer per answering address, not every result, so a
+// long trace costs memory by flows x TTLs.
+type Hops struct {
+	at     map[hopKey]*hopAcc
+	maxTTL map[uint16]int
+	seq    int // arrival order, for ties
+}
+
+type hopKey struct {
+	sport uint16
+	ttl   int
+}
+
+type hopAcc struct {
+	probes, answers int
+	addrs           map[netip.Addr]*addrAcc
+}
+
+// addrAcc is one address's answers at one hop: how many, and the first
+// (the first that came from the destination itself, if any).
+type addrAcc struct {
+	count    int
+	first    probe.Result
+	seq      int
+	answered bool
+}
+
+// NewHops is an empty hop record.
+func NewHops() *Hops {
+	return &Hops{at: map[hopKey]*hopAcc{}, maxTTL: map[uint16]int{}}
+}
+
+// Add records one TTL-limited result; others are ignored.
+func (h *Hops) Add(r probe.Result) {
+	if r.TTL == 0 || r.Outcome == probe.SendFailed {
+		return
+	}
+	k := hopKey{r.Tuple.SrcPort, int(r.TTL)}
+	acc := h.at[k]
+	if acc == nil {
+		acc = &hopAcc{addrs: map[netip.Addr]*addrAcc{}}
+		h.at[k] = acc
+	}
+	acc.probes++
+	h.maxTTL[k.sport] = max(h.maxTTL[k.sport], k.ttl)
+	if r.Outcome != probe.Answered && r.Outcome != probe.Unreachable {
+		return
+	}
+	acc.answers++
+	h.seq++
+	a := acc.addrs[r.From]
+	if a == nil {
+		a = &addrAcc{first: r, seq: h.seq}
+		acc.addrs[r.From] = a
+	}
+	a.count++
+	if r.Outcome == probe.Answered && !a.answered {
+		a.first, a.seq, a.answered = r, h.seq, true
+	}
+}
+
+// TraceFlows builds one FlowTrace per flow from the flow's judged
+// end-to-end result and its TTL-limited results.
+func TraceFlows(endToEnd []hash.Judged, hops *Hops) []FlowTrace {
 	flows := map[uint16]*FlowTrace{}
-	flow := func(sport uint16) *FlowTrace {
-		f, ok := flows[sport]
-		if !ok {
-			f = &FlowTrace{Sport: sport}
-			flows[sport] = f
-		}
-		return f
+	for _, j := range endToEnd {
+		flows[j.Tuple.SrcPort] = &FlowTrace{Sport: j.Tuple.SrcPort, State: j.State, Sent: j.Sent, Received: j.Received}
 	}
-	for _, r := range endToEnd {
-		f := flow(r.Tuple.SrcPort)
-		if r.Outcome == probe.SendFailed {
-			continue
-		}
-		f.Sent++
-		if r.Outcome == probe.Answered {
-			f.Received++
+	for sport := range hops.maxTTL {
+		if flows[sport] == nil {
+			flows[sport] = &FlowTrace{Sport: sport, State: hash.StateError}
 		}
 	}
-
-	type hopKey struct {
-		sport uint16
-		ttl   int
-	}
-	answers := map[hopKey][]probe.Result{}
-	probes := map[hopKey]int{}
-	maxTTL := map[uint16]int{}
-	for _, r := range ttlLimited {
-		if r.TTL == 0 || r.Outcome == probe.SendFailed {
-			continue
-		}
-		flow(r.Tuple.SrcPort)
-		k := hopKey{r.Tuple.SrcPort, int(r.TTL)}
-		probes[k]++
-		maxTTL[k.sport] = max(maxTTL[k.sport], k.ttl)
-		if r.Outcome == probe.Answered || r.Outcome == probe.Unreachable {
-			answers[k] = append(answers[k], r)
-		}
-	}
-
 	out := make([]FlowTrace, 0, len(flows))
 	for sport, f := range flows {
-		f.State = hash.Classify(f.Sent, f.Received)
-		for ttl := 1; ttl <= maxTTL[sport]; ttl++ {
-			k := hopKey{sport, ttl}
-			h := hopFrom(ttl, probes[k], answers[k])
+		for ttl := 1; ttl <= hops.maxTTL[sport]; ttl++ {
+			h := hops.hopAt(sport, ttl)
 			f.Hops = append(f.Hops, h)
 			if h.Reached {
 				f.ReachedTTL = ttl
@@ -70,56 +99,62 @@ func TraceFlows(endToEnd, ttlLimited []probe.Result) []FlowTrace {
 	return out
 }
 
-// hopFrom summarises the answers at one TTL of one flow. The destination's
-// own answer wins; otherwise the address that answered most often, with the
-// others listed.
-func hopFrom(ttl, sent int, answers []probe.Result) TraceHop {
-	h := TraceHop{TTL: ttl, Probes: sent, Answers: len(answers)}
-	if len(answers) == 0 {
-		return h
+// hopAt summarises the answers at one TTL of one flow. The destination's
+// own answer wins; otherwise the address that answered most often (the
+// earliest on a tie), with the others listed.
+func (h *Hops) hopAt(sport uint16, ttl int) TraceHop {
+	acc := h.at[hopKey{sport, ttl}]
+	hop := TraceHop{TTL: ttl}
+	if acc == nil {
+		return hop
 	}
-	seen := map[netip.Addr]int{}
-	for _, a := range answers {
-		seen[a.From]++
-	}
-	best := answers[0]
-	for _, a := range answers[1:] {
-		switch {
-		case a.Outcome == probe.Answered && best.Outcome != probe.Answered,
-			a.Outcome == best.Outcome && seen[a.From] > seen[best.From]:
+	hop.Probes, hop.Answers = acc.probes, acc.answers
+	var best *addrAcc
+	for _, a := range acc.addrs {
+		if best == nil || better(a, best) {
 			best = a
 		}
 	}
-	h.Addr, h.RTT, h.Reached = best.From, best.RTT, best.Outcome == probe.Answered
-	if !h.Reached {
-		h.ICMPType, h.ICMPCode, h.MPLS = best.ICMPType, best.ICMPCode, best.MPLS
+	if best == nil {
+		return hop
 	}
-	for addr := range seen {
-		if addr != h.Addr {
-			h.Others = append(h.Others, addr)
+	r := best.first
+	hop.Addr, hop.RTT, hop.Reached = r.From, r.RTT, best.answered
+	if !hop.Reached {
+		hop.ICMPType, hop.ICMPCode, hop.MPLS = r.ICMPType, r.ICMPCode, r.MPLS
+	}
+	for addr := range acc.addrs {
+		if addr != hop.Addr {
+			hop.Others = append(hop.Others, addr)
 		}
 	}
-	slices.SortFunc(h.Others, netip.Addr.Compare)
-	return h
+	slices.SortFunc(hop.Others, netip.Addr.Compare)
+	return hop
 }
 
-// DestinationTTL estimates how many hops away the target is from the TTL
+func better(a, b *addrAcc) bool {
+	switch {
+	case a.answered != b.answered:
+		return a.answered
+	case a.count != b.count:
+		return a.count > b.count
+	}
+	return a.seq < b.seq
+}
+
+// HopsAway estimates how many hops away the target is from the TTL one of
 // its answers arrived with, assuming it started from 64, 128 or 255: the
 // smallest of those that is not below what arrived. 0 when unknown.
-func DestinationTTL(results []probe.Result) int {
-	best := 0
-	for _, r := range results {
-		if r.Outcome != probe.Answered || r.ReplyTTL == 0 || r.Kind == probe.KindICMPEcho {
-			continue
-		}
-		initial := 255
-		for _, guess := range []int{64, 128} {
-			if int(r.ReplyTTL) <= guess {
-				initial = guess
-				break
-			}
-		}
-		best = max(best, initial-int(r.ReplyTTL)+1)
+func HopsAway(replyTTL uint8) int {
+	if replyTTL == 0 {
+		return 0
 	}
-	return best
+	initial := 255
+	for _, guess := range []int{64, 128} {
+		if int(replyTTL) <= guess {
+			initial = guess
+			break
+		}
+	}
+	return initial - int(replyTTL) + 1
 }

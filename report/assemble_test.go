@@ -24,9 +24,9 @@ func result(sport uint16, ttl uint8, o probe.Outcome, from string) probe.Result 
 }
 
 func TestTraceFlowsAssemblesHops(t *testing.T) {
-	e2e := []probe.Result{
-		result(30000, 0, probe.Answered, "198.18.2.2"), result(30000, 0, probe.Answered, "198.18.2.2"),
-		result(30001, 0, probe.Timeout, ""), result(30001, 0, probe.Timeout, ""),
+	e2e := []hash.Judged{
+		{FlowStats: hash.FlowStats{Tuple: result(30000, 0, 0, "").Tuple, Sent: 2, Received: 2}, State: hash.StateOK},
+		{FlowStats: hash.FlowStats{Tuple: result(30001, 0, 0, "").Tuple, Sent: 2, Lost: 2}, State: hash.StateFail},
 	}
 	hops := []probe.Result{
 		// 30000: r1, silent, r2, destination at TTL 4; TTL 5 is past it.
@@ -38,7 +38,11 @@ func TestTraceFlowsAssemblesHops(t *testing.T) {
 		// 30001 dies after r1.
 		result(30001, 1, probe.Unreachable, "198.18.255.1"), result(30001, 2, probe.Timeout, ""), result(30001, 3, probe.Timeout, ""),
 	}
-	flows := TraceFlows(e2e, hops)
+	rec := NewHops()
+	for _, r := range hops {
+		rec.Add(r)
+	}
+	flows := TraceFlows(e2e, rec)
 	if len(flows) != 2 {
 		t.Fatalf("%d flows, want 2", len(flows))
 	}
@@ -60,25 +64,14 @@ func TestTraceFlowsAssemblesHops(t *testing.T) {
 	}
 }
 
-func TestDestinationTTL(t *testing.T) {
-	at := func(ttl uint8) probe.Result {
-		r := result(30000, 0, probe.Answered, "198.18.2.2")
-		r.ReplyTTL = ttl
-		return r
-	}
+func TestHopsAway(t *testing.T) {
 	cases := []struct {
-		in   []probe.Result
+		ttl  uint8
 		want int
-	}{
-		{[]probe.Result{at(61)}, 4},
-		{[]probe.Result{at(61), at(60)}, 5},
-		{[]probe.Result{at(125)}, 4},
-		{[]probe.Result{at(250)}, 6},
-		{[]probe.Result{result(30000, 0, probe.Timeout, "")}, 0},
-	}
+	}{{61, 4}, {60, 5}, {125, 4}, {250, 6}, {64, 1}, {0, 0}}
 	for _, c := range cases {
-		if got := DestinationTTL(c.in); got != c.want {
-			t.Errorf("DestinationTTL = %d, want %d", got, c.want)
+		if got := HopsAway(c.ttl); got != c.want {
+			t.Errorf("HopsAway(%d) = %d, want %d", c.ttl, got, c.want)
 		}
 	}
 }

@@ -135,10 +135,12 @@ type jsonSummary struct {
 	OK           int      `json:"ok"`
 	Fail         int      `json:"fail"`
 	Flaky        int      `json:"flaky"`
+	Error        int      `json:"error"`
 	FailFraction float64  `json:"fail_fraction"`
 	NearestN     int      `json:"nearest_n,omitempty"`
 	FailingPorts []uint16 `json:"failing_ports"`
 	FlakyPorts   []uint16 `json:"flaky_ports"`
+	ErrorPorts   []uint16 `json:"error_ports"`
 	LossFraction float64  `json:"loss_fraction"`
 	ICMPState    string   `json:"icmp_state"`
 	Reproducers  []string `json:"reproducers"`
@@ -149,10 +151,19 @@ type jsonSummary struct {
 	Unmatched    int      `json:"unmatched_packets"`
 	Malformed    int      `json:"malformed_packets"`
 	HalfOpen     int      `json:"half_open_acks"`
+	LocalDrops   int      `json:"local_drops"`
+	// SendFailures lists why probes could not leave the host.
+	SendFailures []jsonSendFailure `json:"send_failures"`
 	// BackgroundLoss is the per-probe loss on ports that answered at least once.
 	BackgroundLoss float64    `json:"background_loss"`
 	Width          *jsonWidth `json:"width_estimate"` // null when nothing or everything fails
 	Plan           *jsonPlan  `json:"plan,omitempty"` // sweeps planned with --confidence
+}
+
+type jsonSendFailure struct {
+	Cause   string `json:"cause"`
+	Count   int    `json:"count"`
+	Example string `json:"example"`
 }
 
 type jsonWidth struct {
@@ -180,11 +191,11 @@ func rtt(f hash.FlowStats) *jsonRTT {
 	return &jsonRTT{Min: ms(f.RTTMin), Avg: ms(f.RTTAvg()), Max: ms(f.RTTMax)}
 }
 
-func portJSON(f hash.FlowStats) jsonPort {
+func portJSON(f hash.Judged) jsonPort {
 	return jsonPort{
 		Sport: f.Tuple.SrcPort, Sent: f.Sent, Received: f.Received, Unreachable: f.Unreachable,
 		Lost: f.Lost, SendErrors: f.SendErrors, Late: f.Late, Duplicates: f.Duplicates,
-		State: string(f.State()), RTTMS: rtt(f),
+		State: string(f.State), RTTMS: rtt(f.FlowStats),
 	}
 }
 
@@ -203,12 +214,21 @@ func summaryJSON(s Sweep) *jsonSummary {
 	return &jsonSummary{
 		Kind: m.Kind, Verdict: m.Verdict, ExitCode: m.ExitCode(), Ports: m.Ports, OK: m.OK,
 		Fail: m.Fail, Flaky: m.Flaky, FailFraction: round4(m.FailFraction), NearestN: m.NearestN,
-		FailingPorts: nonNil(m.FailingPorts), FlakyPorts: nonNil(m.FlakyPorts),
+		FailingPorts: nonNil(m.FailingPorts), FlakyPorts: nonNil(m.FlakyPorts), Error: m.Error, ErrorPorts: nonNil(m.ErrorPorts),
 		LossFraction: round4(m.LossFraction), ICMPState: m.ICMPState, Reproducers: reps,
 		Unreachable: m.Unreachable, SendErrors: m.SendErrors, Late: m.LateReplies,
 		Duplicates: m.DuplicateReps, Unmatched: s.Unmatched, Malformed: s.Malformed, HalfOpen: s.HalfOpen,
+		LocalDrops: s.LocalDrops, SendFailures: sendFailuresJSON(s.SendFailures),
 		BackgroundLoss: round4(m.BackgroundLoss), Width: widthJSON(m.Width), Plan: planJSON(s.Plan),
 	}
+}
+
+func sendFailuresJSON(fs []SendFailure) []jsonSendFailure {
+	out := make([]jsonSendFailure, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, jsonSendFailure{Cause: f.Cause, Count: f.Count, Example: f.Example})
+	}
+	return out
 }
 
 func round4(f float64) float64 {
@@ -227,7 +247,7 @@ func header(s Sweep) jsonDoc {
 		State: s.ICMP.State(), SkippedReason: s.ICMP.Skipped, RTTMS: rtt(icmpTotal),
 	}
 	for _, id := range s.ICMP.IDs {
-		icmp.IDs = append(icmp.IDs, jsonICMPID{ID: id.Tuple.SrcPort, Sent: id.Sent, Received: id.Received, State: string(id.State())})
+		icmp.IDs = append(icmp.IDs, jsonICMPID{ID: id.Tuple.SrcPort, Sent: id.Sent, Received: id.Received, State: string(id.State)})
 	}
 	return jsonDoc{
 		SchemaVersion: SchemaVersion,
@@ -289,11 +309,11 @@ func renderCSV(w io.Writer, s Sweep) error {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
 	for _, p := range s.Ports {
 		row := []string{
-			strconv.Itoa(int(p.Tuple.SrcPort)), string(p.State()), strconv.Itoa(p.Sent), strconv.Itoa(p.Received),
+			strconv.Itoa(int(p.Tuple.SrcPort)), string(p.State), strconv.Itoa(p.Sent), strconv.Itoa(p.Received),
 			strconv.Itoa(p.Unreachable), strconv.Itoa(p.Lost), strconv.Itoa(p.SendErrors),
 			strconv.Itoa(p.Late), strconv.Itoa(p.Duplicates), "", "", "",
 		}
-		if r := rtt(p); r != nil {
+		if r := rtt(p.FlowStats); r != nil {
 			row[9], row[10], row[11] = f(r.Min), f(r.Avg), f(r.Max)
 		}
 		_ = cw.Write(row)
@@ -319,6 +339,8 @@ func (p painter) state(st hash.State, text string) string {
 		return p.paint("1;31", text)
 	case hash.StateFlaky:
 		return p.paint("33", text)
+	case hash.StateError:
+		return p.paint("35", text)
 	}
 	return text
 }
@@ -347,6 +369,9 @@ func renderTable(w io.Writer, s Sweep, opt Options) error {
 		if m.Flaky > 0 {
 			fmt.Fprintf(&b, "flaky ports:   %s\n", abbreviate(PortRanges(m.FlakyPorts), 200))
 		}
+		if m.Error > 0 {
+			fmt.Fprintf(&b, "not probed:    %s (no probe left the host)\n", abbreviate(PortRanges(m.ErrorPorts), 200))
+		}
 		if s.HalfOpen > 0 {
 			fmt.Fprintf(&b, "half-open:     the server acknowledged %d earlier SYNs without its SYN-ACK reaching us: replies are lost on the way back\n", s.HalfOpen)
 		}
@@ -369,12 +394,12 @@ func renderTable(w io.Writer, s Sweep, opt Options) error {
 	return err
 }
 
-func writePortTable(b *strings.Builder, ports []hash.FlowStats, p painter) {
+func writePortTable(b *strings.Builder, ports []hash.Judged, p painter) {
 	fmt.Fprintf(b, "%6s  %-5s  %7s  %-23s  %s\n", "SPORT", "STATE", "RECV", "RTT ms min/avg/max", "NOTE")
 	for _, f := range ports {
-		st := f.State()
+		st := f.State
 		rttText := "-"
-		if r := rtt(f); r != nil {
+		if r := rtt(f.FlowStats); r != nil {
 			rttText = fmt.Sprintf("%.2f/%.2f/%.2f", r.Min, r.Avg, r.Max)
 		}
 		var notes []string
@@ -399,16 +424,16 @@ func writePortTable(b *strings.Builder, ports []hash.FlowStats, p painter) {
 
 // writeGrid draws one cell per port, 64 to a row: the shape of the failure
 // (one port in four, a block, everything) is visible at a glance.
-func writeGrid(b *strings.Builder, ports []hash.FlowStats, p painter) {
+func writeGrid(b *strings.Builder, ports []hash.Judged, p painter) {
 	const perRow = 64
-	fmt.Fprintf(b, "one cell per source port: %s ok  %s fail  %s flaky\n",
-		p.state(hash.StateOK, "."), p.state(hash.StateFail, "X"), p.state(hash.StateFlaky, "~"))
+	fmt.Fprintf(b, "one cell per source port: %s ok  %s fail  %s flaky  %s error (not sent)\n",
+		p.state(hash.StateOK, "."), p.state(hash.StateFail, "X"), p.state(hash.StateFlaky, "~"), p.state(hash.StateError, "E"))
 	for i := 0; i < len(ports); i += perRow {
 		end := min(i+perRow, len(ports))
 		fmt.Fprintf(b, "%5d  ", ports[i].Tuple.SrcPort)
 		for _, f := range ports[i:end] {
-			st := f.State()
-			cell := map[hash.State]string{hash.StateOK: ".", hash.StateFail: "X", hash.StateFlaky: "~"}[st]
+			st := f.State
+			cell := map[hash.State]string{hash.StateOK: ".", hash.StateFail: "X", hash.StateFlaky: "~", hash.StateError: "E"}[st]
 			b.WriteString(p.state(st, cell))
 		}
 		b.WriteString("\n")

@@ -31,7 +31,7 @@ func flow(sport uint16, results ...hash.Result) hash.FlowStats {
 	return b.Buckets()[0]
 }
 
-func echoIDs(n int, results ...hash.Result) []hash.FlowStats {
+func echoIDs(n int, results ...hash.Result) []hash.Judged {
 	b := hash.BySourcePort()
 	for id := range n {
 		tuple := hash.FiveTuple{Src: src, Dst: target.Addr(), Proto: hash.ProtoICMP, SrcPort: uint16(500 + id)}
@@ -39,17 +39,27 @@ func echoIDs(n int, results ...hash.Result) []hash.FlowStats {
 			b.Add(hash.Observation{Tuple: tuple, Result: r, RTT: 80 * time.Microsecond})
 		}
 	}
-	return b.Buckets()
+	j, _ := hash.Judge(b.Buckets(), hash.DefaultAlpha)
+	return j
 }
 
 const (
-	ok   = hash.Received
-	lost = hash.Lost
+	ok      = hash.Received
+	lost    = hash.Lost
+	notSent = hash.NotSent
 )
+
+// summed judges the ports as the core does and sums the sweep up.
+func summed(s Sweep, ports []hash.FlowStats) Sweep {
+	var loss float64
+	s.Ports, loss = hash.Judge(ports, hash.DefaultAlpha)
+	s.Summary = Summarize(s, loss, hash.WidthEstimate{})
+	return s
+}
 
 // sweepOf builds a sweep of n ports where the listed ports fail and the
 // flaky ones lose their first probe.
-func sweepOf(n int, failing, flaky map[uint16]bool, icmp []hash.FlowStats) Sweep {
+func sweepOf(n int, failing, flaky map[uint16]bool, icmp []hash.Judged) Sweep {
 	var ports []hash.FlowStats
 	for i := range n {
 		sp := uint16(30000 + i)
@@ -65,10 +75,24 @@ func sweepOf(n int, failing, flaky map[uint16]bool, icmp []hash.FlowStats) Sweep
 	s := Sweep{
 		Host: "db-vip", Target: target, Source: src, Mode: "raw", Count: 3, Rate: 500, Timeout: time.Second,
 		Started: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC), Duration: 1500 * time.Millisecond,
-		Ports: ports, ICMP: ICMP{IDs: icmp},
+		ICMP: ICMP{IDs: icmp},
 	}
-	s.Summary = Summarize(s.Host, s.Target, s.Ports, s.ICMP, hash.WidthEstimate{})
-	return s
+	return summed(s, ports)
+}
+
+// withErrors makes the first n ports of a sweep unsendable, as a local
+// firewall would.
+func withErrors(s Sweep, n int) Sweep {
+	var ports []hash.FlowStats
+	for i, p := range s.Ports {
+		if i < n {
+			ports = append(ports, flow(p.Tuple.SrcPort, notSent, notSent, notSent))
+			continue
+		}
+		ports = append(ports, p.FlowStats)
+	}
+	s.SendFailures = []SendFailure{{Cause: "firewall", Count: 3 * n, Example: "sendto: operation not permitted"}}
+	return summed(s, ports)
 }
 
 func TestRenderGolden(t *testing.T) {
@@ -92,6 +116,8 @@ func TestRenderGolden(t *testing.T) {
 		{"valid-healthy-table.txt", healthy, FormatTable, Options{}},
 		{"valid-grid-table.txt", big, FormatTable, Options{}},
 		{"valid-down.json", down, FormatJSON, Options{}},
+		{"valid-cannot-probe.json", withErrors(sweepOf(4, nil, nil, nil), 4), FormatJSON, Options{}},
+		{"valid-partial-errors-table.txt", withErrors(fault, 2), FormatTable, Options{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -156,16 +182,43 @@ func TestSummaryVerdicts(t *testing.T) {
 		{"healthy", sweepOf(16, nil, nil, echoIDs(2, ok)), KindHealthy, 0, 0, 0, "ok"},
 		{"only flaky", sweepOf(16, nil, map[uint16]bool{30003: true}, nil), KindLoss, 0, 0, 0, "skipped"},
 		{"everything fails", sweepOf(4, map[uint16]bool{30000: true, 30001: true, 30002: true, 30003: true}, nil, echoIDs(1, lost)), KindTargetDown, 4, 4, 1, "fail"},
-		{"nothing sent", Sweep{Target: target}, KindNoData, 0, 0, 0, "skipped"},
+		{"nothing sent", summed(Sweep{Target: target}, nil), KindNoData, 0, 0, 0, "skipped"},
+		{"firewall drops every probe", withErrors(sweepOf(16, nil, nil, nil), 16), KindCannotProbe, 3, 0, 0, "skipped"},
+		{"firewall drops most probes", withErrors(sweepOf(16, nil, nil, nil), 9), KindCannotProbe, 3, 0, 0, "skipped"},
+		{"a few ports not sent", withErrors(sweepOf(16, map[uint16]bool{30010: true}, nil, nil), 2), KindECMPFault, 1, 1, 14, "skipped"},
+		{"host drops replies", withDrops(sweepOf(16, map[uint16]bool{30010: true}, nil, nil)), KindCannotProbe, 3, 1, 16, "skipped"},
+		{"drops without loss", withDrops(sweepOf(16, nil, nil, nil)), KindHealthy, 0, 0, 0, "skipped"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := Summarize("vip", target, c.sweep.Ports, c.sweep.ICMP, hash.WidthEstimate{})
+			s := c.sweep.Summary
 			if s.Kind != c.kind || s.ExitCode() != c.exit || s.Fail != c.fail || s.NearestN != c.nearest || s.ICMPState != c.icmpState {
 				t.Errorf("got kind %s exit %d fail %d nearest 1/%d icmp %s; want %s %d %d 1/%d %s",
 					s.Kind, s.ExitCode(), s.Fail, s.NearestN, s.ICMPState, c.kind, c.exit, c.fail, c.nearest, c.icmpState)
 			}
 		})
+	}
+}
+
+func withDrops(s Sweep) Sweep {
+	s.LocalDrops = 7
+	s.Summary = Summarize(s, s.Summary.BackgroundLoss, hash.WidthEstimate{})
+	return s
+}
+
+// Honest verdicts name the cause of what could not be measured.
+func TestCannotProbeNamesTheCause(t *testing.T) {
+	s := withErrors(sweepOf(8, nil, nil, nil), 8).Summary
+	if !strings.Contains(s.Verdict, "firewall OUTPUT rule") || s.Error != 8 || s.FailFraction != 0 {
+		t.Errorf("verdict %q, error %d, fail fraction %g; want the firewall named, 8 error ports", s.Verdict, s.Error, s.FailFraction)
+	}
+	partial := withErrors(sweepOf(16, map[uint16]bool{30010: true}, nil, nil), 2).Summary
+	if !strings.Contains(partial.Verdict, "2 of 16 source ports could not be probed") || partial.FailFraction != 1.0/14 {
+		t.Errorf("verdict %q, fail fraction %g; want the 2 error ports named and left out of 1/14", partial.Verdict, partial.FailFraction)
+	}
+	drops := withDrops(sweepOf(16, map[uint16]bool{30010: true}, nil, nil)).Summary
+	if !strings.Contains(drops.Verdict, "dropped 7 packets") || strings.Contains(drops.Verdict, "ECMP member") {
+		t.Errorf("verdict %q; want the local drops named and no ECMP claim", drops.Verdict)
 	}
 }
 

@@ -26,6 +26,9 @@ const (
 	KindECMPFault  Kind = "ecmp-fault"  // some ports fail on every try, others never
 	KindTargetDown Kind = "target-down" // every port fails
 	KindNoData     Kind = "no-data"     // nothing was sent (interrupted at once)
+	// KindCannotProbe: too little could be measured to judge the path
+	// (probes could not leave the host, or the host dropped the replies).
+	KindCannotProbe Kind = "cannot-probe"
 )
 
 // Sweep is everything a renderer needs about one sweep.
@@ -40,7 +43,7 @@ type Sweep struct {
 	Started     time.Time
 	Duration    time.Duration
 	Interrupted bool
-	Ports       []hash.FlowStats // one per source port, sorted
+	Ports       []hash.Judged // one per source port, sorted
 	ICMP        ICMP
 	Summary     Summary
 	// Unmatched and Malformed count received packets that were not replies
@@ -49,6 +52,12 @@ type Sweep struct {
 	// HalfOpen counts bare ACKs of an earlier probe: the server got that SYN
 	// but its SYN-ACK never came back.
 	HalfOpen int
+	// LocalDrops counts packets this host dropped before ecmpscan read
+	// them (a full socket receive buffer).
+	LocalDrops int
+	// SendFailures are the probes that never left the host, by cause,
+	// most frequent first.
+	SendFailures []SendFailure
 	// Trace holds the hop-by-hop trace of sweep --trace; nil without it.
 	Trace *Trace
 	// Plan describes a sweep planned by confidence; nil otherwise.
@@ -62,22 +71,49 @@ type SweepPlan struct {
 	Stopped string // why probing stopped
 }
 
+// SendFailure is how many probes one cause kept from leaving the host.
+type SendFailure struct {
+	Cause   string // probe.Cause
+	Count   int
+	Example string // the first error, as the system said it
+}
+
 // ICMP is the echo side of a sweep.
 type ICMP struct {
 	Skipped string // why ICMP was not probed; empty when it was
-	IDs     []hash.FlowStats
+	IDs     []hash.Judged
 }
 
 // Total sums the echo identifiers.
-func (i ICMP) Total() hash.FlowStats { return hash.Total(i.IDs) }
+func (i ICMP) Total() hash.FlowStats {
+	stats := make([]hash.FlowStats, len(i.IDs))
+	for k, id := range i.IDs {
+		stats[k] = id.FlowStats
+	}
+	return hash.Total(stats)
+}
 
-// State is ok/fail/flaky over all echo probes, or "skipped".
+// State sums up the identifiers' states, judged by the same rule as ports:
+// ok when every measured identifier is ok, fail when every one fails,
+// error when none could be sent, flaky otherwise; or "skipped".
 func (i ICMP) State() string {
 	if i.Skipped != "" || len(i.IDs) == 0 {
 		return "skipped"
 	}
-	t := i.Total()
-	return string(hash.Classify(t.Sent, t.Received))
+	count := map[hash.State]int{}
+	for _, id := range i.IDs {
+		count[id.State]++
+	}
+	measured := len(i.IDs) - count[hash.StateError]
+	switch {
+	case measured == 0:
+		return string(hash.StateError)
+	case count[hash.StateOK] == measured:
+		return string(hash.StateOK)
+	case count[hash.StateFail] == measured:
+		return string(hash.StateFail)
+	}
+	return string(hash.StateFlaky)
 }
 
 // Summary is the verdict of a sweep.
@@ -88,10 +124,12 @@ type Summary struct {
 	OK            int
 	Fail          int
 	Flaky         int
-	FailFraction  float64
-	NearestN      int // the fail fraction is closest to 1/NearestN; 0 when nothing fails
+	Error         int     // ports none of whose probes left the host
+	FailFraction  float64 // of the measured (not error) ports
+	NearestN      int     // the fail fraction is closest to 1/NearestN; 0 when nothing fails
 	FailingPorts  []uint16
 	FlakyPorts    []uint16
+	ErrorPorts    []uint16
 	ICMPState     string
 	Reproducers   []string
 	LossFraction  float64 // lost probes / sent probes, over all ports
@@ -116,83 +154,140 @@ func (s Summary) ExitCode() int {
 		return 1
 	case KindTargetDown:
 		return 4
+	case KindCannotProbe:
+		return 3
 	}
 	return 0
 }
 
-// Summarize computes the verdict from the per-port and ICMP aggregates. It
-// first judges every port in place against the background loss
-// (hash.Judge), so renderers show the same states the verdict counted.
-// pathWidth is what traces tell of the group's width (TraceWidth), combined
-// with the estimate from the fail fraction; pass the zero value without.
-func Summarize(host string, target netip.AddrPort, ports []hash.FlowStats, icmp ICMP, pathWidth hash.WidthEstimate) Summary {
-	s := Summary{Ports: len(ports), ICMPState: icmp.State()}
-	s.BackgroundLoss = hash.Judge(ports, hash.DefaultAlpha)
+// Summarize computes the verdict from the judged ports and ICMP echo and
+// what the engine counted. pathWidth is what traces tell of the group's
+// width (TraceWidth), combined with the estimate from the fail fraction;
+// pass the zero value without. backgroundLoss is the loss the ports were
+// judged against.
+func Summarize(s Sweep, backgroundLoss float64, pathWidth hash.WidthEstimate) Summary {
+	m := countPorts(s.Ports)
+	m.ICMPState, m.BackgroundLoss = s.ICMP.State(), backgroundLoss
+	measured := m.Ports - m.Error
+	if measured > 0 {
+		m.FailFraction = float64(m.Fail) / float64(measured)
+	}
+	if m.Fail > 0 {
+		m.NearestN = int(math.Round(1 / m.FailFraction))
+	}
+	if w, ok := hash.EstimateWidth(m.Fail, measured, 1, 0.95); ok {
+		m.Width = hash.CombineWidth(w, pathWidth)
+	}
+	m.Kind, m.Verdict = verdict(m, s)
+	if m.Error > 0 && m.Kind != KindCannotProbe {
+		m.Verdict += fmt.Sprintf("; %d of %d source ports could not be probed and are left out (%s)",
+			m.Error, m.Ports, failureText(s.SendFailures))
+	}
+	healthy, haveHealthy := okPort(s.Ports)
+	m.Reproducers = reproducers(s.Host, s.Target, m.FailingPorts, healthy, haveHealthy)
+	return m
+}
+
+// countPorts adds up the ports' states and counters.
+func countPorts(ports []hash.Judged) Summary {
+	m := Summary{Ports: len(ports)}
 	var sent, lost int
 	for _, p := range ports {
 		sent += p.Sent
 		lost += p.Sent - p.Received
-		s.Unreachable += p.Unreachable
-		s.SendErrors += p.SendErrors
-		s.LateReplies += p.Late
-		s.DuplicateReps += p.Duplicates
-		switch p.State() {
+		m.Unreachable += p.Unreachable
+		m.SendErrors += p.SendErrors
+		m.LateReplies += p.Late
+		m.DuplicateReps += p.Duplicates
+		sp := p.Tuple.SrcPort
+		switch p.State {
 		case hash.StateOK:
-			s.OK++
+			m.OK++
 		case hash.StateFail:
-			s.Fail++
-			s.FailingPorts = append(s.FailingPorts, p.Tuple.SrcPort)
+			m.Fail++
+			m.FailingPorts = append(m.FailingPorts, sp)
 		case hash.StateFlaky:
-			s.Flaky++
-			s.FlakyPorts = append(s.FlakyPorts, p.Tuple.SrcPort)
+			m.Flaky++
+			m.FlakyPorts = append(m.FlakyPorts, sp)
+		case hash.StateError:
+			m.Error++
+			m.ErrorPorts = append(m.ErrorPorts, sp)
 		}
 	}
 	if sent > 0 {
-		s.LossFraction = float64(lost) / float64(sent)
+		m.LossFraction = float64(lost) / float64(sent)
 	}
-	if s.Ports > 0 {
-		s.FailFraction = float64(s.Fail) / float64(s.Ports)
-	}
-	if s.Fail > 0 {
-		s.NearestN = int(math.Round(1 / s.FailFraction))
-	}
-	if w, ok := hash.EstimateWidth(s.Fail, s.Ports, 1, 0.95); ok {
-		s.Width = hash.CombineWidth(w, pathWidth)
-	}
-	icmpText := icmpPhrase(s.ICMPState)
-	dst := target.Addr().String()
+	return m
+}
+
+// verdict classifies the counts. What could not be measured is never
+// called healthy: too few ports measured, or replies dropped by this host
+// while probes were lost, is cannot-probe.
+func verdict(m Summary, s Sweep) (Kind, string) {
+	icmpText := icmpPhrase(m.ICMPState)
+	dst := s.Target.Addr().String()
+	measured := m.Ports - m.Error
 	switch {
-	case s.Ports == 0:
-		s.Kind = KindNoData
-		s.Verdict = "no probe was sent"
-	case s.Fail == s.Ports:
-		s.Kind = KindTargetDown
-		if s.ICMPState == string(hash.StateOK) {
-			s.Verdict = fmt.Sprintf("all %d source ports fail while ICMP passes: port %d on %s is filtered or the service is down, not an ECMP fault", s.Ports, target.Port(), dst)
-		} else {
-			s.Verdict = fmt.Sprintf("all %d source ports fail%s: %s is down or unreachable, not an ECMP fault", s.Ports, icmpText, dst)
+	case m.Ports == 0:
+		return KindNoData, "no probe was sent"
+	case measured == 0:
+		return KindCannotProbe, fmt.Sprintf("no probe could leave this host, nothing was measured: %s", failureText(s.SendFailures))
+	case m.Error > measured:
+		return KindCannotProbe, fmt.Sprintf("%d of %d source ports could not be probed, too few measured to judge: %s",
+			m.Error, m.Ports, failureText(s.SendFailures))
+	case s.LocalDrops > 0 && m.Fail+m.Flaky > 0:
+		return KindCannotProbe, fmt.Sprintf("this host dropped %d %s before ecmpscan read them (socket receive buffer full), so the lost probes say nothing about the path: lower --rate (now %g/s)",
+			s.LocalDrops, plural(s.LocalDrops, "packet", "packets"), s.Rate)
+	case m.Fail == measured:
+		if m.ICMPState == string(hash.StateOK) {
+			return KindTargetDown, fmt.Sprintf("all %d source ports fail while ICMP passes: port %d on %s is filtered or the service is down, not an ECMP fault", measured, s.Target.Port(), dst)
 		}
-	case s.Fail > 0:
-		s.Kind = KindECMPFault
-		s.Verdict = fmt.Sprintf("%d of %d source ports fail on every try%s: one ECMP member toward %s drops these flows (%.1f%% of flows, about 1/%d%s)",
-			s.Fail, s.Ports, icmpText, dst, 100*s.FailFraction, s.NearestN, widthPhrase(s.Width))
-		if s.Flaky > 0 {
-			s.Verdict += fmt.Sprintf("; %d more %s lost some probes", s.Flaky, plural(s.Flaky, "port", "ports"))
+		return KindTargetDown, fmt.Sprintf("all %d source ports fail%s: %s is down or unreachable, not an ECMP fault", measured, icmpText, dst)
+	case m.Fail > 0:
+		v := fmt.Sprintf("%d of %d source ports fail on every try%s: one ECMP member toward %s drops these flows (%.1f%% of flows, about 1/%d%s)",
+			m.Fail, measured, icmpText, dst, 100*m.FailFraction, m.NearestN, widthPhrase(m.Width))
+		if m.Flaky > 0 {
+			v += fmt.Sprintf("; %d more %s lost some probes", m.Flaky, plural(m.Flaky, "port", "ports"))
 		}
-	case s.Flaky > 0:
-		s.Kind = KindLoss
-		s.Verdict = fmt.Sprintf("no source port fails on every try; %d of %d ports lost some probes (%.1f%% of probes lost)%s: random loss, not a dead ECMP member",
-			s.Flaky, s.Ports, 100*s.LossFraction, icmpText)
-	default:
-		s.Kind = KindHealthy
-		s.Verdict = fmt.Sprintf("all %d source ports answered every probe%s", s.Ports, icmpText)
-		if s.ICMPState == string(hash.StateFail) || s.ICMPState == string(hash.StateFlaky) {
-			s.Verdict += " (ICMP echo is filtered or rate-limited; TCP is what matters here)"
-		}
+		return KindECMPFault, v
+	case m.Flaky > 0:
+		return KindLoss, fmt.Sprintf("no source port fails on every try; %d of %d ports lost some probes (%.1f%% of probes lost)%s: random loss, not a dead ECMP member",
+			m.Flaky, measured, 100*m.LossFraction, icmpText)
 	}
-	healthy, haveHealthy := okPort(ports)
-	s.Reproducers = reproducers(host, target, s.FailingPorts, healthy, haveHealthy)
-	return s
+	v := fmt.Sprintf("all %d source ports answered every probe%s", measured, icmpText)
+	if m.ICMPState == string(hash.StateFail) || m.ICMPState == string(hash.StateFlaky) {
+		v += " (ICMP echo is filtered or rate-limited; TCP is what matters here)"
+	}
+	return KindHealthy, v
+}
+
+// failureText names the main cause of send failures and its fix.
+func failureText(fs []SendFailure) string {
+	if len(fs) == 0 {
+		return "the probes could not be sent"
+	}
+	f := fs[0]
+	text := causeAdvice(f.Cause, f.Example)
+	if len(fs) > 1 {
+		text += fmt.Sprintf(" (and %d more %s)", len(fs)-1, plural(len(fs)-1, "cause", "causes"))
+	}
+	return text
+}
+
+func causeAdvice(cause, example string) string {
+	switch cause {
+	case "firewall":
+		return fmt.Sprintf("a local firewall OUTPUT rule drops the probes (%s); allow them (see nft list ruleset or iptables -S OUTPUT)", example)
+	case "port-in-use":
+		return fmt.Sprintf("the source ports are in use on this host (%s); choose free ports with --sport", example)
+	case "address-not-available":
+		return fmt.Sprintf("the source address is not on this host (%s); check --src", example)
+	case "no-buffer-space":
+		return fmt.Sprintf("this host ran out of socket buffers (%s); lower --rate", example)
+	case "no-route":
+		return fmt.Sprintf("this host has no route for the probes (%s); check ip route get on the target", example)
+	}
+	return fmt.Sprintf("sending failed: %s", example)
 }
 
 func icmpPhrase(state string) string {
@@ -207,9 +302,9 @@ func icmpPhrase(state string) string {
 	return ""
 }
 
-func okPort(ports []hash.FlowStats) (uint16, bool) {
+func okPort(ports []hash.Judged) (uint16, bool) {
 	for _, p := range ports {
-		if p.State() == hash.StateOK {
+		if p.State == hash.StateOK {
 			return p.Tuple.SrcPort, true
 		}
 	}

@@ -119,4 +119,27 @@ type Trace struct {
 	Flows        []FlowTrace // sorted by source port
 	Buckets      []PathBucket
 	Diagnosis    Diagnosis
+	// NotProbed lists flows none of whose end-to-end probes left the
+	// host: no evidence, so they are not traced or diagnosed.
+	NotProbed []uint16
+}
+
+// ExitCode is the documented exit code of a finished trace: 1 when some
+// flows fail, 4 when all do, 3 when none could be probed, 0 otherwise.
+func (t Trace) ExitCode() int {
+	fail := 0
+	for _, f := range t.Flows {
+		if f.State == hash.StateFail {
+			fail++
+		}
+	}
+	switch {
+	case len(t.Flows) == 0 && len(t.NotProbed) > 0:
+		return 3
+	case fail > 0 && fail == len(t.Flows):
+		return 4
+	case fail > 0:
+		return 1
+	}
+	return 0
 }

@@ -94,6 +94,7 @@ type traceDoc struct {
 	Flows         []traceFlowJSON `json:"flows"`
 	Buckets       []bucketJSON    `json:"buckets"`
 	Diagnosis     diagnosisJSON   `json:"diagnosis"`
+	NotProbed     []uint16        `json:"not_probed,omitempty"`
 }
 
 type traceFlowJSON struct {
@@ -177,6 +178,7 @@ func traceJSON(t Trace) traceDoc {
 		MaxTTL:        t.MaxTTL,
 		ProbesPerHop:  t.ProbesPerHop,
 		Count:         t.Count,
+		NotProbed:     t.NotProbed,
 		Started:       started,
 		DurationMS:    ms(t.Duration),
 		Interrupted:   t.Interrupted,

@@ -6,23 +6,30 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ecmpscan/ecmpscan/internal/core"
+	"github.com/ecmpscan/ecmpscan/probe"
 	"github.com/ecmpscan/ecmpscan/report"
 )
+
+// minTimeout is the shortest --timeout: below it no reply can be told
+// from loss, and a sweep would report its own impatience as path loss.
+const minTimeout = time.Millisecond
 
 // probeFlags are the flags sweep and trace share: what to probe, how often,
 // how fast, and how to print.
 type probeFlags struct {
-	port     int
-	sports   string
-	count    int
-	timeout  time.Duration
-	rate     float64
-	src      string
-	quiet    bool
-	noColor  bool
-	family4  bool
-	family6  bool
-	maxPorts int
+	port      int
+	sports    string
+	count     int
+	timeout   time.Duration
+	rate      float64
+	src       string
+	quiet     bool
+	noColor   bool
+	family4   bool
+	family6   bool
+	maxPorts  int
+	maxProbes int
 }
 
 func (f *probeFlags) register(fl *pflag.FlagSet, defaultSports string) {
@@ -37,19 +44,15 @@ func (f *probeFlags) register(fl *pflag.FlagSet, defaultSports string) {
 	fl.BoolVarP(&f.family4, "ipv4", "4", false, "resolve HOST to IPv4 only")
 	fl.BoolVarP(&f.family6, "ipv6", "6", false, "resolve HOST to IPv6 only")
 	fl.IntVar(&f.maxPorts, "max-ports", 4096, "refuse more source ports than this (a safety net)")
+	fl.IntVar(&f.maxProbes, "max-probes", 1_000_000, "refuse runs of more probes than this in all (a safety net)")
 }
 
 // probeConfig is the validated form of probeFlags.
 type probeConfig struct {
-	host    string
-	port    uint16
-	family  int
-	sports  []uint16
-	count   int
-	timeout time.Duration
-	rate    float64
-	src     netip.Addr
-	render  report.Options
+	target    core.Target
+	probing   core.Probing
+	maxProbes int
+	render    report.Options
 }
 
 // config checks everything that can be checked without the network, so bad
@@ -59,36 +62,51 @@ func (f *probeFlags) config(target string, s *Streams) (probeConfig, error) {
 	if err != nil {
 		return probeConfig{}, err
 	}
-	cfg := probeConfig{host: host, port: port, count: f.count, timeout: f.timeout, rate: f.rate}
-	if cfg.sports, err = parsePorts(f.sports); err != nil {
+	cfg := probeConfig{
+		target:    core.Target{Host: host, Port: port},
+		probing:   core.Probing{Count: f.count, Timeout: f.timeout, Rate: f.rate},
+		maxProbes: f.maxProbes,
+	}
+	if cfg.probing.Ports, err = parsePorts(f.sports); err != nil {
 		return cfg, err
 	}
 	switch {
-	case len(cfg.sports) > f.maxPorts:
-		return cfg, usageError("%d source ports is more than --max-ports %d", len(cfg.sports), f.maxPorts)
-	case f.count < 1:
-		return cfg, usageError("--count must be at least 1, got %d", f.count)
-	case f.timeout <= 0:
-		return cfg, usageError("--timeout must be positive, got %s", f.timeout)
+	case len(cfg.probing.Ports) > f.maxPorts:
+		return cfg, usageError("%d source ports is more than --max-ports %d", len(cfg.probing.Ports), f.maxPorts)
+	case f.count < 1 || f.count >= probe.MaxRepeats:
+		return cfg, usageError("--count must be between 1 and %d, got %d", probe.MaxRepeats-1, f.count)
+	case f.timeout < minTimeout:
+		return cfg, usageError("--timeout must be at least %s, got %s", minTimeout, f.timeout)
 	case !(f.rate > 0) || f.rate > 1e6:
 		return cfg, usageError("--rate must be between 0 and 1000000 probes per second, got %g", f.rate)
+	case f.maxProbes < 1:
+		return cfg, usageError("--max-probes must be positive, got %d", f.maxProbes)
 	case f.family4 && f.family6:
 		return cfg, usageError("-4 and -6 exclude each other")
 	}
 	if f.family4 {
-		cfg.family = 4
+		cfg.target.Family = 4
 	} else if f.family6 {
-		cfg.family = 6
+		cfg.target.Family = 6
 	}
 	if f.src != "" {
-		if cfg.src, err = netip.ParseAddr(f.src); err != nil {
+		src, err := netip.ParseAddr(f.src)
+		if err != nil {
 			return cfg, usageError("bad --src %q: not an IP address", f.src)
 		}
-		cfg.src = cfg.src.Unmap()
+		cfg.target.Source = src.Unmap()
 	}
 	cfg.render = report.Options{
 		Quiet: f.quiet,
 		Color: s.OutTTY && !f.noColor && s.Getenv("NO_COLOR") == "",
 	}
 	return cfg, nil
+}
+
+// checkProbes refuses a run whose probes add up to more than --max-probes.
+func (c probeConfig) checkProbes(total int) error {
+	if total > c.maxProbes {
+		return usageError("this run would send %d probes, more than --max-probes %d: fewer ports, a lower --count, or raise --max-probes", total, c.maxProbes)
+	}
+	return nil
 }

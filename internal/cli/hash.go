@@ -184,20 +184,6 @@ func agreedPrediction(fits []hash.Fit, in hash.FitInput, ports []uint16) []uint1
 	return out
 }
 
-// sweepResult is the part of a sweep's JSON document a fit needs.
-type sweepResult struct {
-	SchemaVersion int `json:"schema_version"`
-	Target        struct {
-		Addr string `json:"addr"`
-		Port uint16 `json:"port"`
-	} `json:"target"`
-	Source string `json:"source"`
-	Ports  []struct {
-		Sport uint16 `json:"sport"`
-		State string `json:"state"`
-	} `json:"ports"`
-}
-
 func runFit(f hashFlags, s *Streams) error {
 	if f.maxN < 2 || f.maxN > hash.MaxFitN {
 		return usageError("--max-n must be between 2 and %d, got %d", hash.MaxFitN, f.maxN)
@@ -255,27 +241,27 @@ func readFitInput(path string) (hash.FitInput, error) {
 	if err != nil {
 		return hash.FitInput{}, usageError("--fit: %v", err)
 	}
-	var doc sweepResult
-	if err := json.Unmarshal(data, &doc); err != nil || doc.SchemaVersion != 1 {
-		return hash.FitInput{}, usageError("--fit %s: not a sweep JSON document of schema_version 1 (ecmpscan sweep --format json)", path)
+	doc, err := report.DecodeSweep(data)
+	if err != nil {
+		return hash.FitInput{}, usageError("--fit %s: %v", path, err)
 	}
-	dst, err1 := netip.ParseAddr(doc.Target.Addr)
-	src, err2 := netip.ParseAddr(doc.Source)
-	if err1 != nil || err2 != nil {
-		return hash.FitInput{}, usageError("--fit %s: bad target or source address", path)
-	}
-	in := hash.FitInput{Src: src, Dst: dst, Proto: hash.ProtoTCP, DstPort: doc.Target.Port, Failing: map[uint16]bool{}}
+	return fitInput(doc), nil
+}
+
+// fitInput is the ok/fail split of a sweep. Flaky and error ports are
+// neither: a fit must not guess them.
+func fitInput(doc report.SweepDocument) hash.FitInput {
+	in := hash.FitInput{Src: doc.Source, Dst: doc.Target.Addr(), Proto: hash.ProtoTCP, DstPort: doc.Target.Port(), Failing: map[uint16]bool{}}
 	for _, p := range doc.Ports {
 		switch p.State {
-		case string(hash.StateOK):
+		case hash.StateOK:
 			in.Ports = append(in.Ports, p.Sport)
-		case string(hash.StateFail):
+		case hash.StateFail:
 			in.Ports = append(in.Ports, p.Sport)
 			in.Failing[p.Sport] = true
 		}
-		// Flaky ports are neither: a fit must not guess them.
 	}
-	return in, nil
+	return in
 }
 
 // defaultPredictPorts is the swept range and the 64 ports after it.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ecmpscan/ecmpscan/internal/core"
 	"github.com/ecmpscan/ecmpscan/internal/lab"
 )
 
@@ -33,8 +34,6 @@ func (e *exitError) Unwrap() error { return e.err }
 func usageError(format string, args ...any) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
 }
-
-func cannotProbe(err error) error { return &exitError{code: ExitCannotProbe, err: err} }
 
 // resultCode ends a command that ran and rendered, with a non-zero verdict.
 type resultCode int
@@ -78,9 +77,14 @@ func Execute(ctx context.Context, args []string, s *Streams) int {
 	}
 	fmt.Fprintf(s.Err, "ecmpscan: %v\n", err)
 	var ee *exitError
+	var ce *core.Error
 	switch {
 	case errors.As(err, &ee):
 		return ee.code
+	case errors.As(err, &ce) && ce.Kind == core.BadInput:
+		return ExitUsage
+	case errors.As(err, &ce):
+		return ExitCannotProbe
 	case errors.Is(err, lab.ErrBadSpec), isCobraUsage(err):
 		return ExitUsage
 	case errors.Is(err, context.Canceled):

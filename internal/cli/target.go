@@ -1,11 +1,7 @@
 package cli
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"net"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,54 +101,4 @@ func portNumber(s string) (int, error) {
 		return 0, usageError("bad port %q: want 1-65535", s)
 	}
 	return n, nil
-}
-
-// resolve turns the host into one address, preferring the family asked for.
-func resolve(ctx context.Context, host string, family int) (netip.Addr, error) {
-	if a, err := netip.ParseAddr(host); err == nil {
-		a = a.Unmap()
-		if (family == 4 && !a.Is4()) || (family == 6 && !a.Is6()) {
-			return netip.Addr{}, usageError("%s is not an IPv%d address", host, family)
-		}
-		return a, nil
-	}
-	network := map[int]string{0: "ip", 4: "ip4", 6: "ip6"}[family]
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, network, host)
-	if err != nil || len(addrs) == 0 {
-		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) {
-			err = errors.New(dnsErr.Err)
-		}
-		return netip.Addr{}, cannotProbe(fmt.Errorf("cannot resolve %q: %v", host, err))
-	}
-	return addrs[0].Unmap(), nil
-}
-
-// sourceFor asks the kernel which source address it would use toward dst,
-// without sending anything (a connected UDP socket only looks up a route).
-func sourceFor(dst netip.AddrPort) (netip.Addr, error) {
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
-	if err != nil {
-		return netip.Addr{}, cannotProbe(fmt.Errorf("no route to %s: %v", dst.Addr(), err))
-	}
-	defer conn.Close()
-	return conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
-}
-
-// resolveTarget resolves the host and picks the source address (the one
-// given, or the kernel's choice toward the target).
-func resolveTarget(ctx context.Context, host string, port uint16, family int, src netip.Addr) (netip.AddrPort, netip.Addr, error) {
-	addr, err := resolve(ctx, host, family)
-	if err != nil {
-		return netip.AddrPort{}, netip.Addr{}, err
-	}
-	target := netip.AddrPortFrom(addr, port)
-	if !src.IsValid() {
-		src, err = sourceFor(target)
-		return target, src, err
-	}
-	if src.Is4() != addr.Is4() {
-		return target, src, usageError("--src %s and target %s are of different address families", src, addr)
-	}
-	return target, src, nil
 }

@@ -1,0 +1,190 @@
+// Package core runs ecmpscan's jobs: a sweep, a trace, and a sweep followed
+// by a trace of its flows, each given a validated config and the probers
+// to run it with. The command line, the exporter and the tests all call it;
+// it knows nothing of flags or output formats, and returns the report
+// that a renderer prints.
+package core
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+	"github.com/ecmpscan/ecmpscan/probe"
+)
+
+// Mode is how TCP probes are sent.
+type Mode string
+
+const (
+	ModeAuto    Mode = "auto"    // raw when privileged, else connect
+	ModeRaw     Mode = "raw"     // TCP SYN on raw sockets
+	ModeConnect Mode = "connect" // unprivileged connect()
+)
+
+// Target is what to probe, as the user named it.
+type Target struct {
+	Host   string // a name or an address, as written (an IPv6 address may carry a zone)
+	Port   uint16
+	Family int        // 0 for either, 4 or 6
+	Source netip.Addr // invalid: the system's choice toward the target
+}
+
+// Probing is how much to send and how fast.
+type Probing struct {
+	Ports   []uint16 // source ports, one flow each
+	Count   int      // end-to-end probes per flow
+	Rate    float64  // probes per second
+	Timeout time.Duration
+}
+
+// SweepConfig is a validated sweep.
+type SweepConfig struct {
+	Target
+	Probing
+	Mode Mode
+	ICMP int // echo identifiers to probe; 0 for none
+	// Plan, when set, sizes the sweep by confidence and probes in rounds
+	// until settled; Probing.Count is then ignored.
+	Plan *hash.Plan
+	// Trace, when set, traces the sweep's failing flows and some healthy
+	// ones afterwards.
+	Trace *TraceOptions
+}
+
+// TraceOptions are the hop-by-hop phase's settings.
+type TraceOptions struct {
+	MaxTTL    int
+	HopProbes int
+}
+
+// TraceConfig is a validated trace.
+type TraceConfig struct {
+	Target
+	Probing
+	TraceOptions
+}
+
+// ErrorKind says what went wrong before anything could be measured.
+type ErrorKind int
+
+const (
+	// BadInput: the request cannot be run as given (exit 2).
+	BadInput ErrorKind = iota + 1
+	// CannotProbe: this host cannot probe the target (exit 3).
+	CannotProbe
+)
+
+// Error is a job that could not run.
+type Error struct {
+	Kind ErrorKind
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func badInput(format string, args ...any) error {
+	return &Error{Kind: BadInput, Err: fmt.Errorf(format, args...)}
+}
+
+func cannotProbe(err error) error { return &Error{Kind: CannotProbe, Err: err} }
+
+// Prober is one set of open sockets: it sends probes and hands over
+// replies.
+type Prober interface {
+	probe.Sender
+	Receivers() []probe.Receiver
+	Close() error
+}
+
+// Probers opens probers. Errors wrap probe.ErrPermission without the
+// privilege and probe.ErrUnsupported where the system has no such sockets.
+type Probers interface {
+	// Raw opens raw sockets for TCP SYN probes toward dst (and ICMP, for
+	// echo probes and for the time-exceeded answers of a trace).
+	Raw(src netip.Addr, dst netip.AddrPort, icmp bool) (Prober, error)
+	// Connect opens the unprivileged connect() prober.
+	Connect(timeout time.Duration) (Prober, error)
+	// Ping opens unprivileged ICMP echo sockets, one per echo flow.
+	Ping(src netip.Addr, echo []hash.FiveTuple) (Prober, error)
+}
+
+// Resolver turns a host into an address and picks the source address.
+type Resolver interface {
+	Resolve(host string, family int) (netip.Addr, error)
+	SourceFor(dst netip.AddrPort) (netip.Addr, error)
+}
+
+// Env is what a job runs with: the outside world, injected.
+type Env struct {
+	Probers  Probers
+	Resolver Resolver
+	Clock    probe.Clock // nil: the system clock
+	// Random, when set, seeds cookies and shuffles (tests make runs
+	// repeatable with it); nil: crypto/rand.
+	Random func() uint64
+	// Progress, when set, gets progress snapshots from every phase.
+	Progress func(probe.Progress)
+	// Notice, when set, gets remarks for the user (a fallback to connect
+	// mode, a skipped phase).
+	Notice func(string)
+}
+
+func (e Env) clock() probe.Clock {
+	if e.Clock == nil {
+		return probe.SystemClock{}
+	}
+	return e.Clock
+}
+
+func (e Env) random() uint64 {
+	if e.Random != nil {
+		return e.Random()
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+func (e Env) rng() *mrand.Rand { return mrand.New(mrand.NewPCG(e.random(), e.random())) }
+
+func (e Env) notice(format string, args ...any) {
+	if e.Notice != nil {
+		e.Notice(fmt.Sprintf(format, args...))
+	}
+}
+
+// resolve turns the target into an address and a source address. The
+// address keeps an IPv6 zone for the sockets; flows use it without.
+func resolve(t Target, env Env) (netip.AddrPort, netip.Addr, error) {
+	if env.Resolver == nil {
+		return netip.AddrPort{}, netip.Addr{}, errors.New("core: no resolver")
+	}
+	addr, err := env.Resolver.Resolve(t.Host, t.Family)
+	if err != nil {
+		return netip.AddrPort{}, netip.Addr{}, err
+	}
+	target := netip.AddrPortFrom(addr, t.Port)
+	src := t.Source
+	if !src.IsValid() {
+		if src, err = env.Resolver.SourceFor(target); err != nil {
+			return target, src, err
+		}
+	}
+	if src.Is4() != addr.Is4() {
+		return target, src, badInput("source %s and target %s are of different address families", src, addr)
+	}
+	if addr.Zone() != "" && src.Zone() == "" {
+		src = src.WithZone(addr.Zone())
+	}
+	return target, src, nil
+}
+
+// unzoned is an address as it appears in packets.
+func unzoned(a netip.Addr) netip.Addr { return a.WithZone("") }

@@ -1,0 +1,52 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ecmpscan/ecmpscan/probe"
+)
+
+// probers is what a job probes with: the sender and receivers of one or
+// more open probers, and how to close them.
+type probers struct {
+	sender    probe.Sender
+	receivers []probe.Receiver
+	closers   []func() error
+}
+
+func single(p Prober) *probers {
+	return &probers{sender: p, receivers: p.Receivers(), closers: []func() error{p.Close}}
+}
+
+func (p *probers) close() {
+	for _, c := range p.closers {
+		_ = c()
+	}
+}
+
+// phase is one engine pass.
+type phase struct {
+	source  probe.Source
+	earlier []probe.Phase
+}
+
+// run runs one engine pass with fresh cookies. An interrupt is not an
+// error: the partial result comes back with interrupted set.
+func (p *probers) run(ctx context.Context, ph phase, pr Probing, c probe.Collector, env Env) (probe.Stats, bool, error) {
+	eng := &probe.Engine{
+		Sender: p.sender, Receivers: p.receivers, Clock: env.Clock,
+		Secret: env.random(), OnProgress: env.Progress,
+	}
+	plan := probe.Plan{
+		Probes: ph.source, Rate: pr.Rate, Timeout: pr.Timeout,
+		Grace: min(pr.Timeout, 500*time.Millisecond), Earlier: ph.earlier,
+	}
+	st, err := eng.Run(ctx, plan, c)
+	interrupted := errors.Is(err, context.Canceled) || ctx.Err() != nil
+	if err != nil && !interrupted {
+		return st, false, cannotProbe(err)
+	}
+	return st, interrupted, nil
+}

@@ -1,0 +1,119 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+	"github.com/ecmpscan/ecmpscan/probe"
+	"github.com/ecmpscan/ecmpscan/report"
+)
+
+// Trace classifies every flow of cfg end to end, then probes each at every
+// TTL up to just past the target's distance, and returns the assembled,
+// bucketed and diagnosed trace. Tracing needs raw sockets.
+func Trace(ctx context.Context, cfg TraceConfig, env Env) (report.Trace, error) {
+	target, src, err := resolve(cfg.Target, env)
+	if err != nil {
+		return report.Trace{}, err
+	}
+	raw, err := env.Probers.Raw(src, target, true) // the ICMP socket reads the time-exceeded answers
+	switch {
+	case errors.Is(err, probe.ErrPermission):
+		return report.Trace{}, cannotProbe(fmt.Errorf("tracing needs raw sockets: %w; run as root or grant `sudo setcap cap_net_raw+ep $(command -v ecmpscan)`", probe.ErrPermission))
+	case errors.Is(err, probe.ErrUnsupported):
+		return report.Trace{}, cannotProbe(fmt.Errorf("tracing needs raw sockets: %w", err))
+	case err != nil:
+		return report.Trace{}, cannotProbe(fmt.Errorf("open raw sockets: %w", err))
+	}
+	set := single(raw)
+	defer set.close()
+	t := &tracer{ctx: ctx, cfg: cfg, env: env, set: set, rng: env.rng()}
+	started := env.clock().Now()
+
+	c := newCollector()
+	dst := netip.AddrPortFrom(unzoned(target.Addr()), target.Port())
+	tuples := probe.Tuples(unzoned(src), dst, cfg.Ports)
+	st, interrupted, err := set.run(ctx, phase{source: probe.NewRounds(tuples, probe.KindTCPSYN, nil, cfg.Count, t.rng)}, cfg.Probing, c, env)
+	if err != nil {
+		return report.Trace{}, err
+	}
+	t.stats.Add(st)
+	t.phases = append(t.phases, st.Phase)
+	e2e, _ := hash.Judge(c.tcp.Buckets(), hash.DefaultAlpha)
+	if interrupted {
+		tr := t.report(target, src, e2e, report.NewHops())
+		tr.Interrupted = true
+		tr.Started, tr.Duration = started, env.clock().Now().Sub(started)
+		return tr, nil
+	}
+	tr, err := t.hops(target, src, e2e, c.hopsAway)
+	tr.Started, tr.Duration = started, env.clock().Now().Sub(started)
+	return tr, err
+}
+
+// tracer is one trace phase under way.
+type tracer struct {
+	ctx    context.Context // the job's
+	cfg    TraceConfig
+	env    Env
+	set    *probers
+	rng    *rand.Rand
+	phases []probe.Phase // earlier passes on the same flows
+	stats  probe.Stats
+}
+
+// hops probes the flows of e2e at every TTL up to one past the target's
+// distance (hopsAway, from the TTL of its answers) and assembles the
+// trace. A server left half-open by an earlier pass answers the next SYN
+// on the flow with a bare ACK of that pass's probe: the earlier phases'
+// cookies keep it from passing for an answer.
+func (t *tracer) hops(target netip.AddrPort, src netip.Addr, e2e []hash.Judged, hopsAway int) (report.Trace, error) {
+	maxTTL := t.cfg.MaxTTL
+	if hopsAway > 0 {
+		// One past the estimate: the return path may be a hop shorter.
+		maxTTL = min(maxTTL, hopsAway+1)
+	}
+	var tuples []hash.FiveTuple
+	for _, f := range e2e {
+		if f.State != hash.StateError {
+			tuples = append(tuples, f.Tuple)
+		}
+	}
+	c := newCollector()
+	interrupted := false
+	if len(tuples) > 0 {
+		src := probe.NewTraceRounds(tuples, maxTTL, t.cfg.HopProbes, t.rng)
+		st, stopped, err := t.set.run(t.ctx, phase{source: src, earlier: t.phases}, t.cfg.Probing, c, t.env)
+		if err != nil {
+			return report.Trace{}, err
+		}
+		t.stats.Add(st)
+		interrupted = stopped
+	}
+	tr := t.report(target, src, e2e, c.hops)
+	tr.MaxTTL, tr.Interrupted = maxTTL, interrupted
+	return tr, nil
+}
+
+// report assembles, buckets and diagnoses. Flows none of whose probes
+// left the host carry no evidence and are listed apart.
+func (t *tracer) report(target netip.AddrPort, src netip.Addr, e2e []hash.Judged, hops *report.Hops) report.Trace {
+	tr := report.Trace{
+		Host: t.cfg.Host, Target: target, Source: src, Mode: string(ModeRaw), MaxTTL: t.cfg.MaxTTL,
+		ProbesPerHop: t.cfg.HopProbes, Count: t.cfg.Count,
+	}
+	for _, f := range report.TraceFlows(e2e, hops) {
+		if f.State == hash.StateError {
+			tr.NotProbed = append(tr.NotProbed, f.Sport)
+			continue
+		}
+		tr.Flows = append(tr.Flows, f)
+	}
+	tr.Buckets = report.BucketPaths(tr.Flows)
+	tr.Diagnosis = report.Diagnose(tr.Flows)
+	return tr
+}

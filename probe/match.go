@@ -1,0 +1,188 @@
+package probe
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+	"github.com/ecmpscan/ecmpscan/probe/packet"
+)
+
+// handle matches one reply to its probe: by the reversed (or quoted) tuple
+// and the cookie, decoded back into the probe's index. A SYN-ACK or RST
+// counts only when it acknowledges a cookie of this run. A bare ACK of one
+// of our cookies is a server still half-open; a bare ACK of anything else
+// (a TIME_WAIT socket) proves the path works and goes to the newest probe
+// on that tuple.
+func (r *run) handle(a Arrival, receiver int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a.Dropped > r.drops[receiver] {
+		r.drops[receiver] = a.Dropped
+	}
+	if r.closed {
+		return
+	}
+	rep := a.Reply
+	switch rep.Kind {
+	case packet.KindTCP:
+		r.handleTCP(a)
+	case packet.KindEchoReply:
+		i, ok := echoIndex(r.plan.Probes, r.key, r.next, echoTuple(rep.To, rep.From, rep.EchoID), rep.EchoSeq)
+		if !ok {
+			r.stats.Unmatched++
+			return
+		}
+		r.resolve(i, Answered, a, "echo-reply")
+	case packet.KindICMPError:
+		var i int
+		var ok bool
+		if rep.QuotedProto == hash.ProtoTCP {
+			i, ok = tcpIndex(r.plan.Probes, r.key, r.next, rep.Tuple, rep.QuotedSeq)
+		} else {
+			i, ok = echoIndex(r.plan.Probes, r.key, r.next, echoTuple(rep.Tuple.Src, rep.Tuple.Dst, rep.EchoID), rep.EchoSeq)
+		}
+		if !ok {
+			r.stats.Unmatched++
+			return
+		}
+		r.resolve(i, Unreachable, a, fmt.Sprintf("icmp %d/%d", rep.ICMPType, rep.ICMPCode))
+	default:
+		r.stats.Unmatched++
+	}
+}
+
+func (r *run) handleTCP(a Arrival) {
+	rep := a.Reply
+	out := rep.Tuple.Reverse()
+	i, ours := tcpIndex(r.plan.Probes, r.key, r.next, out, rep.Ack-1)
+	if !ours && rep.Flags&packet.FlagRST != 0 {
+		// Some stacks acknowledge the SYN's own sequence number in a RST.
+		i, ours = tcpIndex(r.plan.Probes, r.key, r.next, out, rep.Ack)
+	}
+	if a.SendErr != nil {
+		if !ours {
+			r.stats.Unmatched++
+			return
+		}
+		if i >= r.base {
+			r.failSend(&r.window[i-r.base], a.SendErr)
+		}
+		return
+	}
+	earlier := !ours && r.earlierTCP(out, rep.Ack-1)
+	bare := rep.Flags&(packet.FlagSYN|packet.FlagRST) == 0
+	switch {
+	case bare && (ours || earlier):
+		// A bare ACK of one of our SYNs is a server still half-open from
+		// that probe, answering a newer SYN on the same flow: the earlier
+		// SYN-ACK never reached us. Not proof the path works.
+		r.stats.HalfOpen++
+		return
+	case !ours && bare:
+		i, ours = r.latest[out]
+	}
+	if !ours {
+		// A SYN-ACK or RST that acknowledges none of our cookies (a late
+		// answer to an earlier run, or someone else's) answers nothing.
+		r.stats.Unmatched++
+		return
+	}
+	r.resolve(i, Answered, a, tcpDetail(rep.Flags))
+}
+
+// tcpIndex decodes a TCP cookie into the index of a sent probe of src on
+// tuple t.
+func tcpIndex(src Source, key cookieKey, sent int, t hash.FiveTuple, cookie uint32) (int, bool) {
+	i := int(key.open(cookie, 32))
+	if i >= sent {
+		return 0, false
+	}
+	p := src.At(i)
+	return i, p.Kind != KindICMPEcho && p.Tuple == t
+}
+
+// echoIndex decodes an echo sequence number into the index of a sent echo
+// probe of src on tuple t.
+func echoIndex(src Source, key cookieKey, sent int, t hash.FiveTuple, seq uint16) (int, bool) {
+	i, ok := src.EchoIndex(t, int(key.open(uint32(seq), 16)))
+	return i, ok && i < sent
+}
+
+// earlierTCP reports whether cookie belongs to a probe of an earlier run on t.
+func (r *run) earlierTCP(t hash.FiveTuple, cookie uint32) bool {
+	for _, ph := range r.plan.Earlier {
+		if ph.source == nil {
+			continue
+		}
+		if _, ok := tcpIndex(ph.source, ph.key, ph.attempted, t, cookie); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func echoTuple(src, dst netip.Addr, id uint16) hash.FiveTuple {
+	proto := hash.ProtoICMP
+	if dst.Is6() && !dst.Is4In6() {
+		proto = hash.ProtoICMPv6
+	}
+	return hash.FiveTuple{Src: src, Dst: dst, Proto: proto, SrcPort: id}
+}
+
+func tcpDetail(flags uint8) string {
+	switch {
+	case flags&packet.FlagRST != 0:
+		return "rst"
+	case flags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK:
+		return "syn-ack"
+	case flags&packet.FlagACK != 0:
+		return "ack"
+	}
+	return "tcp"
+}
+
+// resolve records the first answer of probe i; later ones are late (after
+// a timeout) or duplicates (after an answer), never a second outcome. A
+// probe already collected gets the reply as late.
+func (r *run) resolve(i int, o Outcome, a Arrival, detail string) {
+	if i < r.base {
+		r.collector.Late(r.plan.Probes.At(i))
+		return
+	}
+	res := &r.window[i-r.base].Result
+	switch res.Outcome {
+	case Pending:
+		res.Outcome = o
+		res.RTT = max(a.At.Sub(res.Sent), 0)
+		res.From = a.Reply.From
+		res.Detail = detail
+		res.ReplyTTL = a.Reply.TTL
+		if a.Reply.Kind != packet.KindTCP {
+			res.ICMPType, res.ICMPCode = a.Reply.ICMPType, a.Reply.ICMPCode
+			for _, e := range a.Reply.MPLS {
+				res.MPLS = append(res.MPLS, e.Label)
+			}
+		}
+		r.outstanding--
+		r.checkFinished()
+	case Timeout:
+		res.Late++
+	case SendFailed:
+		// A reply to a probe that never left is not ours.
+		r.stats.Unmatched++
+	default:
+		res.Duplicates++
+	}
+}
+
+// Results is a Collector that keeps every result, for tests and small runs.
+type Results struct {
+	List  []Result
+	Lates []Probe
+}
+
+var _ Collector = (*Results)(nil)
+
+func (c *Results) Collect(r Result) { c.List = append(c.List, r) }
+func (c *Results) Late(p Probe)     { c.Lates = append(c.Lates, p) }
