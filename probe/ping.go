@@ -41,8 +41,11 @@ func OpenPing(src netip.Addr, echo []hash.FiveTuple) (*PingProber, error) {
 		c, err := rawsock.Open(src, unix.SOCK_DGRAM, proto)
 		if err != nil {
 			p.Close()
-			if errors.Is(err, rawsock.ErrPermission) {
+			switch {
+			case errors.Is(err, rawsock.ErrPermission):
 				return nil, fmt.Errorf("%w: %v", ErrPingDenied, err)
+			case errors.Is(err, rawsock.ErrUnsupported):
+				return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
 			}
 			return nil, err
 		}
@@ -117,7 +120,7 @@ func (r *pingReceiver) Receive(ctx context.Context) (Arrival, error) {
 	// The kernel matched the reply to this socket by identifier; make it
 	// explicit for the engine's tuple match.
 	rep.EchoID = r.id
-	return Arrival{Reply: rep, At: pkt.At}, nil
+	return Arrival{Reply: rep, At: pkt.At, Dropped: pkt.Dropped}, nil
 }
 
 // SenderByKind sends each probe with the sender for its kind, so one engine

@@ -17,7 +17,8 @@ import (
 // RawProber sends TCP SYNs and ICMP echo requests on raw sockets and reads
 // every TCP segment and ICMP message addressed back to us.
 type RawProber struct {
-	src, dst netip.Addr
+	src, dst netip.Addr // as in packets: no IPv6 zone
+	zone     string     // the target's IPv6 zone, for link-local targets
 	dport    uint16
 	tcp      *rawsock.Conn
 	icmp     *rawsock.Conn // nil without ICMP probes
@@ -31,27 +32,38 @@ var (
 )
 
 // OpenRaw opens the raw sockets for probing dst:dport from src. It fails
-// with an error wrapping ErrPermission without CAP_NET_RAW.
+// with an error wrapping ErrPermission without CAP_NET_RAW, and
+// ErrUnsupported where the system has no raw sockets for us. A link-local
+// IPv6 target keeps its zone (fe80::1%eth0).
 func OpenRaw(src netip.Addr, dst netip.AddrPort, withICMP bool) (*RawProber, error) {
-	r := &RawProber{src: src, dst: dst.Addr(), dport: dst.Port(), buf: make([]byte, 0, 128), ttl: map[*rawsock.Conn]uint8{}}
+	zone := dst.Addr().Zone()
+	if zone == "" {
+		zone = src.Zone()
+	}
+	r := &RawProber{src: src.WithZone(""), dst: dst.Addr().WithZone(""), zone: zone, dport: dst.Port(),
+		buf: make([]byte, 0, 128), ttl: map[*rawsock.Conn]uint8{}}
 	var err error
-	if r.tcp, err = openBound(src, unix.IPPROTO_TCP); err != nil {
+	if r.tcp, err = openBound(r.withZone(r.src), unix.IPPROTO_TCP); err != nil {
 		return nil, err
 	}
-	if !r.is6() {
-		// Only TCP from the target's port reaches us; the kernel copies every
-		// TCP segment to a raw socket otherwise.
-		if err := r.tcp.AttachFilter(ipv4TCPFilter(r.dst, r.dport)); err != nil {
-			r.Close()
-			return nil, fmt.Errorf("attach filter: %w", err)
-		}
+	// Only TCP from the target's port reaches us; the kernel copies every
+	// TCP segment to a raw socket otherwise.
+	var filter []bpf.Instruction
+	if r.is6() {
+		filter = ipv6TCPFilter(r.dport)
+	} else {
+		filter = ipv4TCPFilter(r.dst, r.dport)
+	}
+	if err := r.tcp.AttachFilter(filter); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("attach filter: %w", err)
 	}
 	if withICMP {
 		proto := unix.IPPROTO_ICMP
 		if r.is6() {
 			proto = unix.IPPROTO_ICMPV6
 		}
-		if r.icmp, err = openBound(src, proto); err != nil {
+		if r.icmp, err = openBound(r.withZone(r.src), proto); err != nil {
 			r.Close()
 			return nil, err
 		}
@@ -66,12 +78,22 @@ func OpenRaw(src netip.Addr, dst netip.AddrPort, withICMP bool) (*RawProber, err
 	return r, nil
 }
 
+// withZone puts the target's zone on a link-local address for the sockets.
+func (r *RawProber) withZone(a netip.Addr) netip.Addr {
+	if r.zone != "" && a.Is6() && (a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast()) {
+		return a.WithZone(r.zone)
+	}
+	return a
+}
+
 func openBound(src netip.Addr, proto int) (*rawsock.Conn, error) {
 	c, err := rawsock.Open(src, unix.SOCK_RAW, proto)
-	if err != nil {
-		if errors.Is(err, rawsock.ErrPermission) {
-			return nil, fmt.Errorf("%w (%v)", ErrPermission, err)
-		}
+	switch {
+	case errors.Is(err, rawsock.ErrPermission):
+		return nil, fmt.Errorf("%w (%v)", ErrPermission, err)
+	case errors.Is(err, rawsock.ErrUnsupported):
+		return nil, fmt.Errorf("%w (%v)", ErrUnsupported, err)
+	case err != nil:
 		return nil, err
 	}
 	if err := c.Bind(src, 0); err != nil {
@@ -90,6 +112,18 @@ func ipv4TCPFilter(dst netip.Addr, dport uint16) []bpf.Instruction {
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: addr, SkipTrue: 3},
 		bpf.LoadMemShift{Off: 0},          // X = IP header length
 		bpf.LoadIndirect{Off: 0, Size: 2}, // TCP source port
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(dport), SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+		bpf.RetConstant{Val: 0xffff},
+	}
+}
+
+// ipv6TCPFilter accepts TCP segments whose source port is dport. An IPv6
+// raw socket sees no IP header, so the filter starts at TCP and the source
+// address is checked in Receive.
+func ipv6TCPFilter(dport uint16) []bpf.Instruction {
+	return []bpf.Instruction{
+		bpf.LoadAbsolute{Off: 0, Size: 2}, // TCP source port
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(dport), SkipTrue: 1},
 		bpf.RetConstant{Val: 0},
 		bpf.RetConstant{Val: 0xffff},
@@ -135,7 +169,7 @@ func (r *RawProber) Send(p Probe) (time.Time, error) {
 	// Stamp before the syscall: on a fast path the reply can be received
 	// before sendto returns.
 	sent := time.Now()
-	if err := conn.SendTo(r.buf, p.Tuple.Dst, 0); err != nil {
+	if err := conn.SendTo(r.buf, r.withZone(p.Tuple.Dst), 0); err != nil {
 		return time.Time{}, err
 	}
 	return sent, nil
@@ -185,6 +219,7 @@ func (rr *rawReceiver) Receive(ctx context.Context) (Arrival, error) {
 		return Arrival{}, err
 	}
 	r := rr.prober
+	pkt.From = pkt.From.WithZone("")
 	var rep packet.Reply
 	switch {
 	case !r.is6():
@@ -206,5 +241,5 @@ func (rr *rawReceiver) Receive(ctx context.Context) (Arrival, error) {
 	if rep.Kind == packet.KindEchoReply && rep.From != r.dst {
 		return Arrival{}, ErrIgnored
 	}
-	return Arrival{Reply: rep, At: pkt.At}, nil
+	return Arrival{Reply: rep, At: pkt.At, Dropped: pkt.Dropped}, nil
 }

@@ -51,7 +51,9 @@ ICMP echo with varying identifiers), repeats each, matches every reply and says
 which flows fail on every try.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionString(),
 	}
+	root.SetVersionTemplate("ecmpscan {{.Version}}\n")
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
 	root.SetIn(s.In)

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -46,6 +47,14 @@ func TestSweepBadInputExitsTwo(t *testing.T) {
 		"confidence above 1":  {"sweep", "198.18.2.2", "--confidence", "1.5"},
 		"max-width 1":         {"sweep", "198.18.2.2", "--confidence", "0.9", "--max-width", "1"},
 		"plan too big":        {"sweep", "198.18.2.2", "--confidence", "0.999999", "--max-width", "4096"},
+		"absurd count":        {"sweep", "198.18.2.2", "--count", "1000000"},
+		"count over echo seq": {"sweep", "198.18.2.2", "--sport", "30000", "--icmp", "0", "--count", "65536"},
+		"too many probes":     {"sweep", "198.18.2.2", "--sport", "30000-30255", "-c", "5000"},
+		"max-probes zero":     {"sweep", "198.18.2.2", "--max-probes", "0"},
+		"timeout 1ns":         {"sweep", "198.18.2.2", "--timeout", "1ns"},
+		"timeout 999us":       {"sweep", "198.18.2.2", "--timeout", "999us"},
+		"trace too many":      {"trace", "198.18.2.2", "--sport", "1-4096", "--max-probes", "100000"},
+		"sweep+trace too big": {"sweep", "198.18.2.2", "--trace", "--max-probes", "1000"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -102,5 +111,66 @@ func TestUnresolvableHostExitsThree(t *testing.T) {
 	// .invalid never resolves (RFC 6761), so no probe can be sent.
 	if code := Execute(context.Background(), []string{"sweep", "no-such-host.invalid:3306"}, s); code != ExitCannotProbe {
 		t.Errorf("exit %d, want %d (stderr %q)", code, ExitCannotProbe, errb.String())
+	}
+}
+
+// FuzzParsePorts: no --sport text panics the parser; what it accepts is a
+// sorted list of distinct ports in 1-65535, and a refusal is exit 2.
+func FuzzParsePorts(f *testing.F) {
+	for _, s := range []string{"30000-30063", "1,65535", "30000-30002,30001", "9-1", "", ",", "0", "65536", "1-", "-5", " 7 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, list string) {
+		ports, err := parsePorts(list)
+		if err != nil {
+			var ee *exitError
+			if !errors.As(err, &ee) || ee.code != ExitUsage {
+				t.Fatalf("parsePorts(%q): %v is not a usage error", list, err)
+			}
+			return
+		}
+		if len(ports) == 0 {
+			t.Fatalf("parsePorts(%q) accepted no ports", list)
+		}
+		for i, p := range ports {
+			if p == 0 || (i > 0 && p <= ports[i-1]) {
+				t.Fatalf("parsePorts(%q) = ...%d at %d: not sorted distinct ports", list, p, i)
+			}
+		}
+	})
+}
+
+// FuzzParseTarget: no HOST[:PORT] panics; what is accepted has a host and
+// a port in 1-65535, and a refusal is exit 2.
+func FuzzParseTarget(f *testing.F) {
+	for _, s := range []string{"198.18.2.2:3306", "[2001:db8::2]:443", "2001:db8::2", "[fe80::1%eth0]:22", "db:0", "[::1", ":80", "a:b:c"} {
+		f.Add(s, 0)
+	}
+	f.Add("db", 70000)
+	f.Fuzz(func(t *testing.T, arg string, portFlag int) {
+		host, port, err := parseTarget(arg, portFlag)
+		if err != nil {
+			var ee *exitError
+			if !errors.As(err, &ee) || ee.code != ExitUsage {
+				t.Fatalf("parseTarget(%q, %d): %v is not a usage error", arg, portFlag, err)
+			}
+			return
+		}
+		if host == "" || port == 0 {
+			t.Fatalf("parseTarget(%q, %d) = %q, %d", arg, portFlag, host, port)
+		}
+		if portFlag != 0 && int(port) != portFlag {
+			t.Fatalf("parseTarget(%q, %d) = port %d, not the flag's", arg, portFlag, port)
+		}
+	})
+}
+
+func TestVersion(t *testing.T) {
+	s, out, _ := testStreams()
+	if code := Execute(context.Background(), []string{"--version"}, s); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if got := out.String(); !strings.HasPrefix(got, "ecmpscan ") || !strings.Contains(got, "(commit ") || !strings.Contains(got, "go1.") {
+		t.Errorf("--version printed %q; want version, commit and Go version", got)
 	}
 }
