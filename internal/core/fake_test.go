@@ -24,9 +24,9 @@ type fabric struct {
 	width, bad int
 	fault      string // "", "blackhole-fwd", "blackhole-ret", "drop-synack"
 	loss       float64
-	raw        bool                   // raw sockets allowed
+	raw        bool                    // raw sockets allowed
 	sendErr    func(probe.Probe) error // a local firewall, a port in use
-	bogus      bool                   // also send SYN-ACKs that acknowledge nothing of ours
+	bogus      bool                    // also send SYN-ACKs that acknowledge nothing of ours
 
 	mu       sync.Mutex
 	rng      *rand.Rand
