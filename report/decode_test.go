@@ -2,7 +2,9 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"github.com/ecmpscan/ecmpscan/internal/schematest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -73,4 +75,34 @@ func FuzzDecodeSweep(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Every JSON golden file is a valid document of its schema (top-level
+// testdata/), and a document that breaks the contract is not.
+func TestGoldenDocumentsMatchTheSchema(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "valid-*.json"))
+	if len(files) < 3 {
+		t.Fatalf("only %d golden JSON files", len(files))
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var head struct{ Type string }
+		if err := json.Unmarshal(data, &head); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		kind := schematest.Sweep
+		if head.Type == "trace" {
+			kind = schematest.Trace
+		}
+		if err := schematest.Validate(kind, data); err != nil {
+			t.Errorf("%s: %v", file, err)
+		}
+	}
+	bad := []byte(`{"schema_version": 1, "target": {"host": "", "addr": "198.18.2.2", "port": 3306}, "ports": []}`)
+	if schematest.Validate(schematest.Sweep, bad) == nil {
+		t.Error("a document without a summary passed the schema")
+	}
 }

@@ -47,7 +47,7 @@ func smallForward() Trace {
 		flowOf(30003, hash.StateFlaky, r1, p1, r2, "="),
 	}
 	flows[0].Hops[1].Others = []netip.Addr{netip.MustParseAddr("198.19.1.2")}
-	flows[0].Hops[1].MPLS = []uint32{16001 << 12}
+	flows[0].Hops[1].MPLS = []uint32{16001} // a 20-bit label
 	flows[2].Hops[1].Answers = 2
 	for i := range flows {
 		for j := range flows[i].Hops {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/internal/lab"
+	"github.com/ecmpscan/ecmpscan/internal/schematest"
 )
 
 // binary is the ecmpscan built once for all tests, as a user would run it.
@@ -150,6 +151,9 @@ func sweep(t *testing.T, f *lab.Fabric, prefix []string, args ...string) (sweepD
 	var doc sweepDoc
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("sweep %v: exit %d, output is not one JSON document: %v\nstdout: %s\nstderr: %s", args, code, err, out, stderr)
+	}
+	if err := schematest.Validate(schematest.Sweep, []byte(out)); err != nil {
+		t.Errorf("sweep %v: the document breaks its schema: %v", args, err)
 	}
 	if doc.SchemaVersion != 1 {
 		t.Errorf("schema_version %d, want 1", doc.SchemaVersion)

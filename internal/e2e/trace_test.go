@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ecmpscan/ecmpscan/internal/lab"
+	"github.com/ecmpscan/ecmpscan/internal/schematest"
 )
 
 // traceDoc is the part of the trace JSON contract the tests check.
@@ -41,6 +42,9 @@ func trace(t *testing.T, f *lab.Fabric, dst netip.AddrPort, sports string, extra
 	var doc traceDoc
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("trace: exit %d, not one JSON document: %v\nstdout: %s\nstderr: %s", code, err, out, stderr)
+	}
+	if err := schematest.Validate(schematest.Trace, []byte(out)); err != nil {
+		t.Errorf("trace: the document breaks its schema: %v", err)
 	}
 	if doc.SchemaVersion != 1 {
 		t.Errorf("schema_version %d, want 1", doc.SchemaVersion)
@@ -245,14 +249,26 @@ func TestTraceRandomFabrics(t *testing.T) {
 			f := fabric(t, fmt.Sprintf("tt%d", i), args...)
 			doc, _ := trace(t, f, dst, fmt.Sprintf("%d-%d", first, first+ports-1))
 			t.Log(describe(doc))
+			// The kernel says which flows must fail; the trace's flows must
+			// agree, so a regression that calls every flow ok fails here.
+			oracleFails, _, _ := oracle(t, f, dst, portRange(first, ports))
 			fails := 0
 			for _, fl := range doc.Flows {
+				if (fl.State == "fail") != oracleFails[fl.Sport] {
+					t.Errorf("flow %d: state %s, oracle says fail=%v", fl.Sport, fl.State, oracleFails[fl.Sport])
+				}
 				if fl.State == "fail" {
 					fails++
 				}
 			}
+			if len(oracleFails) == 0 {
+				if fails != 0 || doc.Diagnosis.Direction != "none" {
+					t.Fatalf("oracle: no flow crosses the fault, but %d fail and the diagnosis is %s", fails, doc.Diagnosis.Direction)
+				}
+				return
+			}
 			if fails == 0 {
-				t.Skip("no traced flow crosses the fault with this draw")
+				t.Fatalf("oracle: %d flows fail, the trace reports none", len(oracleFails))
 			}
 			if doc.Diagnosis.Direction != want {
 				t.Fatalf("direction %s, want %s", doc.Diagnosis.Direction, want)
