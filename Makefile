@@ -4,25 +4,39 @@ BIN     ?= bin/ecmpscan
 PKGS    := ./...
 export CGO_ENABLED := 0
 
-.PHONY: all build test unit vet fuzz-smoke deps demo bench fuzz clean
+# The commit goes into --version even where Go records no VCS information.
+COMMIT  := $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS := -X github.com/ecmpscan/ecmpscan/internal/cli.commit=$(COMMIT)
+
+# staticcheck is fetched and run with `go run` at this pinned version.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Every platform the binary must build for, with CGO_ENABLED=0.
+CROSS := linux/amd64 linux/arm64 linux/386 linux/arm darwin/arm64 darwin/amd64
+
+.PHONY: all build test unit race cross staticcheck vet fuzz-smoke deps demo bench fuzz man clean
 
 all: build
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/ecmpscan
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ecmpscan
 
-# The integration tests build network namespaces with iproute2 and faults with
-# nftables; fresh machines have neither, so install them when root can.
+# The integration tests build network namespaces with iproute2 and faults
+# with nftables; the race detector needs a C compiler; the bench measures
+# RSS with GNU time. Fresh machines have none of them, so install them when
+# root can.
 deps:
 	@need=""; \
 	command -v ip  >/dev/null 2>&1 || need="$$need iproute2"; \
 	command -v nft >/dev/null 2>&1 || need="$$need nftables"; \
+	command -v gcc >/dev/null 2>&1 || need="$$need gcc libc6-dev"; \
+	[ -x /usr/bin/time ]           || need="$$need time"; \
 	if [ -n "$$need" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing:$$need"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
 	  else \
-	    echo "missing:$$need (integration tests will skip)"; \
+	    echo "missing:$$need (integration tests skip, make race needs gcc)"; \
 	  fi; \
 	fi
 
@@ -31,9 +45,27 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# Everything: unit tests, privileged integration tests (they skip with a
-# reason when not root), and a short run of every fuzz target.
-test: deps vet build
+staticcheck:
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+# The binary for every platform, and the tests compiled for a 32-bit one
+# and a non-Linux one (vet type-checks them).
+cross:
+	@for t in $(CROSS); do \
+	  echo "build $$t"; GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build -o /dev/null $(PKGS) || exit 1; \
+	done
+	GOOS=linux GOARCH=386 $(GO) vet $(PKGS)
+	GOOS=darwin GOARCH=arm64 $(GO) vet $(PKGS)
+
+# Unit packages under the race detector (it needs cgo); the end-to-end
+# package runs once, below, without it.
+race:
+	CGO_ENABLED=1 $(GO) test -race -short -count=1 $$($(GO) list $(PKGS) | grep -v /internal/e2e)
+
+# Everything: vet, staticcheck, cross-builds, the race run, unit tests,
+# privileged integration tests (they skip with a reason when not root), and
+# a short run of every fuzz target.
+test: deps vet staticcheck cross build race
 	$(GO) test -count=1 -timeout 25m $(PKGS)
 	$(MAKE) --no-print-directory fuzz-smoke FUZZTIME=5s
 
@@ -42,13 +74,19 @@ unit:
 
 FUZZTIME ?= 60s
 FUZZ_TARGETS := probe/packet:FuzzParseIPv4 probe/packet:FuzzParseICMP4 probe/packet:FuzzParseTCP6 \
-                probe/packet:FuzzParseICMP6 internal/rawsock:FuzzControl
+                probe/packet:FuzzParseICMP6 internal/rawsock:FuzzControl report:FuzzDecodeSweep \
+                internal/cli:FuzzParsePorts internal/cli:FuzzParseTarget internal/lab:FuzzParseFault
 fuzz-smoke:
 	@for pt in $(FUZZ_TARGETS); do \
 	  $(GO) test -run='^$$' -fuzz="^$${pt#*:}$$" -fuzztime=$(FUZZTIME) ./$${pt%%:*}/ || exit 1; \
 	done
 
 fuzz: fuzz-smoke
+
+# Man pages, one per command, from the command tree.
+man:
+	$(GO) run ./internal/tools/genman bin/man
+	@ls bin/man
 
 # A real ECMP fabric with one forward-blackholed member, one sweep, teardown.
 demo: deps build
@@ -58,18 +96,22 @@ demo: deps build
 	echo; echo '$$ ip netns exec esl-demo-c ecmpscan sweep 198.18.2.2:3306 --sport 30000-30031'; \
 	ip netns exec esl-demo-c ./$(BIN) sweep 198.18.2.2:3306 --sport 30000-30031 --no-color || test $$? -eq 1
 
-# Engine benchmark, and the documented 2048-port x 3 sweep at 20000 probes/s
-# on a healthy lab fabric (see README, "Speed").
+# Engine benchmarks, then the documented sweeps on a healthy 8-way lab
+# fabric (see README, "Speed"): 2048 ports x 3 at 20000/s, and the memory
+# bound, 256 ports x 2000 (512k probes) at 50000/s.
 bench: deps build
-	@[ -x /usr/bin/time ] || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq time >/dev/null; }
 	$(GO) test -run='^$$' -bench=. -benchmem ./probe/ ./probe/packet/ ./hash/
 	@set -e; \
 	trap './$(BIN) lab down --name bench >/dev/null 2>&1 || true' EXIT; \
 	./$(BIN) lab up --name bench --width 8 --seed 3 >/dev/null; \
 	for i in 1 2 3; do \
+	  echo "2048 ports x 3 at 20000/s:"; \
 	  /usr/bin/time -f 'wall %es  max RSS %MkB' ip netns exec esl-bench-c ./$(BIN) sweep 198.18.2.2:3306 \
 	    --sport 20000-22047 -c 3 --rate 20000 --timeout 1s --icmp 0 --quiet; \
-	done
+	done; \
+	echo "256 ports x 2000 at 50000/s:"; \
+	/usr/bin/time -f 'wall %es  max RSS %MkB' ip netns exec esl-bench-c ./$(BIN) sweep 198.18.2.2:3306 \
+	  --sport 20000-20255 -c 2000 --rate 50000 --timeout 1s --icmp 0 --quiet
 
 clean:
 	rm -rf bin

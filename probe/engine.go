@@ -138,20 +138,15 @@ func (e *Engine) Run(ctx context.Context, plan Plan, c Collector) (Stats, error)
 	return stats, ctx.Err()
 }
 
-// record is a probe in flight.
-type record struct {
-	Result
-	inSend bool // the sender has not returned yet: keep it in the window
-}
-
 // run is the shared state of one Run. Everything below mu is guarded by it.
 type run struct {
-	plan Plan
-	key  cookieKey
+	plan  Plan
+	key   cookieKey
+	start time.Time // record times count from here (monotonic)
 
 	mu          sync.Mutex
 	collector   Collector
-	window      []record // probes base, base+1, ... still in flight
+	window      window // probes base, base+1, ... still in flight
 	base        int
 	next        int                    // the next probe to send
 	latest      map[hash.FiveTuple]int // last sent probe on each tuple
@@ -167,6 +162,7 @@ type run struct {
 
 func newRun(plan Plan, secret uint64, c Collector, receivers int) *run {
 	return &run{
+		start:     time.Now(),
 		plan:      plan,
 		key:       cookieKey(secret),
 		collector: c,
@@ -225,8 +221,8 @@ func (r *run) sendOne(s Sender, clock Clock) error {
 	i := r.next
 	p := r.plan.Probes.At(i)
 	p.Cookie = r.key.cookieOf(p, i)
-	r.window = append(r.window, record{Result: Result{Probe: p, Sent: clock.Now()}, inSend: true})
-	r.stats.PeakInFlight = max(r.stats.PeakInFlight, len(r.window))
+	r.window.push(record{sent: clock.Now().Sub(r.start), inSend: true})
+	r.stats.PeakInFlight = max(r.stats.PeakInFlight, r.window.len())
 	r.latest[p.Tuple] = i
 	r.next++
 	r.outstanding++
@@ -238,7 +234,7 @@ func (r *run) sendOne(s Sender, clock Clock) error {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rec := &r.window[i-r.base] // inSend keeps it in the window
+	rec := r.window.at(i - r.base) // inSend keeps it in the window
 	rec.inSend = false
 	if err != nil {
 		if errors.Is(err, ErrPermission) {
@@ -247,21 +243,22 @@ func (r *run) sendOne(s Sender, clock Clock) error {
 		r.failSend(rec, err)
 		return nil
 	}
-	if !at.IsZero() && rec.Outcome == Pending {
-		rec.Sent = at
+	if !at.IsZero() && rec.outcome == Pending {
+		rec.sent = at.Sub(r.start)
 	}
 	return nil
 }
 
 // failSend records that a probe never left the host.
 func (r *run) failSend(rec *record, err error) {
-	if rec.Outcome != Pending {
+	if rec.outcome != Pending {
 		return
 	}
-	rec.Outcome, rec.Detail, rec.Cause = SendFailed, err.Error(), CauseOf(err)
+	rec.outcome, rec.detail = SendFailed, detailSendError
+	rec.rare = &rareFields{sendErr: err.Error(), cause: CauseOf(err)}
 	r.outstanding--
 	r.stats.Sent--
-	r.stats.addFailure(rec.Cause, 1, rec.Detail)
+	r.stats.addFailure(rec.rare.cause, 1, rec.rare.sendErr)
 	r.checkFinished()
 }
 
@@ -339,13 +336,13 @@ func (r *run) sweepLoop(ctx context.Context, clock Clock, onProgress func(Progre
 // passed (or all of them, once the grace after an interrupt is over).
 func (r *run) retire(now time.Time) {
 	giveUp := !r.stopAt.IsZero() && !now.Before(r.stopAt)
-	for len(r.window) > 0 {
-		rec := &r.window[0]
-		if rec.inSend || (now.Sub(rec.Sent) < r.plan.Timeout && !giveUp) {
+	for r.window.len() > 0 {
+		rec := r.window.at(0)
+		if rec.inSend || (now.Sub(r.start)-rec.sent < r.plan.Timeout && !giveUp) {
 			return
 		}
-		if rec.Outcome == Pending {
-			rec.Outcome = Timeout
+		if rec.outcome == Pending {
+			rec.outcome = Timeout
 			r.outstanding--
 		}
 		r.popFront()
@@ -353,9 +350,8 @@ func (r *run) retire(now time.Time) {
 }
 
 func (r *run) popFront() {
-	r.collector.Collect(r.window[0].Result)
-	r.window[0] = record{} // let go of its strings and slices
-	r.window = r.window[1:]
+	rec := r.window.pop()
+	r.collector.Collect(r.resultOf(r.base, &rec))
 	r.base++
 }
 
@@ -365,9 +361,9 @@ func (r *run) close() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
-	for len(r.window) > 0 {
-		if r.window[0].Outcome == Pending {
-			r.window[0].Outcome = Timeout
+	for r.window.len() > 0 {
+		if rec := r.window.at(0); rec.outcome == Pending {
+			rec.outcome = Timeout
 		}
 		r.popFront()
 	}
@@ -376,6 +372,21 @@ func (r *run) close() Stats {
 	}
 	r.stats.Phase = Phase{key: r.key, source: r.plan.Probes, attempted: r.next}
 	return r.stats
+}
+
+// resultOf spells out the record of probe i.
+func (r *run) resultOf(i int, rec *record) Result {
+	p := r.plan.Probes.At(i)
+	p.Cookie = r.key.cookieOf(p, i)
+	res := Result{
+		Probe: p, Outcome: rec.outcome, Sent: r.start.Add(rec.sent), RTT: rec.rtt, From: rec.from,
+		Detail: rec.detailText(), ICMPType: rec.icmpType, ICMPCode: rec.icmpCode, ReplyTTL: rec.replyTTL,
+		Late: int(rec.late), Duplicates: int(rec.dup),
+	}
+	if rec.rare != nil {
+		res.MPLS, res.Cause = rec.rare.mpls, rec.rare.cause
+	}
+	return res
 }
 
 func (r *run) report(onProgress func(Progress)) {

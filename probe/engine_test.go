@@ -245,29 +245,41 @@ func newPaperRun(t *testing.T, plan Plan, secret uint64) *paperRun {
 	t.Helper()
 	pr := &paperRun{}
 	pr.run = newRun(plan, secret, &pr.got, 1)
-	at := time.Unix(1000, 0)
+	pr.start = time.Unix(1000, 0)
 	for i := 0; i < plan.Probes.Len(); i++ {
-		p := plan.Probes.At(i)
-		p.Cookie = pr.key.cookieOf(p, i)
-		pr.window = append(pr.window, record{Result: Result{Probe: p, Sent: at}})
-		pr.latest[p.Tuple] = i
+		pr.window.push(record{})
+		pr.latest[plan.Probes.At(i).Tuple] = i
 		pr.next++
 		pr.outstanding++
 	}
 	return pr
 }
 
+// paperProbe is one probe of a paper run: what was sent, and what its
+// record says now.
+type paperProbe struct {
+	r *paperRun
+	k int
+	Probe
+}
+
+func (p paperProbe) res() Result { return p.r.resultOf(p.r.base+p.k, p.r.window.at(p.k)) }
+
 // probe finds a probe of the paper run.
-func (pr *paperRun) probe(t *testing.T, kind Kind, sport uint16, repeat int) *Result {
+func (pr *paperRun) probe(t *testing.T, kind Kind, sport uint16, repeat int) paperProbe {
 	t.Helper()
-	for i := range pr.window {
-		p := &pr.window[i].Result
+	for k := range pr.window.len() {
+		p := pr.resultOf(pr.base+k, pr.window.at(k)).Probe
 		if p.Kind == kind && p.Tuple.SrcPort == sport && p.Repeat == repeat {
-			return p
+			return paperProbe{pr, k, p}
 		}
 	}
 	t.Fatalf("no probe %s sport %d repeat %d", kind, sport, repeat)
-	return nil
+	return paperProbe{}
+}
+
+func (pr *paperRun) at(k int) paperProbe {
+	return paperProbe{pr, k, pr.resultOf(pr.base+k, pr.window.at(k)).Probe}
 }
 
 func TestMatchRules(t *testing.T) {
@@ -278,8 +290,8 @@ func TestMatchRules(t *testing.T) {
 		r := newPaperRun(t, plan, 7)
 		p := r.probe(t, KindTCPSYN, 30001, 1)
 		r.handle(Arrival{Reply: synAck(p.Probe), At: at}, 0)
-		if p.Outcome != Answered || p.Detail != "syn-ack" || p.RTT != 3*time.Millisecond {
-			t.Errorf("got %s %q rtt %s; want answered syn-ack 3ms", p.Outcome, p.Detail, p.RTT)
+		if res := p.res(); res.Outcome != Answered || res.Detail != "syn-ack" || res.RTT != 3*time.Millisecond {
+			t.Errorf("got %s %q rtt %s; want answered syn-ack 3ms", res.Outcome, res.Detail, res.RTT)
 		}
 	})
 	t.Run("rst acking seq", func(t *testing.T) {
@@ -288,8 +300,8 @@ func TestMatchRules(t *testing.T) {
 		rep := synAck(p.Probe)
 		rep.Ack, rep.Flags = p.Cookie, packet.FlagRST
 		r.handle(Arrival{Reply: rep, At: at}, 0)
-		if p.Outcome != Answered || p.Detail != "rst" || p.RTT != 3*time.Millisecond {
-			t.Errorf("got %s %q rtt %s; want answered rst 3ms", p.Outcome, p.Detail, p.RTT)
+		if res := p.res(); res.Outcome != Answered || res.Detail != "rst" || res.RTT != 3*time.Millisecond {
+			t.Errorf("got %s %q rtt %s; want answered rst 3ms", res.Outcome, res.Detail, res.RTT)
 		}
 	})
 	t.Run("syn-ack with a foreign ack is unmatched", func(t *testing.T) {
@@ -311,8 +323,8 @@ func TestMatchRules(t *testing.T) {
 		rep := synAck(p.Probe)
 		rep.Ack = other.Cookie + 1
 		r.handle(Arrival{Reply: rep, At: at}, 0)
-		if p.Outcome != Pending || other.Outcome != Pending || r.stats.Unmatched != 1 {
-			t.Errorf("outcomes %s/%s unmatched %d; want both pending, 1 unmatched", p.Outcome, other.Outcome, r.stats.Unmatched)
+		if p.res().Outcome != Pending || other.res().Outcome != Pending || r.stats.Unmatched != 1 {
+			t.Errorf("outcomes %s/%s unmatched %d; want both pending, 1 unmatched", p.res().Outcome, other.res().Outcome, r.stats.Unmatched)
 		}
 	})
 	t.Run("bare ack from time-wait goes to newest probe on the tuple", func(t *testing.T) {
@@ -321,23 +333,23 @@ func TestMatchRules(t *testing.T) {
 		rep := synAck(p.Probe)
 		rep.Ack, rep.Flags = 12345, packet.FlagACK
 		r.handle(Arrival{Reply: rep, At: at}, 0)
-		if p.Outcome != Answered || p.Detail != "ack" {
-			t.Errorf("got %s %q; want answered ack", p.Outcome, p.Detail)
+		if res := p.res(); res.Outcome != Answered || res.Detail != "ack" {
+			t.Errorf("got %s %q; want answered ack", res.Outcome, res.Detail)
 		}
 	})
 	t.Run("late reply after timeout", func(t *testing.T) {
 		r := newPaperRun(t, plan, 7)
 		p := r.probe(t, KindTCPSYN, 30000, 0)
-		p.Outcome = Timeout
+		r.window.at(p.k).outcome = Timeout
 		r.handle(Arrival{Reply: synAck(p.Probe), At: at}, 0)
-		if p.Outcome != Timeout || p.Late != 1 {
-			t.Errorf("got %s late %d; want timeout, late 1", p.Outcome, p.Late)
+		if res := p.res(); res.Outcome != Timeout || res.Late != 1 {
+			t.Errorf("got %s late %d; want timeout, late 1", res.Outcome, res.Late)
 		}
 	})
 	t.Run("late reply after the probe was collected", func(t *testing.T) {
 		r := newPaperRun(t, plan, 7)
-		first := r.window[0].Probe
-		r.window[0].Outcome = Timeout
+		first := r.at(0).Probe
+		r.window.at(0).outcome = Timeout
 		r.outstanding--
 		r.popFront()
 		r.handle(Arrival{Reply: synAck(first), At: at}, 0)
@@ -351,8 +363,8 @@ func TestMatchRules(t *testing.T) {
 		r.handle(Arrival{At: at, Reply: packet.Reply{
 			Kind: packet.KindEchoReply, From: server, To: client, EchoID: 100, EchoSeq: uint16(p.Cookie),
 		}}, 0)
-		if p.Outcome != Answered || p.Detail != "echo-reply" {
-			t.Errorf("got %s %q; want answered echo-reply", p.Outcome, p.Detail)
+		if res := p.res(); res.Outcome != Answered || res.Detail != "echo-reply" {
+			t.Errorf("got %s %q; want answered echo-reply", res.Outcome, res.Detail)
 		}
 	})
 	t.Run("icmp error quoting an echo", func(t *testing.T) {
@@ -362,8 +374,8 @@ func TestMatchRules(t *testing.T) {
 			Kind: packet.KindICMPError, From: router, To: client, ICMPType: 11,
 			Tuple: p.Tuple, QuotedProto: hash.ProtoICMP, EchoID: p.Tuple.SrcPort, EchoSeq: uint16(p.Cookie),
 		}}, 0)
-		if p.Outcome != Unreachable || p.From != router || p.Detail != "icmp 11/0" {
-			t.Errorf("got %s from %s %q; want unreachable from %s", p.Outcome, p.From, p.Detail, router)
+		if res := p.res(); res.Outcome != Unreachable || res.From != router || res.Detail != "icmp 11/0" {
+			t.Errorf("got %s from %s %q; want unreachable from %s", res.Outcome, res.From, res.Detail, router)
 		}
 	})
 	t.Run("icmp error with a wrong cookie is not ours", func(t *testing.T) {
@@ -372,8 +384,8 @@ func TestMatchRules(t *testing.T) {
 		r.handle(Arrival{At: at, Reply: packet.Reply{
 			Kind: packet.KindICMPError, From: router, Tuple: p.Tuple, QuotedProto: hash.ProtoTCP, QuotedSeq: p.Cookie + 99,
 		}}, 0)
-		if p.Outcome != Pending || r.stats.Unmatched != 1 {
-			t.Errorf("got %s, unmatched %d; want pending, 1 unmatched", p.Outcome, r.stats.Unmatched)
+		if p.res().Outcome != Pending || r.stats.Unmatched != 1 {
+			t.Errorf("got %s, unmatched %d; want pending, 1 unmatched", p.res().Outcome, r.stats.Unmatched)
 		}
 	})
 	t.Run("segment on a foreign tuple", func(t *testing.T) {
@@ -391,8 +403,8 @@ func TestMatchRules(t *testing.T) {
 		p := r.probe(t, KindTCPSYN, 30001, 0)
 		a, _ := replyFor(p.Probe, syscall.EADDRINUSE)
 		r.handle(a, 0)
-		if p.Outcome != SendFailed || p.Cause != CausePortInUse || r.stats.SendFailures[CausePortInUse].Count != 1 {
-			t.Errorf("got %s cause %q, failures %v; want send-failed, port-in-use", p.Outcome, p.Cause, r.stats.SendFailures)
+		if res := p.res(); res.Outcome != SendFailed || res.Cause != CausePortInUse || r.stats.SendFailures[CausePortInUse].Count != 1 {
+			t.Errorf("got %s cause %q, failures %v; want send-failed, port-in-use", res.Outcome, res.Cause, r.stats.SendFailures)
 		}
 	})
 	t.Run("drop counter", func(t *testing.T) {
@@ -466,13 +478,13 @@ func (discard) Late(Probe)     {}
 // ACK must not make either probe look answered.
 func TestHalfOpenAckAnswersNothing(t *testing.T) {
 	r := newPaperRun(t, testPlan(ports(30000, 1), 0, 2), 7)
-	first, second := &r.window[0], &r.window[1]
+	first, second := r.at(0), r.at(1)
 	rep := synAck(first.Probe)
 	rep.Flags = packet.FlagACK // ack = first cookie + 1, no SYN
 	r.handle(Arrival{Reply: rep, At: time.Unix(1000, 0)}, 0)
-	if first.Outcome != Pending || second.Outcome != Pending || r.stats.HalfOpen != 1 {
+	if first.res().Outcome != Pending || second.res().Outcome != Pending || r.stats.HalfOpen != 1 {
 		t.Errorf("outcomes %s/%s, half-open %d; want both pending and 1 half-open ACK",
-			first.Outcome, second.Outcome, r.stats.HalfOpen)
+			first.res().Outcome, second.res().Outcome, r.stats.HalfOpen)
 	}
 }
 
@@ -505,7 +517,7 @@ func TestTraceOrderCoversEveryFlowAndTTL(t *testing.T) {
 // the earlier run answers nothing either.
 func TestRepliesToAnEarlierRun(t *testing.T) {
 	earlier := newPaperRun(t, testPlan(ports(30000, 1), 0, 1), 7)
-	old := earlier.window[0].Probe
+	old := earlier.at(0).Probe
 	plan := testPlan(ports(30000, 1), 0, 1)
 	plan.Earlier = []Phase{earlier.close().Phase}
 	r := newPaperRun(t, plan, 99) // another secret: other cookies
@@ -513,9 +525,9 @@ func TestRepliesToAnEarlierRun(t *testing.T) {
 	rep.Flags = packet.FlagACK
 	r.handle(Arrival{Reply: rep, At: time.Unix(1000, 0)}, 0)
 	r.handle(Arrival{Reply: synAck(old), At: time.Unix(1000, 0)}, 0)
-	if r.window[0].Outcome != Pending || r.stats.HalfOpen != 1 || r.stats.Unmatched != 1 {
+	if r.at(0).res().Outcome != Pending || r.stats.HalfOpen != 1 || r.stats.Unmatched != 1 {
 		t.Errorf("outcome %s, half-open %d, unmatched %d; want pending, 1 half-open ACK, 1 unmatched",
-			r.window[0].Outcome, r.stats.HalfOpen, r.stats.Unmatched)
+			r.at(0).res().Outcome, r.stats.HalfOpen, r.stats.Unmatched)
 	}
 }
 
@@ -571,3 +583,28 @@ func (c *countingCollector) Collect(r Result) {
 	}
 }
 func (c *countingCollector) Late(Probe) {}
+
+func TestWindowRingKeepsOrderAcrossGrowth(t *testing.T) {
+	var w window
+	next, want := 0, 0
+	for round := range 50 {
+		for range 3 + round%7 {
+			w.push(record{late: uint32(next)})
+			next++
+		}
+		for range 2 + round%5 {
+			if w.len() == 0 {
+				break
+			}
+			if got := int(w.pop().late); got != want {
+				t.Fatalf("popped %d, want %d", got, want)
+			}
+			want++
+		}
+	}
+	for k := range w.len() {
+		if got := int(w.at(k).late); got != want+k {
+			t.Fatalf("at(%d) = %d, want %d", k, got, want+k)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"fmt"
 	"net/netip"
 
 	"github.com/ecmpscan/ecmpscan/hash"
@@ -33,7 +32,7 @@ func (r *run) handle(a Arrival, receiver int) {
 			r.stats.Unmatched++
 			return
 		}
-		r.resolve(i, Answered, a, "echo-reply")
+		r.resolve(i, Answered, a, detailEchoReply)
 	case packet.KindICMPError:
 		var i int
 		var ok bool
@@ -46,7 +45,7 @@ func (r *run) handle(a Arrival, receiver int) {
 			r.stats.Unmatched++
 			return
 		}
-		r.resolve(i, Unreachable, a, fmt.Sprintf("icmp %d/%d", rep.ICMPType, rep.ICMPCode))
+		r.resolve(i, Unreachable, a, detailICMP)
 	default:
 		r.stats.Unmatched++
 	}
@@ -66,7 +65,7 @@ func (r *run) handleTCP(a Arrival) {
 			return
 		}
 		if i >= r.base {
-			r.failSend(&r.window[i-r.base], a.SendErr)
+			r.failSend(r.window.at(i-r.base), a.SendErr)
 		}
 		return
 	}
@@ -130,49 +129,51 @@ func echoTuple(src, dst netip.Addr, id uint16) hash.FiveTuple {
 	return hash.FiveTuple{Src: src, Dst: dst, Proto: proto, SrcPort: id}
 }
 
-func tcpDetail(flags uint8) string {
+func tcpDetail(flags uint8) detail {
 	switch {
 	case flags&packet.FlagRST != 0:
-		return "rst"
+		return detailRST
 	case flags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN|packet.FlagACK:
-		return "syn-ack"
+		return detailSynAck
 	case flags&packet.FlagACK != 0:
-		return "ack"
+		return detailACK
 	}
-	return "tcp"
+	return detailTCP
 }
 
 // resolve records the first answer of probe i; later ones are late (after
 // a timeout) or duplicates (after an answer), never a second outcome. A
 // probe already collected gets the reply as late.
-func (r *run) resolve(i int, o Outcome, a Arrival, detail string) {
+func (r *run) resolve(i int, o Outcome, a Arrival, d detail) {
 	if i < r.base {
 		r.collector.Late(r.plan.Probes.At(i))
 		return
 	}
-	res := &r.window[i-r.base].Result
-	switch res.Outcome {
+	rec := r.window.at(i - r.base)
+	switch rec.outcome {
 	case Pending:
-		res.Outcome = o
-		res.RTT = max(a.At.Sub(res.Sent), 0)
-		res.From = a.Reply.From
-		res.Detail = detail
-		res.ReplyTTL = a.Reply.TTL
+		rec.outcome, rec.detail = o, d
+		rec.rtt = max(a.At.Sub(r.start)-rec.sent, 0)
+		rec.from = a.Reply.From
+		rec.replyTTL = a.Reply.TTL
 		if a.Reply.Kind != packet.KindTCP {
-			res.ICMPType, res.ICMPCode = a.Reply.ICMPType, a.Reply.ICMPCode
-			for _, e := range a.Reply.MPLS {
-				res.MPLS = append(res.MPLS, e.Label)
+			rec.icmpType, rec.icmpCode = a.Reply.ICMPType, a.Reply.ICMPCode
+			if len(a.Reply.MPLS) > 0 {
+				rec.rare = &rareFields{}
+				for _, e := range a.Reply.MPLS {
+					rec.rare.mpls = append(rec.rare.mpls, e.Label)
+				}
 			}
 		}
 		r.outstanding--
 		r.checkFinished()
 	case Timeout:
-		res.Late++
+		rec.late++
 	case SendFailed:
 		// A reply to a probe that never left is not ours.
 		r.stats.Unmatched++
 	default:
-		res.Duplicates++
+		rec.dup++
 	}
 }
 

@@ -226,7 +226,7 @@ func summaryJSON(s Sweep) *jsonSummary {
 func sendFailuresJSON(fs []SendFailure) []jsonSendFailure {
 	out := make([]jsonSendFailure, 0, len(fs))
 	for _, f := range fs {
-		out = append(out, jsonSendFailure{Cause: f.Cause, Count: f.Count, Example: f.Example})
+		out = append(out, jsonSendFailure(f))
 	}
 	return out
 }

@@ -435,7 +435,6 @@ func writeBuckets(b *strings.Builder, buckets []PathBucket, p painter) {
 // dotGraph collects the nodes and edges of the DOT output.
 type dotNode struct {
 	id               string
-	label            string
 	ttls             map[int]bool
 	silent           bool
 	fail, ok, flaky  int
