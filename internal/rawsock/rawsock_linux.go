@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,8 +28,9 @@ type Conn struct {
 	family int
 	oob    []byte
 
-	mu  sync.Mutex
-	gen uint64 // bumped per Receive, so a stale cancel cannot cut a later one
+	mu     sync.Mutex
+	gen    uint64 // bumped per Receive, so a stale cancel cannot cut a later one
+	closed atomic.Bool
 }
 
 // Open opens a socket of the given type for proto on the family of addr
@@ -197,13 +199,14 @@ func (c *Conn) Receive(ctx context.Context, buf []byte) (Packet, error) {
 			}
 		}
 	})
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		return Packet{}, ctx.Err()
-	}
-	if err != nil {
+	case c.closed.Load():
+		return Packet{}, os.ErrClosed
+	case err != nil:
 		return Packet{}, err
-	}
-	if rerr != nil {
+	case rerr != nil:
 		return Packet{}, fmt.Errorf("recvmsg: %w", rerr)
 	}
 	cm := parseControl(c.oob[:oobn], timespecWord)
@@ -231,8 +234,11 @@ func (c *Conn) cancel(gen uint64) {
 	}
 }
 
-// Close releases the socket; a Receive in progress returns at once.
-func (c *Conn) Close() error { return c.f.Close() }
+// Close releases the socket; a Receive in progress returns os.ErrClosed at once.
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	return c.f.Close()
+}
 
 // sockaddr is the socket address of a, with an IPv6 zone (fe80::1%eth0)
 // turned into its interface index.
