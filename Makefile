@@ -66,7 +66,7 @@ race:
 # privileged integration tests (they skip with a reason when not root), and
 # a short run of every fuzz target. The fuzz budget is a count, not a time:
 # Go 1.26's fuzz coordinator can fail a target with a spurious "context
-# deadline exceeded" at the end of a -fuzztime duration (go.dev/issue/75804).
+# deadline exceeded" at the end of a -fuzztime duration (Go issue 75804).
 test: deps vet staticcheck cross build race
 	$(GO) test -count=1 -timeout 25m $(PKGS)
 	$(MAKE) --no-print-directory fuzz-smoke FUZZTIME=100000x
