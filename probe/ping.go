@@ -13,6 +13,14 @@ import (
 // for this user (net.ipv4.ping_group_range on Linux).
 var ErrPingDenied = errors.New("unprivileged ICMP echo is not allowed (net.ipv4.ping_group_range)")
 
+// appendEcho builds the echo request of probe p: its identifier, its
+// cookie as the sequence number, and a payload that names the tool.
+func appendEcho(dst []byte, p Probe) ([]byte, error) {
+	return packet.AppendEcho(dst, packet.Echo{
+		Src: p.Tuple.Src, Dst: p.Tuple.Dst, ID: p.Tuple.SrcPort, Seq: uint16(p.Cookie), Payload: echoPayload[:],
+	})
+}
+
 // echoDatagram parses what an unprivileged ICMP socket hands over: the ICMP
 // message without its IP header. Only echo replies are for the prober.
 func echoDatagram(data []byte, from, src netip.Addr) (packet.Reply, error) {

@@ -15,7 +15,6 @@ import (
 	"golang.org/x/net/icmp"
 
 	"github.com/ecmpscan/ecmpscan/hash"
-	"github.com/ecmpscan/ecmpscan/probe/packet"
 )
 
 // PingProber sends ICMP echo without privilege on an unprivileged ICMP
@@ -58,10 +57,7 @@ func (p *PingProber) Send(pr Probe) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("no ping flow for %s", pr.Tuple)
 	}
 	var err error
-	p.buf, err = packet.AppendEcho(p.buf[:0], packet.Echo{
-		Src: pr.Tuple.Src, Dst: pr.Tuple.Dst, ID: pr.Tuple.SrcPort, Seq: uint16(pr.Cookie), Payload: echoPayload[:],
-	})
-	if err != nil {
+	if p.buf, err = appendEcho(p.buf[:0], pr); err != nil {
 		return time.Time{}, err
 	}
 	sent := time.Now()

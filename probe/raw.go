@@ -153,10 +153,7 @@ func (r *RawProber) Send(p Probe) (time.Time, error) {
 			return time.Time{}, errors.New("icmp socket not open")
 		}
 		conn = r.icmp
-		r.buf, err = packet.AppendEcho(r.buf[:0], packet.Echo{
-			Src: p.Tuple.Src, Dst: p.Tuple.Dst, ID: p.Tuple.SrcPort, Seq: uint16(p.Cookie),
-			Payload: echoPayload[:],
-		})
+		r.buf, err = appendEcho(r.buf[:0], p)
 	default:
 		return time.Time{}, fmt.Errorf("raw prober cannot send %s", p.Kind)
 	}
