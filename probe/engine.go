@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/probe/packet"
 )
 
@@ -79,9 +78,6 @@ type Plan struct {
 	Timeout time.Duration
 	// Grace is how long replies are still awaited after ctx is cancelled.
 	Grace time.Duration
-	// Earlier are runs that sent on the same flows before (a sweep before
-	// its trace). Replies to their probes are recognised and answer nothing.
-	Earlier []Phase
 }
 
 // Progress is a snapshot for a progress display.
@@ -148,8 +144,7 @@ type run struct {
 	collector   Collector
 	window      window // probes base, base+1, ... still in flight
 	base        int
-	next        int                    // the next probe to send
-	latest      map[hash.FiveTuple]int // last sent probe on each tuple
+	next        int // the next probe to send
 	outstanding int
 	sendingDone bool
 	closed      bool      // collected: nothing more is matched
@@ -166,7 +161,6 @@ func newRun(plan Plan, secret uint64, c Collector, receivers int) *run {
 		plan:      plan,
 		key:       cookieKey(secret),
 		collector: c,
-		latest:    make(map[hash.FiveTuple]int),
 		drops:     make([]uint32, receivers),
 		finished:  make(chan struct{}),
 	}
@@ -223,7 +217,6 @@ func (r *run) sendOne(s Sender, clock Clock) error {
 	p.Cookie = r.key.cookieOf(p, i)
 	r.window.push(record{sent: clock.Now().Sub(r.start), inSend: true})
 	r.stats.PeakInFlight = max(r.stats.PeakInFlight, r.window.len())
-	r.latest[p.Tuple] = i
 	r.next++
 	r.outstanding++
 	r.stats.Attempted++
@@ -370,7 +363,6 @@ func (r *run) close() Stats {
 	for _, d := range r.drops {
 		r.stats.LocalDrops += int(d)
 	}
-	r.stats.Phase = Phase{key: r.key, source: r.plan.Probes, attempted: r.next}
 	return r.stats
 }
 

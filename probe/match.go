@@ -9,10 +9,10 @@ import (
 
 // handle matches one reply to its probe: by the reversed (or quoted) tuple
 // and the cookie, decoded back into the probe's index. A SYN-ACK or RST
-// counts only when it acknowledges a cookie of this run. A bare ACK of one
-// of our cookies is a server still half-open; a bare ACK of anything else
-// (a TIME_WAIT socket) proves the path works and goes to the newest probe
-// on that tuple.
+// counts only when it acknowledges a cookie of this run. A bare ACK never
+// answers a probe: the server is holding an earlier connection on the flow
+// (half-open after its SYN-ACK was lost, from this run or an earlier one;
+// or TIME_WAIT), and the SYN-ACK for this probe did not come.
 func (r *run) handle(a Arrival, receiver int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -69,17 +69,13 @@ func (r *run) handleTCP(a Arrival) {
 		}
 		return
 	}
-	earlier := !ours && r.earlierTCP(out, rep.Ack-1)
-	bare := rep.Flags&(packet.FlagSYN|packet.FlagRST) == 0
-	switch {
-	case bare && (ours || earlier):
-		// A bare ACK of one of our SYNs is a server still half-open from
-		// that probe, answering a newer SYN on the same flow: the earlier
-		// SYN-ACK never reached us. Not proof the path works.
+	if rep.Flags&(packet.FlagSYN|packet.FlagRST) == 0 {
+		// A bare ACK: a server still holding an earlier connection on this
+		// flow answers a new SYN with an ACK of the old one. On a path that
+		// drops SYN-ACKs that is the only thing that gets back, so it must
+		// not pass for an answer, whichever run's SYN it acknowledges.
 		r.stats.HalfOpen++
 		return
-	case !ours && bare:
-		i, ours = r.latest[out]
 	}
 	if !ours {
 		// A SYN-ACK or RST that acknowledges none of our cookies (a late
@@ -106,19 +102,6 @@ func tcpIndex(src Source, key cookieKey, sent int, t hash.FiveTuple, cookie uint
 func echoIndex(src Source, key cookieKey, sent int, t hash.FiveTuple, seq uint16) (int, bool) {
 	i, ok := src.EchoIndex(t, int(key.open(uint32(seq), 16)))
 	return i, ok && i < sent
-}
-
-// earlierTCP reports whether cookie belongs to a probe of an earlier run on t.
-func (r *run) earlierTCP(t hash.FiveTuple, cookie uint32) bool {
-	for _, ph := range r.plan.Earlier {
-		if ph.source == nil {
-			continue
-		}
-		if _, ok := tcpIndex(ph.source, ph.key, ph.attempted, t, cookie); ok {
-			return true
-		}
-	}
-	return false
 }
 
 func echoTuple(src, dst netip.Addr, id uint16) hash.FiveTuple {

@@ -124,8 +124,6 @@ type Stats struct {
 	PeakInFlight int
 	// SendFailures counts the probes that never left, by cause.
 	SendFailures map[Cause]SendFailure
-	// Phase names this run for a later plan's Earlier.
-	Phase Phase
 }
 
 // SendFailure is how often one cause kept probes from leaving, with the
@@ -135,7 +133,7 @@ type SendFailure struct {
 	Example string
 }
 
-// Add sums another run's counters into s (Phase is left alone).
+// Add sums another run's counters into s.
 func (s *Stats) Add(o Stats) {
 	s.Attempted += o.Attempted
 	s.Sent += o.Sent
@@ -198,21 +196,10 @@ func CauseOf(err error) Cause {
 	return CauseOther
 }
 
-// Phase is a finished run as a later run sees it: enough to recognise
-// replies to its probes (a sweep before its trace, the rounds of a planned
-// sweep) without keeping them.
-type Phase struct {
-	key       cookieKey
-	source    Source
-	attempted int
-}
-
 // Sentinel errors.
 var (
 	// ErrPermission: the process may not open raw sockets.
 	ErrPermission = errors.New("raw sockets need root or CAP_NET_RAW")
-	// ErrNoRoute: the kernel has no route to the target.
-	ErrNoRoute = errors.New("no route to target")
 	// ErrBadPlan: the plan cannot be run (empty, bad rate or timeout).
 	ErrBadPlan = errors.New("invalid probe plan")
 	// ErrUnsupported: this system cannot open the sockets asked for (raw

@@ -26,22 +26,16 @@ func (p *probers) close() {
 	}
 }
 
-// phase is one engine pass.
-type phase struct {
-	source  probe.Source
-	earlier []probe.Phase
-}
-
 // run runs one engine pass with fresh cookies. An interrupt is not an
 // error: the partial result comes back with interrupted set.
-func (p *probers) run(ctx context.Context, ph phase, pr Probing, c probe.Collector, env Env) (probe.Stats, bool, error) {
+func (p *probers) run(ctx context.Context, src probe.Source, pr Probing, c probe.Collector, env Env) (probe.Stats, bool, error) {
 	eng := &probe.Engine{
 		Sender: p.sender, Receivers: p.receivers, Clock: env.Clock,
 		Secret: env.random(), OnProgress: env.Progress,
 	}
 	plan := probe.Plan{
-		Probes: ph.source, Rate: pr.Rate, Timeout: pr.Timeout,
-		Grace: min(pr.Timeout, 500*time.Millisecond), Earlier: ph.earlier,
+		Probes: src, Rate: pr.Rate, Timeout: pr.Timeout,
+		Grace: min(pr.Timeout, 500*time.Millisecond),
 	}
 	st, err := eng.Run(ctx, plan, c)
 	interrupted := errors.Is(err, context.Canceled) || ctx.Err() != nil

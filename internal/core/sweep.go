@@ -134,7 +134,6 @@ type sweep struct {
 	c           *collector
 	tcp, echo   []hash.FiveTuple
 	stats       probe.Stats
-	phases      []probe.Phase
 	interrupted bool
 	plan        *report.SweepPlan
 }
@@ -146,13 +145,11 @@ func (s *sweep) tcpKind() probe.Kind {
 	return probe.KindTCPSYN
 }
 
-// pass runs one engine pass over tcp and echo flows, repeats times, and
-// remembers it so later passes know its cookies.
+// pass runs one engine pass over tcp and echo flows, repeats times.
 func (s *sweep) pass(tcp, echo []hash.FiveTuple, repeats int) (probe.Stats, error) {
 	src := probe.NewRounds(tcp, s.tcpKind(), echo, repeats, s.rng)
-	st, interrupted, err := s.set.run(s.ctx, phase{source: src, earlier: s.phases}, s.cfg.Probing, s.c, s.env)
+	st, interrupted, err := s.set.run(s.ctx, src, s.cfg.Probing, s.c, s.env)
 	s.stats.Add(st)
-	s.phases = append(s.phases, st.Phase)
 	s.interrupted = s.interrupted || interrupted
 	return st, err
 }
@@ -251,7 +248,7 @@ func (s *sweep) trace(ports []hash.Judged, target netip.AddrPort, src netip.Addr
 		}
 	}
 	tc := TraceConfig{Target: s.cfg.Target, Probing: s.cfg.Probing, TraceOptions: *s.cfg.Trace}
-	t := &tracer{ctx: s.ctx, cfg: tc, env: s.env, set: s.set.probers, rng: s.rng, phases: s.phases}
+	t := &tracer{ctx: s.ctx, cfg: tc, env: s.env, set: s.set.probers, rng: s.rng}
 	tr, err := t.hops(target, src, e2e, s.c.hopsAway)
 	s.stats.Add(t.stats)
 	return tr, true, err

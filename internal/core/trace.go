@@ -37,12 +37,11 @@ func Trace(ctx context.Context, cfg TraceConfig, env Env) (report.Trace, error) 
 	c := newCollector()
 	dst := netip.AddrPortFrom(unzoned(target.Addr()), target.Port())
 	tuples := probe.Tuples(unzoned(src), dst, cfg.Ports)
-	st, interrupted, err := set.run(ctx, phase{source: probe.NewRounds(tuples, probe.KindTCPSYN, nil, cfg.Count, t.rng)}, cfg.Probing, c, env)
+	st, interrupted, err := set.run(ctx, probe.NewRounds(tuples, probe.KindTCPSYN, nil, cfg.Count, t.rng), cfg.Probing, c, env)
 	if err != nil {
 		return report.Trace{}, err
 	}
 	t.stats.Add(st)
-	t.phases = append(t.phases, st.Phase)
 	e2e, _ := hash.Judge(c.tcp.Buckets(), hash.DefaultAlpha)
 	if interrupted {
 		tr := t.report(target, src, e2e, report.NewHops())
@@ -57,20 +56,18 @@ func Trace(ctx context.Context, cfg TraceConfig, env Env) (report.Trace, error) 
 
 // tracer is one trace phase under way.
 type tracer struct {
-	ctx    context.Context // the job's
-	cfg    TraceConfig
-	env    Env
-	set    *probers
-	rng    *rand.Rand
-	phases []probe.Phase // earlier passes on the same flows
-	stats  probe.Stats
+	ctx   context.Context // the job's
+	cfg   TraceConfig
+	env   Env
+	set   *probers
+	rng   *rand.Rand
+	stats probe.Stats
 }
 
 // hops probes the flows of e2e at every TTL up to one past the target's
 // distance (hopsAway, from the TTL of its answers) and assembles the
 // trace. A server left half-open by an earlier pass answers the next SYN
-// on the flow with a bare ACK of that pass's probe: the earlier phases'
-// cookies keep it from passing for an answer.
+// on the flow with a bare ACK of that pass's probe, which answers nothing.
 func (t *tracer) hops(target netip.AddrPort, src netip.Addr, e2e []hash.Judged, hopsAway int) (report.Trace, error) {
 	maxTTL := t.cfg.MaxTTL
 	if hopsAway > 0 {
@@ -87,7 +84,7 @@ func (t *tracer) hops(target netip.AddrPort, src netip.Addr, e2e []hash.Judged, 
 	interrupted := false
 	if len(tuples) > 0 {
 		src := probe.NewTraceRounds(tuples, maxTTL, t.cfg.HopProbes, t.rng)
-		st, stopped, err := t.set.run(t.ctx, phase{source: src, earlier: t.phases}, t.cfg.Probing, c, t.env)
+		st, stopped, err := t.set.run(t.ctx, src, t.cfg.Probing, c, t.env)
 		if err != nil {
 			return report.Trace{}, err
 		}

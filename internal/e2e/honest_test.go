@@ -141,3 +141,17 @@ func TestSweepLinkLocalTarget(t *testing.T) {
 		t.Errorf("exit %d mode %s kind %s icmp %s (%s); want a healthy raw sweep of %s", code, doc.Mode, h.Summary.Kind, doc.ICMP.State, h.Summary.Verdict, target)
 	}
 }
+
+// Run twice in a row, as a bash loop does: the server still holds the
+// first run's half-open connections and answers the second run's SYNs with
+// bare ACKs of the first run's. Those are all that get back on a path that
+// drops SYN-ACKs; they must not make dead ports look flaky.
+func TestSweepTwiceOnDropSynAck(t *testing.T) {
+	f := fabric(t, "ttwice", "--width", "3", "--width2", "2", "--seed", "77", "--fault", "drop-synack@q2")
+	sports := portRange(30000, 24)
+	for run := 1; run <= 2; run++ {
+		doc, code := sweep(t, f, nil, server4.String(), "--sport", "30000-30023", "--rate", "2000")
+		t.Logf("run %d:", run)
+		checkAgainstOracle(t, f, server4, sports, doc, code)
+	}
+}
