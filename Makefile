@@ -14,7 +14,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Every platform the binary must build for, with CGO_ENABLED=0.
 CROSS := linux/amd64 linux/arm64 linux/386 linux/arm darwin/arm64 darwin/amd64
 
-.PHONY: all build test unit race cross staticcheck vet fuzz-smoke deps demo bench fuzz man clean
+.PHONY: all build test unit race cross staticcheck vet fuzz-smoke deps demo bench fuzz man accuracy clean
 
 all: build
 
@@ -114,6 +114,14 @@ bench: deps build
 	echo "256 ports x 2000 at 50000/s:"; \
 	/usr/bin/time -f 'wall %es  max RSS %MkB' ip netns exec esl-bench-c ./$(BIN) sweep 198.18.2.2:3306 \
 	  --sport 20000-20255 -c 2000 --rate 50000 --timeout 1s --icmp 0 --quiet
+
+# The trace diagnosis's accuracy over random lab fabrics, per ICMP source
+# mode x ICMP path x fault kind (README, "How right is the diagnosis?").
+# A measurement, not part of make test. ACCURACY_FABRICS fabrics, drawn from
+# ECMPSCAN_E2E_SEED.
+ACCURACY_FABRICS ?= 100
+accuracy: deps
+	ECMPSCAN_ACCURACY=$(ACCURACY_FABRICS) CGO_ENABLED=0 $(GO) test -count=1 -timeout 60m -run '^TestTraceAccuracy$$' ./internal/e2e/
 
 clean:
 	rm -rf bin

@@ -164,9 +164,12 @@ func printLabUp(s *Streams, prog string, f *lab.Fabric, took time.Duration) {
 	fmt.Fprintf(w, "  server:       %s, %s  ports %s  (daemon pid %d, netns %s)\n",
 		f.Server4, f.Server6, strings.Join(ports, ","), f.ServerPID, f.ServerNS())
 	fmt.Fprintf(w, "  faults:       %s\n", strings.Join(faults, " "))
-	if f.Spec.ICMPSource == lab.ICMPFromInbound {
+	switch f.Spec.ICMPSource {
+	case lab.ICMPFromInbound:
 		fmt.Fprintf(w, "  icmp source:  %s (errors from the inbound link's address)\n", f.Spec.ICMPSource)
-	} else {
+	case lab.ICMPFromOutgoing:
+		fmt.Fprintf(w, "  icmp source:  %s (errors from the address of the link they leave by)\n", f.Spec.ICMPSource)
+	default:
 		fmt.Fprintf(w, "  icmp source:  %s (errors from router IDs: r1 %s %s, p1 %s, ..., r2 %s)\n", f.Spec.ICMPSource,
 			f.RouterID("r1", false), f.RouterID("r1", true), f.RouterID("p1", false), f.RouterID("r2", false))
 	}

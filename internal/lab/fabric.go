@@ -343,7 +343,7 @@ func (f *Fabric) sysctls(n string) ([][2]string, map[string]bool) {
 		// in inbound mode from the address the probe came in on, so each
 		// source names one router and one link.
 		inbound := "0"
-		if !f.Spec.routerIDSource() {
+		if f.Spec.inboundSource() {
 			inbound = "1"
 		}
 		kv = append(kv,
@@ -666,12 +666,16 @@ func (f *Fabric) Status(ctx context.Context) (string, error) {
 	}
 	fmt.Fprintf(&b, "  server:   %s, %s ports %s in netns %s\n", f.Server4, f.Server6, strings.Join(ports, ","), f.ServerNS())
 	fmt.Fprintf(&b, "  hash:     policy 3 (custom: src, dst, proto, sport, dport), spec seed %d\n", f.Spec.Seed)
-	if f.Spec.routerIDSource() {
+	switch {
+	case f.Spec.routerIDSource():
 		fmt.Fprintf(&b, "  icmp:     %s: errors come from each router's ID (%sK, %sK)\n",
 			ICMPFromRouterID, routerIDBase4, routerIDBase6)
-	} else {
+	case f.Spec.inboundSource():
 		fmt.Fprintf(&b, "  icmp:     %s: errors come from the address of the link the packet came in on\n",
 			ICMPFromInbound)
+	default:
+		fmt.Fprintf(&b, "  icmp:     %s: errors come from the address of the link they leave by (the kernel's default)\n",
+			ICMPFromOutgoing)
 	}
 	if f.Spec.fixedICMPPath() {
 		fmt.Fprintf(&b, "  icmp:     %s path: each router sends its own errors toward the client via one fixed next hop (icmp via)\n",

@@ -78,7 +78,7 @@ func TestICMPSourceSpec(t *testing.T) {
 	if got := (Spec{ICMPSource: ICMPFromInbound}).WithDefaults().ICMPSource; got != ICMPFromInbound {
 		t.Errorf("WithDefaults changed ICMP source to %q", got)
 	}
-	for _, src := range []string{"", ICMPFromRouterID, ICMPFromInbound} {
+	for _, src := range []string{"", ICMPFromRouterID, ICMPFromInbound, ICMPFromOutgoing} {
 		if err := (Spec{Name: "a", Width: 2, ICMPSource: src}).Validate(); err != nil {
 			t.Errorf("ICMP source %q: %v", src, err)
 		}
@@ -288,7 +288,7 @@ func wantAnswer(f *Fabric, fwd []Hop, ttl int, v6 bool) (node string, addr netip
 	if h.Out == "" || f.hasFault(h.Node, Silent) {
 		return "", netip.Addr{} // blackhole drops before the TTL check
 	}
-	if f.Spec.ICMPSource == ICMPFromInbound {
+	if f.Spec.ICMPSource == ICMPFromInbound || f.Spec.ICMPSource == ICMPFromOutgoing {
 		return h.Node, f.Addr(h.Node, strings.TrimPrefix(h.In, "to-"), v6)
 	}
 	return h.Node, f.RouterID(h.Node, v6)
@@ -309,9 +309,9 @@ func portRange(first uint16, n int) []uint16 {
 func checkTrace(t *testing.T, f *Fabric, ports []uint16, dport uint16) (fwd4, fwd6 map[uint16][]Hop) {
 	t.Helper()
 	hops := len(f.topology().tiers) - 2 // routers on a path
-	// IPv6 in inbound mode: the kernel's own choice, a link address of
-	// the right router; counted by whether it is the inbound link's.
-	loose := v6Loose(f)
+	// IPv6 in inbound mode, and both families in outgoing mode: the
+	// kernel's own choice, a link address of the right router; counted by
+	// whether it is the inbound link's.
 	v6Kind := map[string]int{}
 	fwd4, fwd6 = map[uint16][]Hop{}, map[uint16][]Hop{}
 	var ts4 []hash.FiveTuple
@@ -358,7 +358,7 @@ func checkTrace(t *testing.T, f *Fabric, ports []uint16, dport uint16) (fwd4, fw
 					case !ok:
 						t.Errorf("%s port %d ttl %d round %d: no answer, want %s from %s (path %v)",
 							dst, p, ttl, round, wantNode, wantAddr, hopNodes(paths[p]))
-					case v6 && loose && f.NodeOf(r.from) == wantNode && r.from != f.RouterID(wantNode, true):
+					case looseSource(f, v6) && f.NodeOf(r.from) == wantNode && r.from != f.RouterID(wantNode, v6):
 						if r.from == wantAddr {
 							v6Kind["inbound link"]++
 						} else {
@@ -389,15 +389,18 @@ func checkTrace(t *testing.T, f *Fabric, ports []uint16, dport uint16) (fwd4, fw
 		}
 		sort.Strings(keys)
 		t.Logf("%s: %d answers to %d probes in %v: %s", dst, len(got), len(ports)*hops*2, took.Round(time.Millisecond), strings.Join(keys, " "))
-		if v6 && loose {
-			t.Logf("%s: IPv6 errors came from: %v", dst, v6Kind)
+		if looseSource(f, v6) {
+			t.Logf("%s: errors came from: %v", dst, v6Kind)
 		}
 	}
 	return fwd4, fwd6
 }
 
-// v6Loose: in inbound mode IPv6 errors come from whatever the kernel picks.
-func v6Loose(f *Fabric) bool { return f.Spec.ICMPSource == ICMPFromInbound }
+// looseSource: errors come from whatever link address the kernel picks (the
+// one they leave by): IPv6 in inbound mode, both families in outgoing mode.
+func looseSource(f *Fabric, v6 bool) bool {
+	return f.Spec.ICMPSource == ICMPFromOutgoing || (v6 && f.Spec.ICMPSource == ICMPFromInbound)
+}
 
 // nodesAt counts which routers the paths put at hop i.
 func nodesAt(paths map[uint16][]Hop, i int) map[string]int {
@@ -490,4 +493,27 @@ func TestICMPFromInbound(t *testing.T) {
 	if qs := nodesAt(fwd4, 2); len(qs) < 2 {
 		t.Errorf("ports do not spread over q: %v", qs)
 	}
+}
+
+// TestICMPFromOutgoing: plain Linux routers (no route src, errors follow
+// the flow) answer from a link address of the right router, never their
+// router ID, and NodeOf maps it.
+func TestICMPFromOutgoing(t *testing.T) {
+	needNetns(t)
+	f := upForTest(t, Spec{Name: "ic4", Width: 2, Width2: 3, Seed: 6, Ports: []uint16{80}, ICMPSource: ICMPFromOutgoing, ICMPPath: ICMPPathFlow})
+	g, err := Load("ic4")
+	if err != nil || g.Spec.ICMPSource != ICMPFromOutgoing {
+		t.Fatalf("Load: %v, ICMP source %q", err, g.Spec.ICMPSource)
+	}
+	if st, err := g.Status(context.Background()); err != nil || !strings.Contains(st, "outgoing") {
+		t.Errorf("Status: %v\n%s", err, st)
+	}
+	for _, r := range f.Routers {
+		for _, l := range f.topology().routes(r) {
+			if strings.Contains(l, " src ") {
+				t.Errorf("outgoing mode: %s route %q has a preferred source", r, l)
+			}
+		}
+	}
+	checkTrace(t, f, portRange(36000, 8), 80)
 }

@@ -53,8 +53,8 @@ type Spec struct {
 	Ports  []uint16 `json:"ports,omitempty"`  // server ports; default DefaultPorts
 	Faults []Fault  `json:"faults,omitempty"`
 	// ICMPSource says which address a router's ICMP errors (time
-	// exceeded, unreachable) come from: ICMPFromRouterID (the default)
-	// or ICMPFromInbound.
+	// exceeded, unreachable) come from: ICMPFromRouterID (the default),
+	// ICMPFromInbound or ICMPFromOutgoing.
 	ICMPSource string `json:"icmp_source"`
 	// ICMPPath says which way a router's own ICMP errors toward the
 	// client leave it: ICMPPathFixed (the default) or ICMPPathFlow.
@@ -75,10 +75,16 @@ const (
 	// from the kernel's default choice, which is also the inbound link's
 	// address. The same router then shows a different address per link.
 	ICMPFromInbound = "inbound"
+	// ICMPFromOutgoing: the kernel's own default, as on plain Linux, FRR
+	// and SONiC routers: no preferred source on the routes and
+	// icmp_errors_use_inbound_ifaddr=0, so an error comes from the address
+	// of the interface it leaves by. Where errors follow the offending
+	// flow (ICMPPathFlow) one router shows a different address per flow.
+	ICMPFromOutgoing = "outgoing"
 )
 
 // ICMPSources lists the ICMP source modes, default first.
-var ICMPSources = []string{ICMPFromRouterID, ICMPFromInbound}
+var ICMPSources = []string{ICMPFromRouterID, ICMPFromInbound, ICMPFromOutgoing}
 
 // The ICMP path modes of Spec.ICMPPath.
 const (
@@ -109,7 +115,10 @@ func (s Spec) fixedICMPPath() bool { return s.ICMPPath != ICMPPathFlow }
 
 // routerIDSource reports whether routers source ICMP errors from their
 // router ID ("" means the default, which does).
-func (s Spec) routerIDSource() bool { return s.ICMPSource != ICMPFromInbound }
+func (s Spec) routerIDSource() bool { return s.ICMPSource == "" || s.ICMPSource == ICMPFromRouterID }
+
+// inboundSource reports whether IPv4 errors come from the inbound link.
+func (s Spec) inboundSource() bool { return s.ICMPSource == ICMPFromInbound }
 
 // FaultKind names a kind of fault.
 type FaultKind string
@@ -275,9 +284,9 @@ func (s Spec) Validate() error {
 		return bad("at most 64 server ports")
 	}
 	switch s.ICMPSource {
-	case "", ICMPFromRouterID, ICMPFromInbound:
+	case "", ICMPFromRouterID, ICMPFromInbound, ICMPFromOutgoing:
 	default:
-		return bad("icmp source %q: want %s", s.ICMPSource, strings.Join(ICMPSources, " or "))
+		return bad("icmp source %q: want %s", s.ICMPSource, strings.Join(ICMPSources, ", "))
 	}
 	switch s.ICMPPath {
 	case "", ICMPPathFixed, ICMPPathFlow:

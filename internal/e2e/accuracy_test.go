@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ecmpscan/ecmpscan/internal/lab"
+)
+
+// TestTraceAccuracy measures how often the trace diagnosis is right over
+// random fabrics: direction accuracy and top-suspect accuracy per ICMP
+// source mode x ICMP path x fault kind. It is a measurement, not a gate:
+// it runs only with ECMPSCAN_ACCURACY=N (N fabrics; make accuracy) and
+// prints the table for the README. ECMPSCAN_E2E_SEED picks the draw.
+func TestTraceAccuracy(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("ECMPSCAN_ACCURACY"))
+	if n <= 0 {
+		t.Skip("a measurement run: set ECMPSCAN_ACCURACY=N (make accuracy)")
+	}
+	needRoot(t)
+	seed := uint64(2026)
+	if s := os.Getenv("ECMPSCAN_E2E_SEED"); s != "" {
+		fmt.Sscan(s, &seed)
+	}
+	rng := rand.New(rand.NewPCG(seed, seed*3+1))
+	tally := map[string]*accuracy{}
+	for i := range n {
+		c := drawCase(rng)
+		got := runCase(t, fmt.Sprintf("a%d", i%8), c)
+		key := c.source + " " + c.path + " " + c.kind
+		if tally[key] == nil {
+			tally[key] = &accuracy{}
+		}
+		tally[key].add(got)
+		t.Logf("%3d %-40s %s", i, strings.Join(c.args, " "), got)
+	}
+	fmt.Println(accuracyTable(tally))
+}
+
+// accuracyCase is one random fabric with one fault (or none).
+type accuracyCase struct {
+	source, path, kind string
+	args               []string
+	want               string // direction the fault implies
+	at, before         string // the faulty node and, for a link, the node before it
+	v6                 bool
+	ports, first       int
+}
+
+func drawCase(rng *rand.Rand) accuracyCase {
+	c := accuracyCase{source: lab.ICMPSources[rng.IntN(len(lab.ICMPSources))], path: lab.ICMPPaths[rng.IntN(len(lab.ICMPPaths))]}
+	w, w2 := 2+rng.IntN(15), 0
+	if rng.IntN(2) == 0 {
+		w, w2 = 2+rng.IntN(5), 2+rng.IntN(5)
+	}
+	pick := func() string {
+		if w2 > 0 && rng.IntN(2) == 0 {
+			return fmt.Sprintf("q%d", 1+rng.IntN(w2))
+		}
+		return fmt.Sprintf("p%d", 1+rng.IntN(w))
+	}
+	c.args = []string{"--width", fmt.Sprint(w), "--width2", fmt.Sprint(w2), "--seed", fmt.Sprint(rng.Uint32()),
+		"--icmp-source", c.source, "--icmp-path", c.path}
+	kinds := []string{"blackhole-fwd", "blackhole-ret", "drop-synack", "link-drop", "none"}
+	c.kind = kinds[rng.IntN(len(kinds))]
+	switch c.kind {
+	case "blackhole-fwd":
+		c.at, c.want = pick(), "forward"
+		c.args = append(c.args, "--fault", "blackhole-fwd@"+c.at)
+	case "blackhole-ret", "drop-synack":
+		c.want = "return"
+		c.args = append(c.args, "--fault", c.kind+"@"+pick())
+	case "link-drop":
+		if w2 > 0 {
+			c.before, c.at = fmt.Sprintf("p%d", 1+rng.IntN(w)), fmt.Sprintf("q%d", 1+rng.IntN(w2))
+		} else {
+			c.before, c.at = "r1", pick()
+		}
+		c.want = "forward"
+		c.args = append(c.args, "--fault", fmt.Sprintf("link-drop@%s-%s", c.before, c.at))
+	default:
+		c.want = "none"
+	}
+	if w2 > 0 && rng.IntN(3) == 0 {
+		c.args = append(c.args, "--fault", fmt.Sprintf("silent@q%d", 1+rng.IntN(w2)))
+	}
+	c.v6 = rng.IntN(3) == 0
+	c.ports = 64 + 32*min(w2, 1)
+	c.first = 20000 + rng.IntN(20000)
+	return c
+}
+
+// caseResult is how the diagnosis did on one fabric.
+type caseResult struct {
+	direction, suspect bool // right direction; right first suspect (forward faults)
+	forward            bool // the fault is a forward one (suspect counts)
+}
+
+func (r caseResult) String() string {
+	return fmt.Sprintf("direction %v suspect %v", r.direction, r.suspect || !r.forward)
+}
+
+func runCase(t *testing.T, name string, c accuracyCase) caseResult {
+	t.Helper()
+	var res caseResult
+	t.Run(name, func(t *testing.T) {
+		f := fabric(t, name, c.args...)
+		dst := server4
+		if c.v6 {
+			dst = server6
+		}
+		doc, _ := trace(t, f, dst, fmt.Sprintf("%d-%d", c.first, c.first+c.ports-1))
+		fails, _, _ := oracle(t, f, dst, portRange(c.first, c.ports))
+		want := c.want
+		if len(fails) == 0 {
+			want = "none" // no traced flow crosses the fault
+		}
+		res.direction = doc.Diagnosis.Direction == want
+		res.forward = want == "forward"
+		if res.forward && len(doc.Diagnosis.Suspects) > 0 {
+			s := doc.Diagnosis.Suspects[0]
+			from, next := node(f, &s.Addr), node(f, s.Next)
+			preds := predecessors(c.at)
+			if c.before != "" {
+				preds = []string{c.before}
+			}
+			res.suspect = from == c.at || next == c.at || slices.Contains(preds, from)
+		}
+	})
+	return res
+}
+
+type accuracy struct{ fabrics, direction, forward, suspect int }
+
+func (a *accuracy) add(r caseResult) {
+	a.fabrics++
+	if r.direction {
+		a.direction++
+	}
+	if r.forward {
+		a.forward++
+		if r.suspect {
+			a.suspect++
+		}
+	}
+}
+
+func accuracyTable(tally map[string]*accuracy) string {
+	keys := make([]string, 0, len(tally))
+	for k := range tally {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("| icmp source | icmp path | fault | fabrics | direction right | top suspect right (forward faults) |\n|---|---|---|---|---|---|\n")
+	var total accuracy
+	for _, k := range keys {
+		a := tally[k]
+		parts := strings.Fields(k)
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s |\n", parts[0], parts[1], parts[2], a.fabrics,
+			ratio(a.direction, a.fabrics), ratio(a.suspect, a.forward))
+		total.fabrics += a.fabrics
+		total.direction += a.direction
+		total.forward += a.forward
+		total.suspect += a.suspect
+	}
+	fmt.Fprintf(&b, "| all | | | %d | %s | %s |\n", total.fabrics, ratio(total.direction, total.fabrics), ratio(total.suspect, total.forward))
+	return b.String()
+}
+
+func ratio(k, n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", k, n)
+}
