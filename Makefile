@@ -121,7 +121,7 @@ bench: deps build
 # ECMPSCAN_E2E_SEED.
 ACCURACY_FABRICS ?= 100
 accuracy: deps
-	ECMPSCAN_ACCURACY=$(ACCURACY_FABRICS) CGO_ENABLED=0 $(GO) test -count=1 -timeout 60m -run '^TestTraceAccuracy$$' ./internal/e2e/
+	ECMPSCAN_ACCURACY=$(ACCURACY_FABRICS) CGO_ENABLED=0 $(GO) test -count=1 -timeout 60m -v -run '^TestTraceAccuracy$$' ./internal/e2e/
 
 clean:
 	rm -rf bin
