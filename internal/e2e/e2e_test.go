@@ -450,8 +450,9 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 }
 
 // TestSweepRandomFabrics draws fabrics the fixed cases do not cover: width,
-// tiers, seed, family and fault kind come from ECMPSCAN_E2E_SEED (a fixed
-// default keeps CI repeatable; set it to explore).
+// tiers, seed, family, fault kind and the routers' ICMP behaviour (source
+// address and path) come from ECMPSCAN_E2E_SEED (a fixed default keeps CI
+// repeatable; set it to explore).
 func TestSweepRandomFabrics(t *testing.T) {
 	seed := uint64(20261122)
 	if s := os.Getenv("ECMPSCAN_E2E_SEED"); s != "" {
@@ -466,7 +467,8 @@ func TestSweepRandomFabrics(t *testing.T) {
 		if rng.IntN(2) == 0 {
 			w, w2 = 2+rng.IntN(3), 2+rng.IntN(3)
 		}
-		args := []string{"--width", fmt.Sprint(w), "--width2", fmt.Sprint(w2), "--seed", fmt.Sprint(rng.Uint32())}
+		args := []string{"--width", fmt.Sprint(w), "--width2", fmt.Sprint(w2), "--seed", fmt.Sprint(rng.Uint32()),
+			"--icmp-source", lab.ICMPSources[rng.IntN(len(lab.ICMPSources))], "--icmp-path", lab.ICMPPaths[rng.IntN(len(lab.ICMPPaths))]}
 		node := fmt.Sprintf("p%d", 1+rng.IntN(w))
 		if w2 > 0 && rng.IntN(2) == 0 {
 			node = fmt.Sprintf("q%d", 1+rng.IntN(w2))
