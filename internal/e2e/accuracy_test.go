@@ -59,33 +59,12 @@ func drawCase(rng *rand.Rand) accuracyCase {
 	if rng.IntN(2) == 0 {
 		w, w2 = 2+rng.IntN(5), 2+rng.IntN(5)
 	}
-	pick := func() string {
-		if w2 > 0 && rng.IntN(2) == 0 {
-			return fmt.Sprintf("q%d", 1+rng.IntN(w2))
-		}
-		return fmt.Sprintf("p%d", 1+rng.IntN(w))
-	}
 	c.args = []string{"--width", fmt.Sprint(w), "--width2", fmt.Sprint(w2), "--seed", fmt.Sprint(rng.Uint32()),
 		"--icmp-source", c.source, "--icmp-path", c.path}
-	kinds := []string{"blackhole-fwd", "blackhole-ret", "drop-synack", "link-drop", "none"}
-	c.kind = kinds[rng.IntN(len(kinds))]
-	switch c.kind {
-	case "blackhole-fwd":
-		c.at, c.want = pick(), "forward"
-		c.args = append(c.args, "--fault", "blackhole-fwd@"+c.at)
-	case "blackhole-ret", "drop-synack":
-		c.want = "return"
-		c.args = append(c.args, "--fault", c.kind+"@"+pick())
-	case "link-drop":
-		if w2 > 0 {
-			c.before, c.at = fmt.Sprintf("p%d", 1+rng.IntN(w)), fmt.Sprintf("q%d", 1+rng.IntN(w2))
-		} else {
-			c.before, c.at = "r1", pick()
-		}
-		c.want = "forward"
-		c.args = append(c.args, "--fault", fmt.Sprintf("link-drop@%s-%s", c.before, c.at))
-	default:
-		c.want = "none"
+	fd := drawFault(rng, w, w2, true)
+	c.kind, c.want, c.at, c.before = fd.kind, fd.want, fd.at, fd.before
+	if fd.fault != "" {
+		c.args = append(c.args, "--fault", fd.fault)
 	}
 	if w2 > 0 && rng.IntN(3) == 0 {
 		c.args = append(c.args, "--fault", fmt.Sprintf("silent@q%d", 1+rng.IntN(w2)))

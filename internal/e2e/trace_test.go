@@ -212,29 +212,8 @@ func TestTraceRandomFabrics(t *testing.T) {
 		if rng.IntN(2) == 0 {
 			w, w2 = 2+rng.IntN(2), 2+rng.IntN(2)
 		}
-		pick := func() string {
-			if w2 > 0 && rng.IntN(2) == 0 {
-				return fmt.Sprintf("q%d", 1+rng.IntN(w2))
-			}
-			return fmt.Sprintf("p%d", 1+rng.IntN(w))
-		}
-		var fault, want, at, before string
-		switch rng.IntN(4) {
-		case 0:
-			at = pick()
-			fault, want = "blackhole-fwd@"+at, "forward"
-		case 1:
-			fault, want = "blackhole-ret@"+pick(), "return"
-		case 2:
-			fault, want = "drop-synack@"+pick(), "return"
-		default:
-			if w2 > 0 {
-				before, at = fmt.Sprintf("p%d", 1+rng.IntN(w)), fmt.Sprintf("q%d", 1+rng.IntN(w2))
-			} else {
-				before, at = "r1", pick()
-			}
-			fault, want = fmt.Sprintf("link-drop@%s-%s", before, at), "forward"
-		}
+		fd := drawFault(rng, w, w2, false)
+		fault, want, at, before := fd.fault, fd.want, fd.at, fd.before
 		args := []string{"--width", fmt.Sprint(w), "--width2", fmt.Sprint(w2), "--seed", fmt.Sprint(rng.Uint32()), "--fault", fault}
 		dst := server4
 		if rng.IntN(3) == 0 {
@@ -305,4 +284,41 @@ func predecessors(node string) []string {
 		return ps
 	}
 	return nil
+}
+
+// faultDraw is one random fault for a trace test: the --fault value, the
+// direction it implies, the faulty node and, for a link, the node before.
+type faultDraw struct{ kind, fault, want, at, before string }
+
+// drawFault picks a fault kind (and "none" too when withNone) and where it
+// sits on a fabric of widths w and w2.
+func drawFault(rng *rand.Rand, w, w2 int, withNone bool) faultDraw {
+	pick := func() string {
+		if w2 > 0 && rng.IntN(2) == 0 {
+			return fmt.Sprintf("q%d", 1+rng.IntN(w2))
+		}
+		return fmt.Sprintf("p%d", 1+rng.IntN(w))
+	}
+	kinds := []string{"blackhole-fwd", "blackhole-ret", "drop-synack", "link-drop", "none"}
+	if !withNone {
+		kinds = kinds[:4]
+	}
+	d := faultDraw{kind: kinds[rng.IntN(len(kinds))]}
+	switch d.kind {
+	case "blackhole-fwd":
+		d.at = pick()
+		d.fault, d.want = "blackhole-fwd@"+d.at, "forward"
+	case "blackhole-ret", "drop-synack":
+		d.fault, d.want = d.kind+"@"+pick(), "return"
+	case "link-drop":
+		if w2 > 0 {
+			d.before, d.at = fmt.Sprintf("p%d", 1+rng.IntN(w)), fmt.Sprintf("q%d", 1+rng.IntN(w2))
+		} else {
+			d.before, d.at = "r1", pick()
+		}
+		d.fault, d.want = fmt.Sprintf("link-drop@%s-%s", d.before, d.at), "forward"
+	default:
+		d.want = "none"
+	}
+	return d
 }
