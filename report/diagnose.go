@@ -488,6 +488,13 @@ func Diagnose(flows []FlowTrace) Diagnosis {
 			fwd = append(fwd, ft)
 		}
 	}
+	// Forward-dying flows spread over every member of a stage that healthy
+	// flows pass are the return fault's (see spread.go).
+	spread, fwd := a.spreadReturn(fwd)
+	nRet := len(ret)
+	for _, g := range spread {
+		nRet += len(g.flows)
+	}
 	infos := a.suspectInfos(fwd)
 	for _, s := range infos {
 		d.Suspects = append(d.Suspects, s.Suspect)
@@ -501,29 +508,41 @@ func Diagnose(flows []FlowTrace) Diagnosis {
 	if len(infos) > 0 {
 		s := infos[0]
 		explicit := s.Next.IsValid() || s.kind == fateUnreach
-		strong = explicit && s.Score >= 2 && (s.alts == 0 || 2*s.Score >= len(ret))
+		strong = explicit && s.Score >= 2 && (s.alts == 0 || 2*s.Score >= nRet)
 		// A hop after which failing flows die while healthy ones go on is
 		// forward evidence too; a link dead both ways splits its failing
 		// flows between the directions at random, so it carries the verdict
 		// against up to twice as many return-type flows.
-		strong = strong || (s.Score >= 2 && 2*len(fwd) >= len(ret))
+		strong = strong || (s.Score >= 2 && 2*len(fwd) >= nRet)
 	}
 	var text string
 	switch {
-	case len(fwd) > len(ret) || strong:
+	case len(fwd) > nRet || strong:
 		d.Direction, text = DirectionForward, forwardText(len(fwd), infos)
 		if len(ret) > 0 {
 			text += fmt.Sprintf("; %d other failing %s as far as healthy flows do but never hear from the destination: the return path fails too (the same link both ways, or a second fault)",
 				len(ret), plural(len(ret), "flow gets", "flows get"))
 		}
-	case len(ret) > len(fwd):
-		d.Direction, text = DirectionReturn, a.returnText(ret)
+		if n := nRet - len(ret); n > 0 {
+			text += fmt.Sprintf("; %d other failing %s silent behind every member of a stage, as a return fault makes them: the return path may fail too",
+				n, plural(n, "flow goes", "flows go"))
+		}
+	case nRet > len(fwd):
+		d.Direction = DirectionReturn
+		var parts []string
+		if len(spread) > 0 {
+			parts = append(parts, a.spreadText(spread))
+		}
+		if len(ret) > 0 {
+			parts = append(parts, a.returnText(ret))
+		}
+		text = strings.Join(parts, "; ")
 		if len(fwd) > 0 {
 			text += fmt.Sprintf("; %d other failing %s on the forward path (see suspects)", len(fwd), plural(len(fwd), "flow dies", "flows die"))
 		}
 	case len(fwd) > 0:
 		d.Direction = DirectionUnknown
-		text = fmt.Sprintf("the evidence is split: %d failing flows die on the forward path, %d get as far as healthy flows do (a return fault)", len(fwd), len(ret))
+		text = fmt.Sprintf("the evidence is split: %d failing flows die on the forward path, %d point to the return path", len(fwd), nRet)
 	default:
 		d.Direction = DirectionUnknown
 		text = fmt.Sprintf("cannot tell where %d failing %s: %s", failing, plural(failing, "flow dies", "flows die"), whyText(unk))

@@ -716,3 +716,81 @@ func TestDiagnoseLabPhysics(t *testing.T) {
 		})
 	}
 }
+
+// Return faults on routers that send their time-exceeded along the flow's
+// return path (plain Linux): failing flows of every first-tier member go
+// silent at r2, which every healthy flow passes. No single forward fault
+// explains that; a forward fault behind one member, or an unseen member of
+// a stage that healthy flows spread over, stays forward.
+func TestDiagnoseSpreadReturn(t *testing.T) {
+	const (
+		r1 = "198.18.255.1"
+		r2 = "198.18.255.99"
+	)
+	p := func(i int) string { return fmt.Sprintf("198.18.255.%d", 10+i) }
+	q := func(i int) string { return fmt.Sprintf("198.18.255.%d", 40+i) }
+	var ret, fwdLink, unseen []FlowTrace
+	sport := uint16(1)
+	add := func(list *[]FlowTrace, st hash.State, hops ...string) {
+		*list = append(*list, flowOf(sport, st, hops...))
+		sport++
+	}
+	for i := 1; i <= 4; i++ {
+		for range 4 {
+			add(&ret, hash.StateOK, r1, p(i), r2, "=")
+			add(&fwdLink, hash.StateOK, r1, p(i), r2, "=")
+		}
+		add(&ret, hash.StateFail, r1, p(i), "*", "*")
+		add(&fwdLink, map[bool]hash.State{true: hash.StateFail, false: hash.StateOK}[i == 2], r1, p(i), "*", "*")
+	}
+	// Without more, an unseen forward member next to r2 explains the
+	// spread deaths as well: forward stays.
+	if d := Diagnose(ret); d.Direction != DirectionForward {
+		t.Errorf("spread deaths, no silent member: %s", describe(d))
+	}
+	// The bad return member p5 forwards toward the server but sends
+	// nothing back: silent for every flow, healthy ones go on after it.
+	for range 4 {
+		add(&ret, hash.StateOK, r1, "*", r2, "=")
+	}
+	add(&ret, hash.StateFail, r1, "*", "*", "*")
+	for i := 1; i <= 3; i++ {
+		for j := 1; j <= 3; j++ {
+			add(&unseen, hash.StateOK, r1, p(i), q(j), r2, "=")
+		}
+		add(&unseen, hash.StateFail, r1, p(i), "*", "*", "*")
+		add(&unseen, hash.StateFail, r1, p(i), "*", "*", "*")
+	}
+	if d := Diagnose(ret); d.Direction != DirectionReturn || !strings.Contains(d.Text, "no single forward hop or link") || !strings.Contains(d.Text, "1 more flow goes silent at a hop") {
+		t.Errorf("return fault, flow-hashed ICMP: %s", describe(d))
+	}
+	// fwdLink's healthy flows through p2 all go on, so its failures (only
+	// via p2) mark the link p2 -> r2 dead: forward.
+	fwdLink = slices.DeleteFunc(fwdLink, func(f FlowTrace) bool {
+		return f.State == hash.StateOK && f.Hops[1].Addr.String() == p(2) && f.Sport%4 == 0
+	})
+	if d := Diagnose(fwdLink); d.Direction != DirectionForward {
+		t.Errorf("dead link behind one member: %s", describe(d))
+	}
+	if d := Diagnose(unseen); d.Direction != DirectionForward {
+		t.Errorf("unseen second-tier member: %s", describe(d))
+	}
+	// Failing flows of every member, but split unlike the healthy ones
+	// (nearly all behind p1): not the return pattern.
+	var skew []FlowTrace
+	for i := 1; i <= 4; i++ {
+		for range 6 {
+			add(&skew, hash.StateOK, r1, p(i), r2, "=")
+		}
+	}
+	for range 4 {
+		add(&skew, hash.StateOK, r1, "*", r2, "=") // a silent member, as above
+	}
+	for range 12 {
+		add(&skew, hash.StateFail, r1, p(1), "*", "*")
+	}
+	add(&skew, hash.StateFail, r1, p(2), "*", "*")
+	if d := Diagnose(skew); d.Direction != DirectionForward {
+		t.Errorf("failures concentrated behind one member: %s", describe(d))
+	}
+}

@@ -29,16 +29,23 @@ func TestTraceAccuracy(t *testing.T) {
 		fmt.Sscan(s, &seed)
 	}
 	rng := rand.New(rand.NewPCG(seed, seed*3+1))
+	only := -1 // ECMPSCAN_ACCURACY_ONLY=K reruns draw K alone, to look into it
+	if s := os.Getenv("ECMPSCAN_ACCURACY_ONLY"); s != "" {
+		only, _ = strconv.Atoi(s)
+	}
 	tally := map[string]*accuracy{}
 	for i := range n {
 		c := drawCase(rng)
+		if only >= 0 && i != only {
+			continue
+		}
 		got := runCase(t, fmt.Sprintf("a%d", i%8), c)
 		key := c.source + " " + c.path + " " + c.kind
 		if tally[key] == nil {
 			tally[key] = &accuracy{}
 		}
 		tally[key].add(got)
-		t.Logf("%3d %-40s %s", i, strings.Join(c.args, " "), got)
+		t.Logf("%3d %-40s v6=%v sport %d-%d: %s", i, strings.Join(c.args, " "), c.v6, c.first, c.first+c.ports-1, got)
 	}
 	fmt.Println(accuracyTable(tally))
 }
@@ -95,6 +102,7 @@ func runCase(t *testing.T, name string, c accuracyCase) caseResult {
 			dst = server6
 		}
 		doc, _ := trace(t, f, dst, fmt.Sprintf("%d-%d", c.first, c.first+c.ports-1))
+		t.Log(describe(doc))
 		fails, _, _ := oracle(t, f, dst, portRange(c.first, c.ports))
 		want := c.want
 		if len(fails) == 0 {

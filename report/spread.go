@@ -1,0 +1,272 @@
+package report
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+)
+
+// A single forward fault sits on one hop or one link. It cannot kill the
+// flows of every member of an ECMP stage while healthy flows of those same
+// members go on to the one router (or the destination) behind the stage.
+// That pattern is what a return fault looks like where routers hash their
+// own ICMP errors like the offending flow (plain Linux, FRR, SONiC): the
+// time-exceeded messages of the routers behind the bad return member ride
+// it back and are lost, so the failing flows go silent at the same depth,
+// whatever forward member they took. spreadReturn finds those flows.
+
+// spreadGroup is the failing flows that go silent after one stage.
+type spreadGroup struct {
+	pos     int      // their last answer is at this position (TTL)
+	flows   []int    // failing flows, by index
+	behind  string   // the one router (or "the destination") healthy flows reach next
+	members int      // distinct routers the failing flows last answered from
+	p       float64  // homogeneity p-value against the healthy flows' split
+	fates   []fate   // the flows' forward fates, reclassified
+	addrs   []string // the members, for the text
+	// atSilent counts failing flows added because they die right at a
+	// silent hop that healthy flows cross (the bad member itself).
+	atSilent int
+}
+
+// spreadAlpha is the level below which the failing flows' split over a
+// stage's members is taken to differ from the healthy flows' split.
+const spreadAlpha = hash.DefaultAlpha
+
+// spreadReturn splits forward fates into those a return fault explains
+// better (grouped by stage) and the rest. A spread group counts only when
+// a router silent for every flow, that healthy flows cross and go on
+// after, sits at or before its stage: what a member that drops everything
+// toward the client looks like when it forwards toward the server (it
+// cannot send its own time-exceeded back either). Without it, an unseen
+// forward member next to the one router healthy flows reach explains the
+// deaths as well. With it, the failing flows that die right at that silent
+// hop are the same return fault's too.
+func (a *analysis) spreadReturn(fwd []fate) (groups []spreadGroup, rest []fate) {
+	byPos := map[int][]fate{}
+	for _, f := range fwd {
+		if f.kind != fateForward {
+			rest = append(rest, f)
+			continue
+		}
+		t0 := lastAnswer(a.paths[f.flow])
+		byPos[t0] = append(byPos[t0], f)
+	}
+	positions := make([]int, 0, len(byPos))
+	for pos := range byPos {
+		positions = append(positions, pos)
+	}
+	slices.Sort(positions)
+	for _, pos := range positions {
+		fs := byPos[pos]
+		g, ok := a.spreadAt(pos, fs)
+		if !ok || !a.silentCrossed(pos) {
+			rest = append(rest, fs...)
+			continue
+		}
+		groups = append(groups, g)
+	}
+	if len(groups) == 0 {
+		return nil, rest
+	}
+	var left []fate
+	for _, f := range rest {
+		if f.kind == fateForward && a.diesAtSilentCrossed(f.flow) {
+			groups[0].flows = append(groups[0].flows, f.flow)
+			groups[0].atSilent++
+			continue
+		}
+		left = append(left, f)
+	}
+	return groups, left
+}
+
+// silentCrossed reports whether some healthy flow crosses a silent hop at
+// a TTL up to pos and answers after it.
+func (a *analysis) silentCrossed(pos int) bool {
+	for i, p := range a.paths {
+		if a.flows[i].State != hash.StateOK {
+			continue
+		}
+		for t := 1; t <= pos && t < len(p); t++ {
+			if !p[t].answered() && !p[t].reached && nextRouter(a, p, t) != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// diesAtSilentCrossed reports whether a failing flow goes silent for good
+// at a silent hop that healthy flows cross and go on after.
+func (a *analysis) diesAtSilentCrossed(flow int) bool {
+	p := a.paths[flow]
+	t0 := lastAnswer(p)
+	if t0+1 >= len(p) {
+		return false
+	}
+	for _, o := range a.healthy[p[t0+1].id] {
+		if nextRouter(a, a.paths[o.flow], o.pos) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// lastAnswer is the position of a path's last answering router; 0 for none.
+func lastAnswer(p []pnode) int {
+	t0 := 0
+	for pos, n := range p {
+		if n.answered() {
+			t0 = pos
+		}
+	}
+	return t0
+}
+
+// spreadAt tests one stage: the failing flows whose last answer is at pos.
+func (a *analysis) spreadAt(pos int, fs []fate) (spreadGroup, bool) {
+	g := spreadGroup{pos: pos, fates: fs}
+	failing := map[string]int{}
+	for _, f := range fs {
+		g.flows = append(g.flows, f.flow)
+		failing[a.routerOf(a.paths[f.flow][pos].addr).String()]++
+	}
+	healthy := map[string]int{}
+	behind := map[string]bool{}
+	for i, p := range a.paths {
+		if a.flows[i].State != hash.StateOK || pos >= len(p) || !p[pos].answered() {
+			continue
+		}
+		healthy[a.routerOf(p[pos].addr).String()]++
+		if next := nextRouter(a, p, pos); next != "" {
+			behind[next] = true
+		}
+	}
+	for m := range failing {
+		if healthy[m] == 0 {
+			return g, false // a member no healthy flow crosses: not this pattern
+		}
+		g.addrs = append(g.addrs, m)
+	}
+	slices.Sort(g.addrs)
+	g.members = len(failing)
+	if len(behind) != 1 || g.members < 2 {
+		return g, false
+	}
+	for b := range behind {
+		g.behind = b
+	}
+	g.p = homogeneity(failing, healthy)
+	return g, g.p >= spreadAlpha
+}
+
+// nextRouter is the router (or "the destination") a path answers from next
+// after pos; "" when it never answers again.
+func nextRouter(a *analysis, p []pnode, pos int) string {
+	for _, n := range p[pos+1:] {
+		switch {
+		case n.reached:
+			return "the destination"
+		case n.answered():
+			return a.routerOf(n.addr).String()
+		}
+	}
+	return ""
+}
+
+// homogeneity is the p-value of a permutation test (chi-square statistic,
+// fixed margins) that the failing and healthy flows split over the members
+// alike. Deterministic: the permutations come from a fixed seed.
+func homogeneity(failing, healthy map[string]int) float64 {
+	var members []string
+	for m := range healthy {
+		members = append(members, m)
+	}
+	slices.Sort(members)
+	var labels []int // one member index per flow, failing first
+	nf := 0
+	for k, m := range members {
+		for range failing[m] {
+			labels = append(labels, k)
+			nf++
+		}
+	}
+	for k, m := range members {
+		for range healthy[m] {
+			labels = append(labels, k)
+		}
+	}
+	stat := func(l []int) float64 {
+		f, t := make([]float64, len(members)), make([]float64, len(members))
+		for i, k := range l {
+			t[k]++
+			if i < nf {
+				f[k]++
+			}
+		}
+		share := float64(nf) / float64(len(l))
+		x := 0.0
+		for k := range members {
+			e := t[k] * share
+			if e > 0 {
+				x += (f[k] - e) * (f[k] - e) / e
+			}
+		}
+		return x
+	}
+	observed := stat(labels)
+	rng := rand.New(rand.NewPCG(0x5eed, 0xecf))
+	const rounds = 999
+	atLeast := 0
+	perm := slices.Clone(labels)
+	for range rounds {
+		rng.Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+		if stat(perm) >= observed-1e-9 {
+			atLeast++
+		}
+	}
+	return float64(atLeast+1) / float64(rounds+1)
+}
+
+// spreadText says what the spread groups show.
+func (a *analysis) spreadText(groups []spreadGroup) string {
+	n := 0
+	for _, g := range groups {
+		n += len(g.flows)
+	}
+	g := groups[0]
+	ttl := a.paths[g.flows[0]][g.pos].ttl + 1
+	sport := a.flows[g.flows[0]].Sport
+	return fmt.Sprintf("%d failing %s silent at TTL %d after %d different routers (%s), split among them like the healthy flows (p = %.2f), "+
+		"where every healthy flow goes on to %s: no single forward hop or link fails the flows of every member, so the fault is on the way back "+
+		"(these routers send their time-exceeded messages along the flow's return path, and those are lost with it). "+
+		"To localize it, trace from the server side toward the client with the reversed tuple: ecmpscan trace CLIENT:%d --sport DPORT",
+		n-g.atSilent, plural(n-g.atSilent, "flow goes", "flows go"), ttl, g.members, addrListStrings(g.addrs, 4), g.p, g.behind, sport) +
+		a.atSilentText(groups)
+}
+
+func (a *analysis) atSilentText(groups []spreadGroup) string {
+	n := 0
+	for _, g := range groups {
+		n += g.atSilent
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d more %s silent at a hop that is silent for healthy flows too, which go on after it: "+
+		"a router that forwards toward the server but sends nothing back, as the bad return member would", n, plural(n, "flow goes", "flows go"))
+}
+
+func addrListStrings(xs []string, limit int) string {
+	addrs := make([]netip.Addr, 0, len(xs))
+	for _, x := range xs {
+		if a, err := netip.ParseAddr(x); err == nil {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrList(addrs, limit)
+}
