@@ -764,6 +764,23 @@ func TestDiagnoseSpreadReturn(t *testing.T) {
 	if d := Diagnose(ret); d.Direction != DirectionReturn || !strings.Contains(d.Text, "no single forward hop or link") || !strings.Contains(d.Text, "1 more flow goes silent at a hop") {
 		t.Errorf("return fault, flow-hashed ICMP: %s", describe(d))
 	}
+	// The same where r2 answers from the link its error leaves by, a
+	// different address per flow (plain Linux): the addresses right before
+	// the destination are the last hop.
+	var retOut []FlowTrace
+	r2link := func(i int) string { return fmt.Sprintf("198.19.%d.2", 100+i) }
+	for i := 1; i <= 4; i++ {
+		for j := range 4 {
+			add(&retOut, hash.StateOK, r1, p(i), r2link(1+(i+j)%4), "=")
+		}
+		add(&retOut, hash.StateFail, r1, p(i), "*", "*")
+	}
+	for j := range 4 {
+		add(&retOut, hash.StateOK, r1, "*", r2link(1+j), "=")
+	}
+	if d := Diagnose(retOut); d.Direction != DirectionReturn || !strings.Contains(d.Text, "the hop before the destination") {
+		t.Errorf("return fault, r2 answering per link: %s", describe(d))
+	}
 	// fwdLink's healthy flows through p2 all go on, so its failures (only
 	// via p2) mark the link p2 -> r2 dead: forward.
 	fwdLink = slices.DeleteFunc(fwdLink, func(f FlowTrace) bool {
@@ -774,6 +791,23 @@ func TestDiagnoseSpreadReturn(t *testing.T) {
 	}
 	if d := Diagnose(unseen); d.Direction != DirectionForward {
 		t.Errorf("unseen second-tier member: %s", describe(d))
+	}
+	// A forward blackhole at the unseen q2 of two, behind three p, one of
+	// them silent: half the flows fail, not the third that one bad p
+	// would fail. Forward, silent router or not.
+	var halfDead []FlowTrace
+	for i := 1; i <= 3; i++ {
+		hop := p(i)
+		if i == 3 {
+			hop = "*"
+		}
+		for range 16 { // 96 flows: enough to tell a half from a third
+			add(&halfDead, hash.StateOK, r1, hop, q(1), r2, "=")
+			add(&halfDead, hash.StateFail, r1, hop, "*", "*", "*")
+		}
+	}
+	if d := Diagnose(halfDead); d.Direction != DirectionForward {
+		t.Errorf("unseen q2 of two, a silent p3: %s", describe(d))
 	}
 	// Failing flows of every member, but split unlike the healthy ones
 	// (nearly all behind p1): not the return pattern.

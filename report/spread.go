@@ -63,7 +63,7 @@ func (a *analysis) spreadReturn(fwd []fate) (groups []spreadGroup, rest []fate) 
 	for _, pos := range positions {
 		fs := byPos[pos]
 		g, ok := a.spreadAt(pos, fs)
-		if !ok || !a.silentCrossed(pos) {
+		if !ok || !a.badMemberSeen(pos) {
 			rest = append(rest, fs...)
 			continue
 		}
@@ -84,17 +84,48 @@ func (a *analysis) spreadReturn(fwd []fate) (groups []spreadGroup, rest []fate) 
 	return groups, left
 }
 
-// silentCrossed reports whether some healthy flow crosses a silent hop at
-// a TTL up to pos and answers after it.
-func (a *analysis) silentCrossed(pos int) bool {
-	for i, p := range a.paths {
-		if a.flows[i].State != hash.StateOK {
+// badMemberSeen reports whether a stage at or before pos looks as if one
+// of its members is the bad return member: healthy flows cross a hop there
+// that is silent and go on after it, and the share of failing flows fits
+// one bad member among the stage's (the routers answering at that TTL and
+// the silent one): 1/M lies in the 99% Clopper-Pearson interval of the
+// failing share. A silent router elsewhere, with a failing share that
+// fits another stage's width, is not evidence of this fault.
+func (a *analysis) badMemberSeen(pos int) bool {
+	failing, traced := 0, 0
+	for _, f := range a.flows {
+		switch f.State {
+		case hash.StateFail:
+			failing++
+			traced++
+		case hash.StateOK:
+			traced++
+		}
+	}
+	lo, hi := hash.ClopperPearson(failing, traced, 0.99)
+	for t := 1; t <= pos; t++ {
+		if !a.silentCrossedAt(t) {
 			continue
 		}
-		for t := 1; t <= pos && t < len(p); t++ {
-			if !p[t].answered() && !p[t].reached && nextRouter(a, p, t) != "" {
-				return true
+		members := map[netip.Addr]bool{}
+		for _, p := range a.paths {
+			if t < len(p) && p[t].answered() {
+				members[a.routerOf(p[t].addr)] = true
 			}
+		}
+		if share := 1 / float64(len(members)+1); share >= lo && share <= hi {
+			return true
+		}
+	}
+	return false
+}
+
+// silentCrossedAt reports whether some healthy flow crosses a silent hop at
+// TTL t and answers after it.
+func (a *analysis) silentCrossedAt(t int) bool {
+	for i, p := range a.paths {
+		if a.flows[i].State == hash.StateOK && t < len(p) && !p[t].answered() && !p[t].reached && nextRouter(a, p, t) != "" {
+			return true
 		}
 	}
 	return false
@@ -137,14 +168,17 @@ func (a *analysis) spreadAt(pos int, fs []fate) (spreadGroup, bool) {
 	}
 	healthy := map[string]int{}
 	behind := map[string]bool{}
+	lastHop := true // every healthy flow's next answer is the hop before the destination
 	for i, p := range a.paths {
 		if a.flows[i].State != hash.StateOK || pos >= len(p) || !p[pos].answered() {
 			continue
 		}
 		healthy[a.routerOf(p[pos].addr).String()]++
-		if next := nextRouter(a, p, pos); next != "" {
+		next, at := nextAnswerAt(a, p, pos)
+		if next != "" {
 			behind[next] = true
 		}
+		lastHop = lastHop && at > 0 && at+1 < len(p) && p[at+1].reached
 	}
 	for m := range failing {
 		if healthy[m] == 0 {
@@ -154,11 +188,20 @@ func (a *analysis) spreadAt(pos int, fs []fate) (spreadGroup, bool) {
 	}
 	slices.Sort(g.addrs)
 	g.members = len(failing)
-	if len(behind) != 1 || g.members < 2 {
+	// One router behind the stage, or the routers right before the
+	// destination (the last hop, which answers from a different address
+	// per flow where errors leave by the flow's return link).
+	switch {
+	case g.members < 2 || len(behind) == 0:
 		return g, false
-	}
-	for b := range behind {
-		g.behind = b
+	case len(behind) == 1:
+		for b := range behind {
+			g.behind = b
+		}
+	case lastHop:
+		g.behind = "the hop before the destination"
+	default:
+		return g, false
 	}
 	g.p = homogeneity(failing, healthy)
 	return g, g.p >= spreadAlpha
@@ -167,15 +210,21 @@ func (a *analysis) spreadAt(pos int, fs []fate) (spreadGroup, bool) {
 // nextRouter is the router (or "the destination") a path answers from next
 // after pos; "" when it never answers again.
 func nextRouter(a *analysis, p []pnode, pos int) string {
-	for _, n := range p[pos+1:] {
-		switch {
+	r, _ := nextAnswerAt(a, p, pos)
+	return r
+}
+
+// nextAnswerAt is nextRouter and its position.
+func nextAnswerAt(a *analysis, p []pnode, pos int) (string, int) {
+	for q := pos + 1; q < len(p); q++ {
+		switch n := p[q]; {
 		case n.reached:
-			return "the destination"
+			return "the destination", q
 		case n.answered():
-			return a.routerOf(n.addr).String()
+			return a.routerOf(n.addr).String(), q
 		}
 	}
-	return ""
+	return "", 0
 }
 
 // homogeneity is the p-value of a permutation test (chi-square statistic,
