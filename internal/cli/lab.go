@@ -70,6 +70,9 @@ ICMP errors (time exceeded, unreachable) come, with --icmp-source:
               its loopback, K = 1 for r1, 10+i for p_i, 40+j for q_j,
               99 for r2
   inbound     from the address of the link the packet came in on
+  outgoing    from the address of the link the error leaves by: the
+              kernel's default, as on plain Linux, FRR and SONiC routers
+              (with --icmp-path flow, a fabric of plain Linux routers)
 
 Their path back toward the client, with --icmp-path:
   fixed       (the default) each router sends its own ICMP errors to ONE
@@ -134,7 +137,7 @@ Their path back toward the client, with --icmp-path:
 	fl.StringSliceVar(&ports, "port", []string{"80", "3306"}, "server ports")
 	fl.StringArrayVar(&faults, "fault", nil, "fault KIND@NODE to inject (repeatable)")
 	fl.StringVar(&icmpSource, "icmp-source", lab.ICMPFromRouterID,
-		"source of the routers' ICMP errors: "+strings.Join(lab.ICMPSources, " or "))
+		"source of the routers' ICMP errors: "+strings.Join(lab.ICMPSources, ", "))
 	fl.StringVar(&icmpPath, "icmp-path", lab.ICMPPathFixed,
 		"path of the routers' own ICMP errors toward the client: "+strings.Join(lab.ICMPPaths, " or ")+
 			" (fixed: one next hop per router; flow: that of the offending flow's return, as Linux does)")

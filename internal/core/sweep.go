@@ -95,8 +95,10 @@ func openSweep(cfg SweepConfig, src netip.Addr, target netip.AddrPort, echo []ha
 		switch {
 		case err == nil:
 			return &sweepProbers{probers: single(raw), mode: ModeRaw, raw: true}, nil
+		case fallback && cfg.Mode == ModeAuto && errors.Is(err, probe.ErrUnsupported):
+			env.notice("%v; using connect mode", probe.ErrUnsupported)
 		case fallback && cfg.Mode == ModeAuto:
-			env.notice("%v; using connect mode (for raw SYN probes: sudo setcap cap_net_raw+ep $(command -v ecmpscan))", err)
+			env.notice("%v; using connect mode (for raw SYN probes: sudo setcap cap_net_raw+ep $(command -v ecmpscan))", probe.ErrPermission)
 		case errors.Is(err, probe.ErrPermission):
 			return nil, cannotProbe(fmt.Errorf("%w; run as root, grant the capability with `sudo setcap cap_net_raw+ep $(command -v ecmpscan)`, or use --mode connect", probe.ErrPermission))
 		case errors.Is(err, probe.ErrUnsupported):
