@@ -219,7 +219,6 @@ func (r *run) sendOne(s Sender, clock Clock) error {
 	r.stats.PeakInFlight = max(r.stats.PeakInFlight, r.window.len())
 	r.next++
 	r.outstanding++
-	r.stats.Attempted++
 	r.stats.Sent++
 	r.mu.Unlock()
 

@@ -107,8 +107,7 @@ type Result struct {
 
 // Stats counts what the engine saw beyond the per-probe outcomes.
 type Stats struct {
-	Attempted int // probes the send loop handed to the sender
-	Sent      int // of which left the host
+	Sent      int // probes that left the host
 	Unmatched int // replies that matched no probe of ours
 	Malformed int // received bytes that did not parse
 	// HalfOpen counts bare ACKs of an earlier SYN on the same flow: the
@@ -135,7 +134,6 @@ type SendFailure struct {
 
 // Add sums another run's counters into s.
 func (s *Stats) Add(o Stats) {
-	s.Attempted += o.Attempted
 	s.Sent += o.Sent
 	s.Unmatched += o.Unmatched
 	s.Malformed += o.Malformed

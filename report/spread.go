@@ -25,7 +25,6 @@ type spreadGroup struct {
 	behind  string   // the one router (or "the destination") healthy flows reach next
 	members int      // distinct routers the failing flows last answered from
 	p       float64  // homogeneity p-value against the healthy flows' split
-	fates   []fate   // the flows' forward fates, reclassified
 	addrs   []string // the members, for the text
 	// atSilent counts failing flows added because they die right at a
 	// silent hop that healthy flows cross (the bad member itself).
@@ -160,7 +159,7 @@ func lastAnswer(p []pnode) int {
 
 // spreadAt tests one stage: the failing flows whose last answer is at pos.
 func (a *analysis) spreadAt(pos int, fs []fate) (spreadGroup, bool) {
-	g := spreadGroup{pos: pos, fates: fs}
+	g := spreadGroup{pos: pos}
 	failing := map[string]int{}
 	for _, f := range fs {
 		g.flows = append(g.flows, f.flow)
