@@ -256,6 +256,9 @@ func TestSweepThenTrace(t *testing.T) {
 				if tr.Diagnosis.Direction != c.want {
 					t.Errorf("direction %s, want %s: %s", tr.Diagnosis.Direction, c.want, tr.Diagnosis.Text)
 				}
+				if tr.Started.IsZero() {
+					t.Error("the trace of a sweep has no start time")
+				}
 				if tr.MaxTTL != 4 {
 					t.Errorf("max TTL %d; want 4, one past the target's distance of 3", tr.MaxTTL)
 				}

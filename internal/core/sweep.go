@@ -251,7 +251,9 @@ func (s *sweep) trace(ports []hash.Judged, target netip.AddrPort, src netip.Addr
 	}
 	tc := TraceConfig{Target: s.cfg.Target, Probing: s.cfg.Probing, TraceOptions: *s.cfg.Trace}
 	t := &tracer{ctx: s.ctx, cfg: tc, env: s.env, set: s.set.probers, rng: s.rng}
+	started := s.env.clock().Now()
 	tr, err := t.hops(target, src, e2e, s.c.hopsAway)
+	tr.Started, tr.Duration = started, s.env.clock().Now().Sub(started)
 	s.stats.Add(t.stats)
 	return tr, true, err
 }
