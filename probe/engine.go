@@ -110,7 +110,7 @@ func (e *Engine) Run(ctx context.Context, plan Plan, c Collector) (Stats, error)
 	if clock == nil {
 		clock = SystemClock{}
 	}
-	r := newRun(plan, e.Secret, c, len(e.Receivers))
+	r := newRun(plan, e.Secret, c, len(e.Receivers), clock.Now())
 
 	// The run's own context outlives ctx so replies in flight are still read
 	// during the grace period after an interrupt.
@@ -155,9 +155,9 @@ type run struct {
 	finishOnce  sync.Once
 }
 
-func newRun(plan Plan, secret uint64, c Collector, receivers int) *run {
+func newRun(plan Plan, secret uint64, c Collector, receivers int, start time.Time) *run {
 	return &run{
-		start:     time.Now(),
+		start:     start,
 		plan:      plan,
 		key:       cookieKey(secret),
 		collector: c,

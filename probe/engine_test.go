@@ -244,8 +244,7 @@ type paperRun struct {
 func newPaperRun(t *testing.T, plan Plan, secret uint64) *paperRun {
 	t.Helper()
 	pr := &paperRun{}
-	pr.run = newRun(plan, secret, &pr.got, 1)
-	pr.start = time.Unix(1000, 0)
+	pr.run = newRun(plan, secret, &pr.got, 1, time.Unix(1000, 0))
 	for i := 0; i < plan.Probes.Len(); i++ {
 		pr.window.push(record{})
 		pr.next++
