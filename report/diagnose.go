@@ -710,7 +710,7 @@ func (a *analysis) suspectInfos(fwd []fate) []suspectInfo {
 		n := a.paths[f.flow][f.pos]
 		cnt := len(g.fates)
 		s := suspectInfo{kind: f.kind, ttl: n.ttl}
-		s.Score = cnt
+		s.Score, s.Direction = cnt, DirectionForward
 		switch f.kind {
 		case fateForward:
 			s.Addr = n.addr

@@ -89,9 +89,14 @@ const (
 // is the last hop that answered and Next an address of the next router; for
 // a hop, Next is invalid.
 type Suspect struct {
-	Addr     netip.Addr
-	Next     netip.Addr
-	Evidence string
+	// Direction is the direction the suspect would fail flows in. Every
+	// suspect named today is on the forward path (the return path is not
+	// observed); in a return diagnosis they cover only the failing flows
+	// that die on the way out.
+	Direction Direction
+	Addr      netip.Addr
+	Next      netip.Addr
+	Evidence  string
 	// Score ranks suspects (higher is more likely); it is the number of
 	// failing flows the suspect explains minus healthy flows that contradict it.
 	Score int

@@ -142,11 +142,12 @@ type diagnosisJSON struct {
 }
 
 type suspectJSON struct {
-	Kind     string  `json:"kind"`
-	Addr     *string `json:"addr"`
-	Next     *string `json:"next"`
-	Evidence string  `json:"evidence"`
-	Score    int     `json:"score"`
+	Direction Direction `json:"direction"`
+	Kind      string    `json:"kind"`
+	Addr      *string   `json:"addr"`
+	Next      *string   `json:"next"`
+	Evidence  string    `json:"evidence"`
+	Score     int       `json:"score"`
 }
 
 func addrPtr(a netip.Addr) *string {
@@ -224,7 +225,7 @@ func traceJSON(t Trace) traceDoc {
 	}
 	for _, s := range t.Diagnosis.Suspects {
 		doc.Diagnosis.Suspects = append(doc.Diagnosis.Suspects, suspectJSON{
-			Kind: suspectKind(s), Addr: addrPtr(s.Addr), Next: addrPtr(s.Next), Evidence: s.Evidence, Score: s.Score})
+			Direction: s.Direction, Kind: suspectKind(s), Addr: addrPtr(s.Addr), Next: addrPtr(s.Next), Evidence: s.Evidence, Score: s.Score})
 	}
 	return doc
 }
@@ -323,7 +324,12 @@ func traceText(t Trace, opt Options) string {
 		return b.String()
 	}
 	if len(d.Suspects) > 0 {
-		b.WriteString("suspects:\n")
+		switch d.Direction {
+		case DirectionForward:
+			b.WriteString("suspects:\n")
+		default:
+			b.WriteString("forward suspects (for the failing flows that die on the way out only):\n")
+		}
 		for i, s := range d.Suspects {
 			fmt.Fprintf(&b, "  %d. %s (score %d)\n     %s\n", i+1, p.paint("1", suspectName(s)), s.Score, s.Evidence)
 		}

@@ -170,3 +170,20 @@ func TestParseTraceFormat(t *testing.T) {
 		t.Error("RenderTrace(csv) succeeded")
 	}
 }
+
+// In a return diagnosis the suspects are the forward ones of the minority
+// of failing flows: the text says so instead of presenting them as the
+// culprit.
+func TestRenderReturnDiagnosisLabelsForwardSuspects(t *testing.T) {
+	tr := Trace{Target: target, Source: src, Mode: "raw", Diagnosis: Diagnosis{
+		Direction: DirectionReturn, Text: "the fault is on the way back",
+		Suspects: []Suspect{{Direction: DirectionForward, Addr: netip.MustParseAddr("198.18.255.1"), Evidence: "2 failing flows die after it", Score: 2}},
+	}}
+	var b bytes.Buffer
+	if err := RenderTrace(&b, FormatTable, tr, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); !strings.Contains(got, "forward suspects (for the failing flows that die on the way out only):") {
+		t.Errorf("return diagnosis text:\n%s", got)
+	}
+}
