@@ -20,12 +20,11 @@ import (
 
 // spreadGroup is the failing flows that go silent after one stage.
 type spreadGroup struct {
-	pos     int      // their last answer is at this position (TTL)
-	flows   []int    // failing flows, by index
-	behind  string   // the one router (or "the destination") healthy flows reach next
-	members int      // distinct routers the failing flows last answered from
-	p       float64  // homogeneity p-value against the healthy flows' split
-	addrs   []string // the members, for the text
+	pos     int          // their last answer is at this position (TTL)
+	flows   []int        // failing flows, by index
+	behind  string       // the one router (or "the destination") healthy flows reach next
+	p       float64      // homogeneity p-value against the healthy flows' split
+	members []netip.Addr // the routers the failing flows last answered from, sorted
 	// atSilent counts failing flows added because they die right at a
 	// silent hop that healthy flows cross (the bad member itself).
 	atSilent int
@@ -160,19 +159,19 @@ func lastAnswer(p []pnode) int {
 // spreadAt tests one stage: the failing flows whose last answer is at pos.
 func (a *analysis) spreadAt(pos int, fs []fate) (spreadGroup, bool) {
 	g := spreadGroup{pos: pos}
-	failing := map[string]int{}
+	failing := map[netip.Addr]int{}
 	for _, f := range fs {
 		g.flows = append(g.flows, f.flow)
-		failing[a.routerOf(a.paths[f.flow][pos].addr).String()]++
+		failing[a.routerOf(a.paths[f.flow][pos].addr)]++
 	}
-	healthy := map[string]int{}
+	healthy := map[netip.Addr]int{}
 	behind := map[string]bool{}
 	lastHop := true // every healthy flow's next answer is the hop before the destination
 	for i, p := range a.paths {
 		if a.flows[i].State != hash.StateOK || pos >= len(p) || !p[pos].answered() {
 			continue
 		}
-		healthy[a.routerOf(p[pos].addr).String()]++
+		healthy[a.routerOf(p[pos].addr)]++
 		next, at := nextAnswerAt(a, p, pos)
 		if next != "" {
 			behind[next] = true
@@ -183,15 +182,14 @@ func (a *analysis) spreadAt(pos int, fs []fate) (spreadGroup, bool) {
 		if healthy[m] == 0 {
 			return g, false // a member no healthy flow crosses: not this pattern
 		}
-		g.addrs = append(g.addrs, m)
+		g.members = append(g.members, m)
 	}
-	slices.Sort(g.addrs)
-	g.members = len(failing)
+	slices.SortFunc(g.members, netip.Addr.Compare)
 	// One router behind the stage, or the routers right before the
 	// destination (the last hop, which answers from a different address
 	// per flow where errors leave by the flow's return link).
 	switch {
-	case g.members < 2 || len(behind) == 0:
+	case len(g.members) < 2 || len(behind) == 0:
 		return g, false
 	case len(behind) == 1:
 		for b := range behind {
@@ -229,12 +227,12 @@ func nextAnswerAt(a *analysis, p []pnode, pos int) (string, int) {
 // homogeneity is the p-value of a permutation test (chi-square statistic,
 // fixed margins) that the failing and healthy flows split over the members
 // alike. Deterministic: the permutations come from a fixed seed.
-func homogeneity(failing, healthy map[string]int) float64 {
-	var members []string
+func homogeneity(failing, healthy map[netip.Addr]int) float64 {
+	var members []netip.Addr
 	for m := range healthy {
 		members = append(members, m)
 	}
-	slices.Sort(members)
+	slices.SortFunc(members, netip.Addr.Compare)
 	var labels []int // one member index per flow, failing first
 	nf := 0
 	for k, m := range members {
@@ -293,7 +291,7 @@ func (a *analysis) spreadText(groups []spreadGroup) string {
 		"where every healthy flow goes on to %s: no single forward hop or link fails the flows of every member, so the fault is on the way back "+
 		"(these routers send their time-exceeded messages along the flow's return path, and those are lost with it). "+
 		"To localize it, trace from the server side toward the client with the reversed tuple: ecmpscan trace CLIENT:%d --sport DPORT",
-		n-g.atSilent, plural(n-g.atSilent, "flow goes", "flows go"), ttl, g.members, addrListStrings(g.addrs, 4), g.p, g.behind, sport) +
+		n-g.atSilent, plural(n-g.atSilent, "flow goes", "flows go"), ttl, len(g.members), addrList(g.members, 4), g.p, g.behind, sport) +
 		a.atSilentText(groups)
 }
 
@@ -307,14 +305,4 @@ func (a *analysis) atSilentText(groups []spreadGroup) string {
 	}
 	return fmt.Sprintf("; %d more %s silent at a hop that is silent for healthy flows too, which go on after it: "+
 		"a router that forwards toward the server but sends nothing back, as the bad return member would", n, plural(n, "flow goes", "flows go"))
-}
-
-func addrListStrings(xs []string, limit int) string {
-	addrs := make([]netip.Addr, 0, len(xs))
-	for _, x := range xs {
-		if a, err := netip.ParseAddr(x); err == nil {
-			addrs = append(addrs, a)
-		}
-	}
-	return addrList(addrs, limit)
 }
