@@ -171,11 +171,11 @@ func (s *sweep) rounds() error {
 func (s *sweep) planned() error {
 	s.plan = &report.SweepPlan{Plan: *s.cfg.Plan}
 	plan := s.plan
-	var ports []hash.FlowStats
+	var judged []hash.Judged // the measured ports after the last round
 	for plan.Rounds < hash.DefaultMaxRepeats {
 		round := s.tcp
-		if ports != nil {
-			round = unsettledFlows(s.tcp, ports, plan.Repeats)
+		if len(judged) > 0 {
+			round = unsettledFlows(s.tcp, judged, plan.Repeats)
 		}
 		var echoRound []hash.FiveTuple
 		if plan.Rounds < plan.Repeats {
@@ -198,8 +198,9 @@ func (s *sweep) planned() error {
 			plan.Stopped = fmt.Sprintf("stopped after %d rounds: no probe of the last round left the host", plan.Rounds)
 			return nil
 		}
-		ports = measured(s.c.tcp.Buckets())
-		_, loss := hash.Judge(ports, hash.DefaultAlpha)
+		ports := measured(s.c.tcp.Buckets())
+		var loss float64
+		judged, loss = hash.Judge(ports, hash.DefaultAlpha)
 		// The measured loss decides how many lost probes make a port dead.
 		plan.Repeats = max(plan.Repeats, hash.RepeatsForLoss(loss, hash.DefaultAlpha, hash.DefaultMaxRepeats))
 		if done, why := hash.Settled(ports, plan.Plan, hash.DefaultAlpha); done {
@@ -214,8 +215,7 @@ func (s *sweep) planned() error {
 // unsettledFlows are the measured flows that need another probe: fewer
 // than the planned repeats, or every probe lost while the background loss
 // could still explain it.
-func unsettledFlows(tcp []hash.FiveTuple, ports []hash.FlowStats, repeats int) []hash.FiveTuple {
-	judged, _ := hash.Judge(ports, hash.DefaultAlpha)
+func unsettledFlows(tcp []hash.FiveTuple, judged []hash.Judged, repeats int) []hash.FiveTuple {
 	need := map[uint16]bool{}
 	for _, p := range judged {
 		if p.Sent < repeats || (p.Received == 0 && p.State != hash.StateFail) {
