@@ -607,3 +607,14 @@ func TestWindowRingKeepsOrderAcrossGrowth(t *testing.T) {
 		}
 	}
 }
+
+// Results is a Collector that keeps every result, for the tests.
+type Results struct {
+	List  []Result
+	Lates []Probe
+}
+
+var _ Collector = (*Results)(nil)
+
+func (c *Results) Collect(r Result) { c.List = append(c.List, r) }
+func (c *Results) Late(p Probe)     { c.Lates = append(c.Lates, p) }

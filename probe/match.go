@@ -159,14 +159,3 @@ func (r *run) resolve(i int, o Outcome, a Arrival, d detail) {
 		rec.dup++
 	}
 }
-
-// Results is a Collector that keeps every result, for tests and small runs.
-type Results struct {
-	List  []Result
-	Lates []Probe
-}
-
-var _ Collector = (*Results)(nil)
-
-func (c *Results) Collect(r Result) { c.List = append(c.List, r) }
-func (c *Results) Late(p Probe)     { c.Lates = append(c.Lates, p) }
