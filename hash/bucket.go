@@ -135,8 +135,6 @@ func (b *Bucketer[K]) bucket(t FiveTuple) *FlowStats {
 	return s
 }
 
-// Len is the number of buckets.
-func (b *Bucketer[K]) Len() int { return len(b.buckets) }
 
 // Buckets returns the aggregates sorted by key.
 func (b *Bucketer[K]) Buckets() []FlowStats {
