@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/net/icmp"
 
 	"github.com/ecmpscan/ecmpscan/hash"
+	"github.com/ecmpscan/ecmpscan/internal/rawsock"
 )
 
 // PingProber sends ICMP echo without privilege on an unprivileged ICMP
@@ -70,7 +70,7 @@ func (p *PingProber) Send(pr Probe) (time.Time, error) {
 
 // Receivers is the one socket's receive loop.
 func (p *PingProber) Receivers() []Receiver {
-	return []Receiver{&pingReceiver{p: p, buf: make([]byte, 1<<16)}}
+	return []Receiver{&pingReceiver{p: p, buf: make([]byte, 1<<16), cut: rawsock.ReadCanceller{SetReadDeadline: p.conn.SetReadDeadline}}}
 }
 
 // Close closes the socket.
@@ -79,25 +79,11 @@ func (p *PingProber) Close() error { return p.conn.Close() }
 type pingReceiver struct {
 	p   *PingProber
 	buf []byte
-
-	mu  sync.Mutex
-	gen uint64 // bumped per Receive, so a stale cancel cannot cut a later one
+	cut rawsock.ReadCanceller
 }
 
 func (r *pingReceiver) Receive(ctx context.Context) (Arrival, error) {
-	r.mu.Lock()
-	r.gen++
-	gen := r.gen
-	_ = r.p.conn.SetReadDeadline(time.Time{})
-	r.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if r.gen == gen {
-			_ = r.p.conn.SetReadDeadline(time.Unix(1, 0))
-		}
-	})
-	defer stop()
+	defer r.cut.Watch(ctx)()
 	n, from, err := r.p.conn.ReadFrom(r.buf)
 	if ctx.Err() != nil {
 		return Arrival{}, ctx.Err()

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -28,8 +27,7 @@ type Conn struct {
 	family int
 	oob    []byte
 
-	mu     sync.Mutex
-	gen    uint64 // bumped per Receive, so a stale cancel cannot cut a later one
+	cut    ReadCanceller
 	closed atomic.Bool
 }
 
@@ -59,7 +57,9 @@ func Open(addr netip.Addr, sockType, proto int) (*Conn, error) {
 		f.Close()
 		return nil, err
 	}
-	return &Conn{f: f, rc: rc, family: family, oob: make([]byte, 256)}, nil
+	c := &Conn{f: f, rc: rc, family: family, oob: make([]byte, 256)}
+	c.cut.SetReadDeadline = f.SetReadDeadline
+	return c, nil
 }
 
 func setOptions(fd, family int) error {
@@ -183,9 +183,7 @@ func (c *Conn) SendTo(b []byte, dst netip.Addr, port uint16) error {
 // Receive waits for one datagram into buf, returning ctx's error once ctx
 // is done and os.ErrClosed once the socket is closed.
 func (c *Conn) Receive(ctx context.Context, buf []byte) (Packet, error) {
-	gen := c.arm()
-	stop := context.AfterFunc(ctx, func() { c.cancel(gen) })
-	defer stop()
+	defer c.cut.Watch(ctx)()
 	var (
 		n, oobn int
 		from    unix.Sockaddr
@@ -214,24 +212,6 @@ func (c *Conn) Receive(ctx context.Context, buf []byte) (Packet, error) {
 		cm.at = time.Now()
 	}
 	return Packet{Data: buf[:n], From: addrOf(from), At: cm.at, HopLimit: cm.hopLimit, Dropped: cm.dropped}, nil
-}
-
-// arm clears any deadline a cancelled Receive left behind.
-func (c *Conn) arm() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen++
-	_ = c.f.SetReadDeadline(time.Time{})
-	return c.gen
-}
-
-// cancel wakes the Receive of generation gen, if it is still the current one.
-func (c *Conn) cancel(gen uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gen == gen {
-		_ = c.f.SetReadDeadline(time.Unix(1, 0))
-	}
 }
 
 // Close releases the socket; a Receive in progress returns os.ErrClosed at once.
