@@ -135,7 +135,6 @@ func (b *Bucketer[K]) bucket(t FiveTuple) *FlowStats {
 	return s
 }
 
-
 // Buckets returns the aggregates sorted by key.
 func (b *Bucketer[K]) Buckets() []FlowStats {
 	keys := make([]K, 0, len(b.buckets))
