@@ -44,17 +44,13 @@ package report
 //     (even behind a first hop that is silent for everyone), healthy flows
 //     disagreeing about what follows D.
 //
-// The direction is the majority of the failing flows that voted forward or
-// return; a tie, or no vote, is unknown. A top forward suspect that
-// explains at least 2 flows and names a link with a single candidate for
-// its far end, a loop or a router answering unreachable makes it forward
-// whatever the return votes (a link named among several candidates: up to
-// twice its score of return votes); any other top forward suspect that
-// explains at least 2 flows does so against up to twice as many return
-// votes as there are forward ones. Losing answers on the way back only
-// makes hops silent, it cannot invent a next hop, and a link that drops both
-// ways fails flows in both directions; the text then counts both. none
-// means no flow fails.
+// That per-flow reading supplies the evidence; the verdict comes from
+// hypothesis testing (hypothesis.go): every single fault, and the best pairs
+// of a forward and a return fault, is scored by how well it predicts every
+// flow, and decide (verdict.go) reads the direction and the suspects off
+// the ranking, saying unknown, with the measurement that would decide, when
+// a hypothesis of the other direction comes within a likelihood ratio of
+// 10. none means no flow fails.
 //
 // Forward suspects are grouped by where the flows die. For a death after
 // D at TTL t, the missing next hop is inferred when the data allows: a
@@ -445,7 +441,11 @@ func nextAnswer(p []pnode, pos int) netip.Addr {
 // Diagnose says where the failing flows of a trace die; see the comment at
 // the top of this file for the rules. It is pure and deterministic: the
 // order of flows does not matter.
-func Diagnose(flows []FlowTrace) Diagnosis {
+func Diagnose(flows []FlowTrace) Diagnosis { return DiagnoseSample(flows, Sample{}) }
+
+// DiagnoseSample is Diagnose for flows picked from a sweep by state (see
+// Sample).
+func DiagnoseSample(flows []FlowTrace, sample Sample) Diagnosis {
 	a := newAnalysis(flows)
 	var healthy, failing, flaky int
 	for _, f := range a.flows {
@@ -490,64 +490,32 @@ func Diagnose(flows []FlowTrace) Diagnosis {
 	}
 	// Forward-dying flows spread over every member of a stage that healthy
 	// flows pass are the return fault's (see spread.go).
-	spread, fwd := a.spreadReturn(fwd)
-	nRet := len(ret)
-	for _, g := range spread {
-		nRet += len(g.flows)
-	}
 	infos := a.suspectInfos(fwd)
-	for _, s := range infos {
-		d.Suspects = append(d.Suspects, s.Suspect)
+	spread, _ := a.spreadReturn(fwd)
+	d.Hypotheses = namedFirst(a.hypotheses(sample))
+	d.Direction, d.Margin, d.Separate = decide(d.Hypotheses)
+	d.Suspects = a.suspectsOf(d.Hypotheses, infos)
+	var parts []string
+	if len(d.Hypotheses) > 0 {
+		parts = append(parts, a.hypothesisText(d))
 	}
-	// Forward evidence that names a link, a loop or a router refusing the
-	// flows is hard to produce by chance (losing answers on the way back
-	// only ever makes hops look silent), so it carries the verdict against
-	// return-type flows up to twice its score: a link that drops both ways
-	// fails flows in both directions.
-	strong := false
-	if len(infos) > 0 {
-		s := infos[0]
-		explicit := s.Next.IsValid() || s.kind == fateUnreach
-		strong = explicit && s.Score >= 2 && (s.alts == 0 || 2*s.Score >= nRet)
-		// A hop after which failing flows die while healthy ones go on is
-		// forward evidence too; a link dead both ways splits its failing
-		// flows between the directions at random, so it carries the verdict
-		// against up to twice as many return-type flows.
-		strong = strong || (s.Score >= 2 && 2*len(fwd) >= nRet)
-	}
-	var text string
 	switch {
-	case len(fwd) > nRet || strong:
-		d.Direction, text = DirectionForward, forwardText(len(fwd), infos)
-		if len(ret) > 0 {
-			text += fmt.Sprintf("; %d other failing %s as far as healthy flows do but never hear from the destination: the return path fails too (the same link both ways, or a second fault)",
-				len(ret), plural(len(ret), "flow gets", "flows get"))
+	case len(d.Hypotheses) == 0:
+		why := whyText(unk)
+		if why == "" {
+			why = "no fault explains them better than the background loss does"
 		}
-		if n := nRet - len(ret); n > 0 {
-			text += fmt.Sprintf("; %d other failing %s silent behind every member of a stage, as a return fault makes them: the return path may fail too",
-				n, plural(n, "flow goes", "flows go"))
-		}
-	case nRet > len(fwd):
-		d.Direction = DirectionReturn
-		var parts []string
+		parts = append(parts, fmt.Sprintf("cannot tell where %d failing %s: %s", failing, plural(failing, "flow dies", "flows die"), why))
+		unk = nil
+	case d.Direction == DirectionReturn || d.Direction == DirectionUnknown:
 		if len(spread) > 0 {
 			parts = append(parts, a.spreadText(spread))
 		}
 		if len(ret) > 0 {
 			parts = append(parts, a.returnText(ret))
 		}
-		text = strings.Join(parts, "; ")
-		if len(fwd) > 0 {
-			text += fmt.Sprintf("; %d other failing %s on the forward path (see suspects)", len(fwd), plural(len(fwd), "flow dies", "flows die"))
-		}
-	case len(fwd) > 0:
-		d.Direction = DirectionUnknown
-		text = fmt.Sprintf("the evidence is split: %d failing flows die on the forward path, %d point to the return path", len(fwd), nRet)
-	default:
-		d.Direction = DirectionUnknown
-		text = fmt.Sprintf("cannot tell where %d failing %s: %s", failing, plural(failing, "flow dies", "flows die"), whyText(unk))
-		unk = nil
 	}
+	text := strings.Join(parts, "; ")
 	if len(unk) > 0 {
 		text += fmt.Sprintf("; %d undecided (%s)", len(unk), whyText(unk))
 	}
@@ -556,120 +524,6 @@ func Diagnose(flows []FlowTrace) Diagnosis {
 	}
 	d.Text = text
 	return d
-}
-
-func whyText(unk []fate) string {
-	count := map[string]int{}
-	for _, f := range unk {
-		count[f.why]++
-	}
-	keys := make([]string, 0, len(count))
-	for k := range count {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(x, y string) int { return cmp.Or(cmp.Compare(count[y], count[x]), cmp.Compare(x, y)) })
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%d: %s", count[k], k)
-	}
-	return strings.Join(parts, "; ")
-}
-
-func (a *analysis) noneText(healthy, flaky int) string {
-	silent := 0
-	for id, occs := range a.healthy {
-		if strings.HasPrefix(id, "*") && len(occs) > 0 {
-			silent++
-		}
-	}
-	var text string
-	if flaky > 0 {
-		text = fmt.Sprintf("no flow fails on every probe; %d of %d %s lost some probes: partial loss, not a dead path (per-path loss is in the paths)",
-			flaky, len(a.flows), plural(len(a.flows), "flow", "flows"))
-	} else {
-		text = fmt.Sprintf("all %d %s answered every probe", healthy, plural(healthy, "flow", "flows"))
-	}
-	if silent > 0 {
-		text += `; silent hops ("*") are routers that send no time-exceeded, not loss`
-	}
-	return text
-}
-
-// destination is the address that answered as the destination most often.
-func (a *analysis) destination() string {
-	count := map[netip.Addr]int{}
-	for _, p := range a.paths {
-		if n := p[len(p)-1]; n.reached && n.addr.IsValid() {
-			count[n.addr]++
-		}
-	}
-	var best netip.Addr
-	for x, c := range count {
-		if !best.IsValid() || c > count[best] || (c == count[best] && x.Less(best)) {
-			best = x
-		}
-	}
-	if !best.IsValid() {
-		return "the destination"
-	}
-	return best.String()
-}
-
-func (a *analysis) returnText(ret []fate) string {
-	ttls := map[int]int{}
-	silentLast := false
-	detour := map[netip.Addr]bool{}
-	for _, f := range ret {
-		n := a.paths[f.flow][f.pos]
-		ttls[n.ttl]++
-		if !n.answered() {
-			silentLast = true
-		}
-		for _, x := range f.detour {
-			detour[x] = true
-		}
-	}
-	ttl := 0
-	for t, c := range ttls {
-		if ttl == 0 || c > ttls[ttl] || (c == ttls[ttl] && t < ttl) {
-			ttl = t
-		}
-	}
-	sport := a.flows[ret[0].flow].Sport
-	text := fmt.Sprintf("%d failing %s as far as healthy flows do (to TTL %d, the hop before %s) but never the destination's answer: "+
-		"the forward path is exonerated; the fault is on the way back, where routers hash the reverse five-tuple. "+
-		"To localize it, trace from the server side toward the client with the reversed tuple: ecmpscan trace CLIENT:%d --sport DPORT",
-		len(ret), plural(len(ret), "flow gets", "flows get"), ttl, a.destination(), sport)
-	if silentLast {
-		text += " (the last hop before the destination sends no time-exceeded, so a drop in that hop cannot be excluded)"
-	}
-	if len(detour) > 0 {
-		text += fmt.Sprintf(" (failing flows also cross %s, which no healthy flow answers from; they go on after it, so it is not where they die)",
-			addrList(sortedAddrs(detour), 4))
-	}
-	return text
-}
-
-func addrList(xs []netip.Addr, limit int) string {
-	parts := make([]string, 0, len(xs))
-	for i, x := range xs {
-		if i == limit {
-			parts = append(parts, fmt.Sprintf("%d more", len(xs)-limit))
-			break
-		}
-		parts = append(parts, x.String())
-	}
-	return joinAnd(parts)
-}
-
-func joinAnd(parts []string) string {
-	switch len(parts) {
-	case 0:
-		return ""
-	case 1:
-		return parts[0]
-	}
-	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
 }
 
 // suspectInfo is a suspect with what the text needs to describe it.
@@ -753,13 +607,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func addrOrStar(x netip.Addr) string {
-	if !x.IsValid() {
-		return "*"
-	}
-	return x.String()
 }
 
 // nextCand is a router that the failing flows dying after a node may have
@@ -933,94 +780,4 @@ func (a *analysis) deathPos(p []pnode, t0, lib, cons int) int {
 		}
 	}
 	return best
-}
-
-// describeNext names the next hop of a death after d and says why.
-func describeNext(d pnode, ni *nextInfo, failing int) (netip.Addr, string) {
-	t := d.ttl
-	cont := "other hops"
-	if len(ni.healthyAfter) > 0 {
-		cont = addrList(ni.healthyAfter, 6)
-	}
-	head := fmt.Sprintf("%d failing %s after %s (TTL %d); %d healthy %s through it continue to %s",
-		failing, plural(failing, "flow dies", "flows die"), d.addr, t, ni.healthyThrough, plural(ni.healthyThrough, "flow", "flows"), cont)
-	if !d.answered() {
-		head = fmt.Sprintf("%d failing %s after %s, at or right after the silent hop at TTL %d; %d healthy %s cross that silent hop and continue to %s",
-			failing, plural(failing, "flow dies", "flows die"), d.last, t, ni.healthyThrough, plural(ni.healthyThrough, "flow", "flows"), cont)
-	}
-	if len(ni.cands) == 0 {
-		return netip.Addr{}, head + fmt.Sprintf(": the next hop the failing flows take never answers (a silent member or a blackhole; %s)", ni.why)
-	}
-	c := ni.cands[0]
-	name := c.rep.String()
-	if len(c.addrs) > 1 {
-		name += " (also seen as " + addrList(c.addrs[1:], 4) + ")"
-	}
-	it := d.addr.String()
-	if !d.answered() {
-		it = "that silent hop"
-	}
-	ev := head + fmt.Sprintf("; %s is reached at TTL %d by %d healthy %s via other hops but never after %s",
-		name, t+1, c.flows, plural(c.flows, "flow", "flows"), it)
-	if !d.answered() {
-		ev += fmt.Sprintf(": the link from the silent hop at TTL %d behind %s to %s", t, d.last, c.rep)
-	}
-	if len(ni.cands) > 1 {
-		others := make([]netip.Addr, 0, len(ni.cands)-1)
-		for _, o := range ni.cands[1:] {
-			others = append(others, o.rep)
-		}
-		ev += "; other candidates: " + addrList(others, 4)
-	}
-	return c.rep, ev
-}
-
-func forwardText(n int, infos []suspectInfo) string {
-	lead := fmt.Sprintf("%d failing %s on the forward path", n, plural(n, "flow dies", "flows die"))
-	if len(infos) == 0 {
-		return lead + " behind hops that never answer (silent from the first TTL on), so no hop can be named"
-	}
-	// Deaths right after several hops of one TTL with no next hop named:
-	// the common next tier holds a member that never answers.
-	sameTier := len(infos) > 1
-	for _, s := range infos {
-		if s.kind != fateForward || s.Next.IsValid() || s.silent || s.ttl != infos[0].ttl {
-			sameTier = false
-		}
-	}
-	if sameTier {
-		addrs := make([]netip.Addr, len(infos))
-		for i, s := range infos {
-			addrs[i] = s.Addr
-		}
-		slices.SortFunc(addrs, netip.Addr.Compare)
-		return lead + fmt.Sprintf(" right after %d different hops at TTL %d (%s) while healthy flows through each of them continue: "+
-			"they share a next hop at TTL %d that never answers and that no healthy flow reaches (a dead, blackholed or silent member)",
-			len(infos), infos[0].ttl, addrList(addrs, 6), infos[0].ttl+1)
-	}
-	s := infos[0]
-	var text string
-	switch {
-	case s.kind == fateForward && s.Next.IsValid() && s.silent:
-		text = fmt.Sprintf("%s after the silent hop at TTL %d behind %s, where healthy flows continue: suspect the link from that silent hop to %s",
-			lead, s.ttl, s.Addr, s.Next)
-	case s.kind == fateForward && s.Next.IsValid():
-		text = fmt.Sprintf("%s after %s (TTL %d), where healthy flows continue: suspect the link %s -> %s", lead, s.Addr, s.ttl, s.Addr, s.Next)
-	case s.kind == fateForward && s.silent:
-		text = fmt.Sprintf("%s after %s, at or right after the silent hop at TTL %d (healthy flows cross a silent router there and continue): "+
-			"the hop they take never answers (a dead, blackholed or silent member)", lead, s.Addr, s.ttl)
-	case s.kind == fateForward:
-		text = fmt.Sprintf("%s right after %s (TTL %d) while healthy flows through it continue: the next hop they take never answers (a dead, blackholed or silent member behind %s)",
-			lead, s.Addr, s.ttl, s.Addr)
-	case s.kind == fateOnly:
-		text = fmt.Sprintf("%s: they end at %s (TTL %d), which no healthy flow crosses", lead, s.Addr, s.ttl)
-	case s.kind == fateUnreach:
-		text = fmt.Sprintf("%s: %s answers them with destination unreachable", lead, s.Addr)
-	case s.kind == fateLoop:
-		text = fmt.Sprintf("%s: they loop between %s and %s", lead, s.Addr, addrOrStar(s.Next))
-	}
-	if len(infos) > 1 {
-		text += fmt.Sprintf(" (this explains %d of them; %d suspects in all)", s.Score, len(infos))
-	}
-	return text
 }

@@ -310,23 +310,19 @@ func TestDiagnoseForwardBlackholedSecondTier(t *testing.T) {
 			l := newLab(3, 3, inbound)
 			fs := l.flows(96, on("q2", 2))
 			d := Diagnose(fs)
-			if d.Direction != DirectionForward || len(d.Suspects) != 3 {
+			if d.Direction != DirectionForward || len(d.Suspects) == 0 {
 				t.Fatalf("got %s", describe(d))
 			}
-			var got []string
-			total := 0
-			for _, s := range d.Suspects {
-				if s.Next.IsValid() {
-					t.Errorf("suspect %s names a next hop; q2 never answers", suspectName(s))
-				}
-				got = append(got, l.names[s.Addr])
-				total += s.Score
+			s := d.Suspects[0]
+			var behind []string
+			for _, x := range s.Behind {
+				behind = append(behind, l.names[x])
 			}
-			slices.Sort(got)
-			if !slices.Equal(got, []string{"p1", "p2", "p3"}) || total != countState(fs, hash.StateFail) {
-				t.Errorf("suspects %v total score %d\n%s", got, total, describe(d))
+			if s.Kind != "member" || s.Addr.IsValid() || s.TTL != 3 || !slices.Equal(behind, []string{"p1", "p2", "p3"}) ||
+				s.Explains != countState(fs, hash.StateFail) {
+				t.Errorf("suspects[0] = %s (behind %v), want the unseen member at TTL 3 behind p1-p3\n%s", suspectName(s), behind, describe(d))
 			}
-			if !strings.Contains(d.Text, "3 different hops at TTL 2") || !strings.Contains(d.Text, "TTL 3") {
+			if !strings.Contains(d.Text, "TTL 3 behind") || !strings.Contains(d.Text, "times likelier than") {
 				t.Errorf("text %q", d.Text)
 			}
 		})
@@ -381,8 +377,8 @@ func TestDiagnoseReturn(t *testing.T) {
 			if d.Direction != DirectionReturn {
 				t.Fatalf("got %s", describe(d))
 			}
-			if d.Suspects == nil || len(d.Suspects) != 0 {
-				t.Errorf("suspects %v, want empty", d.Suspects)
+			if len(d.Suspects) == 0 || d.Suspects[0].Direction != DirectionReturn || d.Suspects[0].Addr.IsValid() {
+				t.Errorf("suspects %v, want a return suspect first, with no address", d.Suspects)
 			}
 			for _, w := range []string{c.want, "ecmpscan trace CLIENT:", "--sport DPORT", "reverse five-tuple", "198.18.2.2"} {
 				if !strings.Contains(d.Text, w) {
@@ -427,9 +423,7 @@ func TestDiagnoseUnknown(t *testing.T) {
 		want  string
 	}{
 		{"no flows", nil, "no flow was traced"},
-		{"silent first hop for everyone", silentR1, "silent for healthy flows too"},
 		{"no healthy flow", allFail, "no healthy path"},
-		{"silent from TTL 1", silentFail, "no answer at any TTL"},
 		{"no hops", []FlowTrace{{Sport: 1, State: hash.StateFail, Sent: 3}, {Sport: 2, State: hash.StateOK, Sent: 3, Received: 3}}, "no hop was traced"},
 	}
 	for _, c := range cases {
@@ -439,6 +433,15 @@ func TestDiagnoseUnknown(t *testing.T) {
 				t.Errorf("got %s", describe(d))
 			}
 		})
+	}
+	// Failing flows that get no answer at all die at the first hop, or
+	// behind a first hop that is silent for everyone: forward, with no
+	// address to name.
+	for name, fs := range map[string][]FlowTrace{"silent first hop for everyone": silentR1, "silent from TTL 1": silentFail} {
+		d := Diagnose(fs)
+		if d.Direction != DirectionForward || len(d.Suspects) == 0 || d.Suspects[0].Addr.IsValid() || !strings.Contains(d.Text, "first hop") {
+			t.Errorf("%s: got %s", name, describe(d))
+		}
 	}
 }
 
@@ -533,8 +536,12 @@ func TestDiagnoseMixedEvidence(t *testing.T) {
 		flowOf(5, hash.StateFail, r1, p2, r2, "*"),
 		flowOf(6, hash.StateFlaky, r1, p1, r2, "="),
 	}
+	// Flows that die after r1 and one that gets as far as healthy ones:
+	// with so few flows, two deaths after r1 carry it; one of each needs
+	// two faults.
+	bothWays := "and the failing flows' answers are lost on the way back"
 	d := Diagnose(flows)
-	if d.Direction != DirectionForward || !strings.Contains(d.Text, "1 other failing flow gets as far") || !strings.Contains(d.Text, "1 flaky flow") {
+	if d.Direction != DirectionForward || !strings.Contains(d.Text, "1 flaky flow") {
 		t.Errorf("2 forward, 1 return: %s", describe(d))
 	}
 	d = Diagnose(flows[:5:5][1:])
@@ -542,7 +549,7 @@ func TestDiagnoseMixedEvidence(t *testing.T) {
 		t.Errorf("got %s", describe(d))
 	}
 	split := append(slices.Clone(flows[:3]), flowOf(5, hash.StateFail, r1, p2, r2, "*"))
-	if d := Diagnose(split); d.Direction != DirectionUnknown || !strings.Contains(d.Text, "split") {
+	if d := Diagnose(split); d.Direction != DirectionForward || !strings.Contains(d.Text, bothWays) {
 		t.Errorf("1 forward, 1 return: %s", describe(d))
 	}
 }
@@ -618,6 +625,10 @@ func TestDiagnoseLabPhysics(t *testing.T) {
 	// single flow dying forward. Those few may name another candidate (the
 	// evidence lists q2 among "other candidates") or say return.
 	const bothWaysMisses = 4
+	// Behind the silent p1, the flows that die forward look like those of
+	// a return member p1 (silent, so its own errors are lost too): with 48
+	// ports a fifth of the ranges come out return.
+	const silentBothWaysMisses = 8
 	const flowHashedReturnMisses = 3
 	cases := []struct {
 		name   string
@@ -632,12 +643,19 @@ func TestDiagnoseLabPhysics(t *testing.T) {
 			l.retLost = crosses("q2", "p1")
 			return l
 		}, 48, linkDrop("p1", "q2"), func(l *labNet, d Diagnosis) bool {
-			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Next] == "q2" &&
-				slices.Contains([]string{"r1", "p1"}, l.names[d.Suspects[0].Addr])
-		}, bothWaysMisses},
+			s := d.Suspects
+			return d.Direction == DirectionForward && len(s) > 0 && (l.names[s[0].Next] == "q2" || !s[0].Next.IsValid()) &&
+				slices.Contains([]string{"r1", "p1"}, l.names[s[0].Addr])
+		}, silentBothWaysMisses},
+		// With 48 flows the link from the silent p1 to q2 and the hop
+		// after r1 are sometimes told apart by chance (r1, the router
+		// before the fault, is named either way).
 		{"link-drop p1-q2 one way behind silent p1", func() *labNet {
 			return newLab(3, 3, false, "p1")
-		}, 48, linkDrop("p1", "q2"), forwardLink("r1", "q2"), 0},
+		}, 48, linkDrop("p1", "q2"), func(l *labNet, d Diagnosis) bool {
+			return d.Direction == DirectionForward && len(d.Suspects) > 0 && l.names[d.Suspects[0].Addr] == "r1" &&
+				(l.names[d.Suspects[0].Next] == "q2" || !d.Suspects[0].Next.IsValid())
+		}, 0},
 		{"link-drop p1-q2 both ways", func() *labNet {
 			l := newLab(3, 3, false)
 			l.retLost = crosses("q2", "p1")
@@ -684,7 +702,7 @@ func TestDiagnoseLabPhysics(t *testing.T) {
 			l := newLab(4, 0, false)
 			l.retLost = through("p4")
 			return l
-		}, 32, nil, func(l *labNet, d Diagnosis) bool { return d.Direction == DirectionReturn }, 0},
+		}, 32, nil, func(l *labNet, d Diagnosis) bool { return d.Direction == DirectionReturn }, 1},
 		{"blackhole-ret q1 inbound", func() *labNet {
 			l := newLab(2, 2, true)
 			l.retLost = through("q1")
@@ -744,8 +762,8 @@ func TestDiagnoseSpreadReturn(t *testing.T) {
 		add(&fwdLink, map[bool]hash.State{true: hash.StateFail, false: hash.StateOK}[i == 2], r1, p(i), "*", "*")
 	}
 	// Without more, an unseen forward member next to r2 explains the
-	// spread deaths as well: forward stays.
-	if d := Diagnose(ret); d.Direction != DirectionForward {
+	// spread deaths as well: unknown, and the measurement that decides.
+	if d := Diagnose(ret); d.Direction != DirectionUnknown || !strings.Contains(d.Text, "sweep --responder") {
 		t.Errorf("spread deaths, no silent member: %s", describe(d))
 	}
 	// The bad return member p5 forwards toward the server but sends
@@ -761,7 +779,7 @@ func TestDiagnoseSpreadReturn(t *testing.T) {
 		add(&unseen, hash.StateFail, r1, p(i), "*", "*", "*")
 		add(&unseen, hash.StateFail, r1, p(i), "*", "*", "*")
 	}
-	if d := Diagnose(ret); d.Direction != DirectionReturn || !strings.Contains(d.Text, "no single forward hop or link") || !strings.Contains(d.Text, "1 more flow goes silent at a hop") {
+	if d := Diagnose(ret); d.Direction != DirectionReturn || !strings.Contains(d.Text, "return stage of TTL 2") {
 		t.Errorf("return fault, flow-hashed ICMP: %s", describe(d))
 	}
 	// The same where r2 answers from the link its error leaves by, a
@@ -778,7 +796,10 @@ func TestDiagnoseSpreadReturn(t *testing.T) {
 	for j := range 4 {
 		add(&retOut, hash.StateOK, r1, "*", r2link(1+j), "=")
 	}
-	if d := Diagnose(retOut); d.Direction != DirectionReturn || !strings.Contains(d.Text, "the hop before the destination") {
+	// r2's four addresses are one per link toward the p stage: read as one
+	// router, an unseen member beside it would fail half the flows, not a
+	// fifth.
+	if d := Diagnose(retOut); d.Direction != DirectionReturn {
 		t.Errorf("return fault, r2 answering per link: %s", describe(d))
 	}
 	// fwdLink's healthy flows through p2 all go on, so its failures (only

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -276,33 +275,4 @@ func homogeneity(failing, healthy map[netip.Addr]int) float64 {
 		}
 	}
 	return float64(atLeast+1) / float64(rounds+1)
-}
-
-// spreadText says what the spread groups show.
-func (a *analysis) spreadText(groups []spreadGroup) string {
-	n := 0
-	for _, g := range groups {
-		n += len(g.flows)
-	}
-	g := groups[0]
-	ttl := a.paths[g.flows[0]][g.pos].ttl + 1
-	sport := a.flows[g.flows[0]].Sport
-	return fmt.Sprintf("%d failing %s silent at TTL %d after %d different routers (%s), split among them like the healthy flows (p = %.2f), "+
-		"where every healthy flow goes on to %s: no single forward hop or link fails the flows of every member, so the fault is on the way back "+
-		"(these routers send their time-exceeded messages along the flow's return path, and those are lost with it). "+
-		"To localize it, trace from the server side toward the client with the reversed tuple: ecmpscan trace CLIENT:%d --sport DPORT",
-		n-g.atSilent, plural(n-g.atSilent, "flow goes", "flows go"), ttl, len(g.members), addrList(g.members, 4), g.p, g.behind, sport) +
-		a.atSilentText(groups)
-}
-
-func (a *analysis) atSilentText(groups []spreadGroup) string {
-	n := 0
-	for _, g := range groups {
-		n += g.atSilent
-	}
-	if n == 0 {
-		return ""
-	}
-	return fmt.Sprintf("; %d more %s silent at a hop that is silent for healthy flows too, which go on after it: "+
-		"a router that forwards toward the server but sends nothing back, as the bad return member would", n, plural(n, "flow goes", "flows go"))
 }

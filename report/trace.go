@@ -85,28 +85,42 @@ const (
 	DirectionUnknown Direction = "unknown"
 )
 
-// Suspect is a hop or a link that the evidence points at. For a link, Addr
-// is the last hop that answered and Next an address of the next router; for
-// a hop, Next is invalid.
+// Suspect is where the evidence points, most likely first. For a link,
+// Addr is the last hop that answered and Next an address of the next
+// router; for a hop, Next is invalid. Addr and Next are invalid where no
+// probe could see the place (an unseen member, a return member).
 type Suspect struct {
-	// Direction is the direction the suspect would fail flows in. Every
-	// suspect named today is on the forward path (the return path is not
-	// observed); in a return diagnosis they cover only the failing flows
-	// that die on the way out.
+	// Direction is the direction the suspect fails flows in.
 	Direction Direction
-	Addr      netip.Addr
-	Next      netip.Addr
-	Evidence  string
-	// Score ranks suspects (higher is more likely); it is the number of
-	// failing flows the suspect explains minus healthy flows that contradict it.
-	Score int
+	// Kind is "hop", "link", "member" (a forward member nobody sees,
+	// behind the routers in Behind), "return-member" (a member of the
+	// return stage at TTL) or "return-path" (somewhere on the way back).
+	Kind     string
+	Addr     netip.Addr
+	Next     netip.Addr
+	Behind   []netip.Addr
+	TTL      int
+	Evidence string
+	// Explains counts the failing flows it explains; Score is that minus
+	// the ones it contradicts.
+	Explains int
+	Score    int
 }
 
 // Diagnosis is the verdict of a trace.
 type Diagnosis struct {
 	Direction Direction
 	Suspects  []Suspect // most likely first
-	Text      string
+	// Hypotheses are every explanation scored, best first (see
+	// hypothesis.go); Suspects are their places.
+	Hypotheses []Hypothesis
+	// Margin is the log-likelihood ratio of the best hypothesis over the
+	// best one that points elsewhere (+Inf when there is none).
+	Margin float64
+	// Separate names the measurement that would tell the best hypothesis
+	// from its rival, when the margin is too small to decide.
+	Separate string
+	Text     string
 }
 
 // Trace is everything a renderer needs about one trace run.

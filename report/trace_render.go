@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -135,10 +136,13 @@ type bucketJSON struct {
 }
 
 type diagnosisJSON struct {
-	Direction    Direction     `json:"direction"`
-	Suspects     []suspectJSON `json:"suspects"`
-	Text         string        `json:"text"`
-	ReverseTrace string        `json:"reverse_trace,omitempty"`
+	Direction    Direction        `json:"direction"`
+	Suspects     []suspectJSON    `json:"suspects"`
+	Hypotheses   []hypothesisJSON `json:"hypotheses"`
+	Margin       *float64         `json:"margin"`
+	Separate     string           `json:"separate,omitempty"`
+	Text         string           `json:"text"`
+	ReverseTrace string           `json:"reverse_trace,omitempty"`
 }
 
 type suspectJSON struct {
@@ -146,8 +150,62 @@ type suspectJSON struct {
 	Kind      string    `json:"kind"`
 	Addr      *string   `json:"addr"`
 	Next      *string   `json:"next"`
+	Behind    []string  `json:"behind,omitempty"`
+	TTL       *int      `json:"ttl"`
 	Evidence  string    `json:"evidence"`
+	Explains  int       `json:"explains"`
 	Score     int       `json:"score"`
+}
+
+type hypothesisJSON struct {
+	Direction   Direction       `json:"direction"`
+	Kind        HypothesisKind  `json:"kind"`
+	Addr        *string         `json:"addr"`
+	Next        *string         `json:"next"`
+	Behind      []string        `json:"behind,omitempty"`
+	TTL         *int            `json:"ttl"`
+	ICMPPath    string          `json:"icmp_path,omitempty"`
+	Explains    int             `json:"explains"`
+	Contradicts int             `json:"contradicts"`
+	Share       float64         `json:"share"`
+	Score       float64         `json:"score"`
+	And         *hypothesisJSON `json:"and,omitempty"`
+}
+
+// maxHypothesesJSON bounds the hypotheses a document lists.
+const maxHypothesesJSON = 10
+
+func hypothesisDoc(h Hypothesis) hypothesisJSON {
+	j := hypothesisJSON{Direction: h.Direction, Kind: h.Kind, Addr: addrPtr(h.Addr), Next: addrPtr(h.Next),
+		Behind: addrStrings(h.Behind), TTL: ttlPtr(h.TTL), ICMPPath: h.ICMPPath, Explains: h.Explains,
+		Contradicts: h.Contradicts, Share: round4(h.Share), Score: finite(round4(h.Score))}
+	if h.And != nil {
+		and := hypothesisDoc(*h.And)
+		j.And = &and
+	}
+	return j
+}
+
+func finite(x float64) float64 {
+	if math.IsInf(x, 0) || math.IsNaN(x) {
+		return 0
+	}
+	return x
+}
+
+func addrStrings(xs []netip.Addr) []string {
+	var out []string
+	for _, x := range xs {
+		out = append(out, x.String())
+	}
+	return out
+}
+
+func ttlPtr(ttl int) *int {
+	if ttl <= 0 {
+		return nil
+	}
+	return &ttl
 }
 
 func addrPtr(a netip.Addr) *string {
@@ -159,7 +217,10 @@ func addrPtr(a netip.Addr) *string {
 }
 
 func suspectKind(s Suspect) string {
-	if s.Next.IsValid() {
+	switch {
+	case s.Kind != "":
+		return s.Kind
+	case s.Next.IsValid():
 		return "link"
 	}
 	return "hop"
@@ -225,8 +286,21 @@ func traceJSON(t Trace) traceDoc {
 	}
 	for _, s := range t.Diagnosis.Suspects {
 		doc.Diagnosis.Suspects = append(doc.Diagnosis.Suspects, suspectJSON{
-			Direction: s.Direction, Kind: suspectKind(s), Addr: addrPtr(s.Addr), Next: addrPtr(s.Next), Evidence: s.Evidence, Score: s.Score})
+			Direction: s.Direction, Kind: suspectKind(s), Addr: addrPtr(s.Addr), Next: addrPtr(s.Next), Behind: addrStrings(s.Behind),
+			TTL: ttlPtr(s.TTL), Evidence: s.Evidence, Explains: s.Explains, Score: s.Score})
 	}
+	doc.Diagnosis.Hypotheses = []hypothesisJSON{}
+	for i, h := range t.Diagnosis.Hypotheses {
+		if i == maxHypothesesJSON {
+			break
+		}
+		doc.Diagnosis.Hypotheses = append(doc.Diagnosis.Hypotheses, hypothesisDoc(h))
+	}
+	if m := t.Diagnosis.Margin; len(t.Diagnosis.Hypotheses) > 0 && !math.IsInf(m, 0) && !math.IsNaN(m) {
+		v := round4(m)
+		doc.Diagnosis.Margin = &v
+	}
+	doc.Diagnosis.Separate = t.Diagnosis.Separate
 	return doc
 }
 
@@ -324,14 +398,9 @@ func traceText(t Trace, opt Options) string {
 		return b.String()
 	}
 	if len(d.Suspects) > 0 {
-		switch d.Direction {
-		case DirectionForward:
-			b.WriteString("suspects:\n")
-		default:
-			b.WriteString("forward suspects (for the failing flows that die on the way out only):\n")
-		}
+		b.WriteString("suspects (most likely first):\n")
 		for i, s := range d.Suspects {
-			fmt.Fprintf(&b, "  %d. %s (score %d)\n     %s\n", i+1, p.paint("1", suspectName(s)), s.Score, s.Evidence)
+			fmt.Fprintf(&b, "  %d. %s %s (explains %d)\n     %s\n", i+1, s.Direction, p.paint("1", suspectName(s)), s.Explains, s.Evidence)
 		}
 	}
 	if cmd := reverseTrace(t); cmd != "" {
@@ -341,6 +410,14 @@ func traceText(t Trace, opt Options) string {
 }
 
 func suspectName(s Suspect) string {
+	switch s.Kind {
+	case "member":
+		return fmt.Sprintf("unseen member at TTL %d behind %s", s.TTL, addrList(s.Behind, 4))
+	case "return-member":
+		return fmt.Sprintf("return stage at TTL %d (a member or its link toward the client)", s.TTL)
+	case "return-path":
+		return "return path (answers lost on the way back, or the target)"
+	}
 	if s.Next.IsValid() {
 		return fmt.Sprintf("link %s -> %s", addrOrStar(s.Addr), s.Next)
 	}

@@ -112,6 +112,9 @@ func TestRenderTraceJSONContract(t *testing.T) {
 			t.Errorf("buckets is %T, want a list", doc["buckets"])
 		}
 		diag := doc["diagnosis"].(map[string]any)
+		if _, ok := diag["hypotheses"].([]any); !ok {
+			t.Errorf("hypotheses is %T, want a list", diag["hypotheses"])
+		}
 		sus, ok := diag["suspects"].([]any)
 		if !ok {
 			t.Fatalf("suspects is %T, want a list", diag["suspects"])
@@ -121,8 +124,11 @@ func TestRenderTraceJSONContract(t *testing.T) {
 			if _, ok := s["next"]; !ok {
 				t.Error("suspect without next")
 			}
-			if (s["next"] == nil) != (s["kind"] == "hop") {
+			if (s["next"] != nil) != (s["kind"] == "link") {
 				t.Errorf("kind %v with next %v", s["kind"], s["next"])
+			}
+			if s["direction"] == "return" && s["addr"] != nil {
+				t.Errorf("a return suspect with an address: %v", s)
 			}
 		}
 		if diag["direction"] == "return" && !strings.Contains(diag["reverse_trace"].(string), "ecmpscan trace 198.18.1.1:") {
@@ -174,7 +180,7 @@ func TestParseTraceFormat(t *testing.T) {
 // In a return diagnosis the suspects are the forward ones of the minority
 // of failing flows: the text says so instead of presenting them as the
 // culprit.
-func TestRenderReturnDiagnosisLabelsForwardSuspects(t *testing.T) {
+func TestRenderTraceSuspectsNameTheirDirection(t *testing.T) {
 	tr := Trace{Target: target, Source: src, Mode: "raw", Diagnosis: Diagnosis{
 		Direction: DirectionReturn, Text: "the fault is on the way back",
 		Suspects: []Suspect{{Direction: DirectionForward, Addr: netip.MustParseAddr("198.18.255.1"), Evidence: "2 failing flows die after it", Score: 2}},
@@ -183,7 +189,7 @@ func TestRenderReturnDiagnosisLabelsForwardSuspects(t *testing.T) {
 	if err := RenderTrace(&b, FormatTable, tr, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := b.String(); !strings.Contains(got, "forward suspects (for the failing flows that die on the way out only):") {
+	if got := b.String(); !strings.Contains(got, "1. forward hop 198.18.255.1") {
 		t.Errorf("return diagnosis text:\n%s", got)
 	}
 }

@@ -65,27 +65,28 @@ Faults (repeat --fault):
 NODE is a router: r1, p1..pN, q1..qM, r2.
 
 ICMP errors (time exceeded, unreachable) come, with --icmp-source:
+  outgoing    (the default) from the address of the link the error
+              leaves by: the kernel's default, as on plain Linux, FRR and
+              SONiC routers (with --icmp-path flow, a fabric of plain
+              Linux routers)
   router-id   from the router's ID, one address per router whatever the
-              flow (the default): 198.18.255.K and 2001:db8:ffff::K on
-              its loopback, K = 1 for r1, 10+i for p_i, 40+j for q_j,
-              99 for r2
+              flow: 198.18.255.K and 2001:db8:ffff::K on its loopback,
+              K = 1 for r1, 10+i for p_i, 40+j for q_j, 99 for r2
   inbound     from the address of the link the packet came in on
-  outgoing    from the address of the link the error leaves by: the
-              kernel's default, as on plain Linux, FRR and SONiC routers
-              (with --icmp-path flow, a fabric of plain Linux routers)
 
 Their path back toward the client, with --icmp-path:
-  fixed       (the default) each router sends its own ICMP errors to ONE
+  flow        (the default) Linux's own behaviour: a router hashes its
+              ICMP error with the offending flow's keys, so the error for
+              a flow leaves on the same member as that flow's return
+              traffic, and a return-path fault also eats the
+              time-exceeded messages of exactly the flows it breaks (they
+              look like forward losses)
+  fixed       each router sends its own ICMP errors to ONE
               member of its return ECMP group, fixed by its seed, whatever
               flow drew them, as many hardware routers do; routers further
               on forward them like any packet, by their own header. So a
               router answers every flow that reaches it, or none if a
-              fault lies on its errors' path (lab status: "icmp via").
-  flow        Linux's own behaviour: a router hashes its ICMP error with
-              the offending flow's keys, so the error for a flow leaves on
-              the same member as that flow's return traffic, and a
-              return-path fault also eats the time-exceeded messages of
-              exactly the flows it breaks (they look like forward losses)`,
+              fault lies on its errors' path (lab status: "icmp via")`,
 		Example: `  ecmpscan lab up --width 4 --fault blackhole-fwd@p2
   ecmpscan lab up --name two --width 2 --width2 3 --fault link-drop@p1-q3 --fault loss=20@q2`,
 		Args: cobra.NoArgs,
@@ -136,9 +137,9 @@ Their path back toward the client, with --icmp-path:
 	fl.Uint32Var(&seed, "seed", 1, "seed mixed into every router's multipath hash seed")
 	fl.StringSliceVar(&ports, "port", []string{"80", "3306"}, "server ports")
 	fl.StringArrayVar(&faults, "fault", nil, "fault KIND@NODE to inject (repeatable)")
-	fl.StringVar(&icmpSource, "icmp-source", lab.ICMPFromRouterID,
+	fl.StringVar(&icmpSource, "icmp-source", lab.DefaultICMPSource,
 		"source of the routers' ICMP errors: "+strings.Join(lab.ICMPSources, ", "))
-	fl.StringVar(&icmpPath, "icmp-path", lab.ICMPPathFixed,
+	fl.StringVar(&icmpPath, "icmp-path", lab.DefaultICMPPath,
 		"path of the routers' own ICMP errors toward the client: "+strings.Join(lab.ICMPPaths, " or ")+
 			" (fixed: one next hop per router; flow: that of the offending flow's return, as Linux does)")
 	return cmd

@@ -244,13 +244,25 @@ func (s *sweep) trace(ports []hash.Judged, target netip.AddrPort, src netip.Addr
 		picked[sp] = true
 	}
 	var e2e []hash.Judged
+	all, traced := map[hash.State]float64{}, map[hash.State]float64{}
 	for _, p := range ports {
+		all[p.State]++
 		if picked[p.Tuple.SrcPort] {
 			e2e = append(e2e, p)
+			traced[p.State]++
 		}
 	}
 	tc := TraceConfig{Target: s.cfg.Target, Probing: s.cfg.Probing, TraceOptions: *s.cfg.Trace}
 	t := &tracer{ctx: s.ctx, cfg: tc, env: s.env, set: s.set.probers, rng: s.rng}
+	// The traced flows are picked by state: each stands for its share of
+	// the sweep's, so the diagnosis weighs them back.
+	weight := func(st hash.State) float64 {
+		if traced[st] == 0 {
+			return 1
+		}
+		return all[st] / traced[st]
+	}
+	t.sample = report.Sample{Fail: weight(hash.StateFail), OK: weight(hash.StateOK)}
 	started := s.env.clock().Now()
 	tr, err := t.hops(target, src, e2e, s.c.hopsAway)
 	tr.Started, tr.Duration = started, s.env.clock().Now().Sub(started)

@@ -62,6 +62,9 @@ type tracer struct {
 	set   *probers
 	rng   *rand.Rand
 	stats probe.Stats
+	// sample weighs the traced flows back when they were picked from a
+	// sweep (zero: every flow was traced).
+	sample report.Sample
 }
 
 // hops probes the flows of e2e at every TTL up to one past the target's
@@ -111,6 +114,6 @@ func (t *tracer) report(target netip.AddrPort, src netip.Addr, e2e []hash.Judged
 		tr.Flows = append(tr.Flows, f)
 	}
 	tr.Buckets = report.BucketPaths(tr.Flows)
-	tr.Diagnosis = report.Diagnose(tr.Flows)
+	tr.Diagnosis = report.DiagnoseSample(tr.Flows, t.sample)
 	return tr
 }

@@ -117,7 +117,11 @@ func runCase(t *testing.T, name string, c accuracyCase) caseResult {
 			if c.before != "" {
 				preds = []string{c.before}
 			}
-			res.suspect = from == c.at || next == c.at || slices.Contains(preds, from)
+			res.suspect = s.Direction == "forward" && (from == c.at || next == c.at || slices.Contains(preds, from))
+			// An unseen member is named by the routers it sits behind.
+			for _, b := range s.Behind {
+				res.suspect = res.suspect || (s.Addr == "" && slices.Contains(preds, node(f, &b)))
+			}
 		}
 	})
 	return res

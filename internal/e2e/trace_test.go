@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ecmpscan/ecmpscan/internal/lab"
@@ -27,9 +29,12 @@ type traceDoc struct {
 	Diagnosis struct {
 		Direction string `json:"direction"`
 		Suspects  []struct {
-			Addr     string  `json:"addr"`
-			Next     *string `json:"next"`
-			Evidence string  `json:"evidence"`
+			Direction string   `json:"direction"`
+			Kind      string   `json:"kind"`
+			Addr      string   `json:"addr"`
+			Next      *string  `json:"next"`
+			Behind    []string `json:"behind"`
+			Evidence  string   `json:"evidence"`
 		} `json:"suspects"`
 		Text string `json:"text"`
 	} `json:"diagnosis"`
@@ -48,6 +53,14 @@ func trace(t *testing.T, f *lab.Fabric, dst netip.AddrPort, sports string, extra
 	}
 	if doc.SchemaVersion != 1 {
 		t.Errorf("schema_version %d, want 1", doc.SchemaVersion)
+	}
+	// ECMPSCAN_TRACE_DUMP=DIR keeps every trace document, to look into a
+	// diagnosis offline.
+	if dir := os.Getenv("ECMPSCAN_TRACE_DUMP"); dir != "" {
+		name := strings.NewReplacer("/", "_", "#", "_").Replace(t.Name()) + ".json"
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(out), 0o644); err != nil {
+			t.Log(err)
+		}
 	}
 	return doc, code
 }
@@ -90,7 +103,7 @@ func describe(doc traceDoc) string {
 		if sp.Next != nil {
 			next = *sp.Next
 		}
-		s += fmt.Sprintf("\n  suspect %d: %s -> %s (%s)", i, sp.Addr, next, sp.Evidence)
+		s += fmt.Sprintf("\n  suspect %d: %s %s %s -> %s behind %v (%s)", i, sp.Direction, sp.Kind, sp.Addr, next, sp.Behind, sp.Evidence)
 	}
 	return s
 }
@@ -131,13 +144,46 @@ func TestTraceForwardBlackhole(t *testing.T) {
 	}
 }
 
+// TestTraceReturnBlackhole: a return blackhole, on routers that send their
+// errors along a fixed path from their router ID, and on plain Linux
+// routers (the lab's default), whose errors ride the flow's own return path
+// and come from the link they leave by.
 func TestTraceReturnBlackhole(t *testing.T) {
-	f := fabric(t, "tr4", "--width", "2", "--width2", "2", "--seed", "12", "--fault", "blackhole-ret@q1")
-	doc, _ := trace(t, f, server4, "30000-30031")
-	checkFlowStates(t, f, server4, doc)
-	t.Log(describe(doc))
-	if doc.Diagnosis.Direction != "return" {
-		t.Errorf("want return; got %s", describe(doc))
+	cases := []struct {
+		name string
+		args []string
+		// ambiguous: on plain Linux the routers beyond the bad member
+		// answer from one address per link, so whether the r2 stage has
+		// one router or several, and with it whether an unseen member
+		// beside r2 would fail the same share, cannot be read off the
+		// addresses; one end cannot always decide. The diagnosis may then
+		// say unknown with the measurement that decides, never forward.
+		ambiguous bool
+	}{
+		{"tr4", []string{"--width", "2", "--width2", "2", "--seed", "12", "--icmp-source", "router-id", "--icmp-path", "fixed"}, false},
+		{"tr4l", []string{"--width", "3", "--width2", "3", "--seed", "12"}, true},
+		{"tr4m", []string{"--width", "2", "--width2", "2", "--seed", "12"}, true},
+		{"tr4n", []string{"--width", "4", "--width2", "4", "--seed", "12", "--icmp-source", "router-id"}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := fabric(t, c.name, append(c.args, "--fault", "blackhole-ret@q1")...)
+			doc, _ := trace(t, f, server4, "30000-30047")
+			checkFlowStates(t, f, server4, doc)
+			t.Log(describe(doc))
+			switch d := doc.Diagnosis; {
+			case d.Direction == "return":
+				if len(d.Suspects) == 0 || d.Suspects[0].Direction != "return" || d.Suspects[0].Addr != "" {
+					t.Errorf("suspects[0] should be a return suspect with no address: %s", describe(doc))
+				}
+			case c.ambiguous && d.Direction == "unknown":
+				if !strings.Contains(d.Text, "sweep --responder") {
+					t.Errorf("unknown without the measurement that decides: %s", describe(doc))
+				}
+			default:
+				t.Errorf("want return; got %s", describe(doc))
+			}
+		})
 	}
 }
 
@@ -214,7 +260,11 @@ func TestTraceRandomFabrics(t *testing.T) {
 		}
 		fd := drawFault(rng, w, w2, false)
 		fault, want, at, before := fd.fault, fd.want, fd.at, fd.before
-		args := []string{"--width", fmt.Sprint(w), "--width2", fmt.Sprint(w2), "--seed", fmt.Sprint(rng.Uint32()), "--fault", fault}
+		args := []string{"--width", fmt.Sprint(w), "--width2", fmt.Sprint(w2), "--seed", fmt.Sprint(rng.Uint32()), "--fault", fault,
+			"--icmp-source", lab.ICMPSources[rng.IntN(len(lab.ICMPSources))], "--icmp-path", lab.ICMPPaths[rng.IntN(len(lab.ICMPPaths))]}
+		if w2 > 0 && rng.IntN(3) == 0 && !strings.Contains(fault, "q") {
+			args = append(args, "--fault", fmt.Sprintf("silent@q%d", 1+rng.IntN(w2)))
+		}
 		dst := server4
 		if rng.IntN(3) == 0 {
 			dst = server6
@@ -249,23 +299,33 @@ func TestTraceRandomFabrics(t *testing.T) {
 			if fails == 0 {
 				t.Fatalf("oracle: %d flows fail, the trace reports none", len(oracleFails))
 			}
-			if doc.Diagnosis.Direction != want {
-				t.Fatalf("direction %s, want %s", doc.Diagnosis.Direction, want)
+			// A return fault on routers that answer per link may be
+			// undecidable from one end (see TestTraceReturnBlackhole):
+			// unknown is allowed there, with the measurement that decides.
+			d := doc.Diagnosis
+			undecided := want == "return" && d.Direction == "unknown" && strings.Contains(d.Text, "sweep --responder")
+			if d.Direction != want && !undecided {
+				t.Fatalf("direction %s, want %s", d.Direction, want)
 			}
 			if want != "forward" {
 				return
 			}
-			s := doc.Diagnosis.Suspects[0]
+			s := d.Suspects[0]
 			from, next := node(f, &s.Addr), node(f, s.Next)
 			// Acceptable: the faulty router or link end itself, the router
-			// before it (which names the link when it can), or the link
-			// whose far end is the fault.
+			// before it (which names the link when it can), the link whose
+			// far end is the fault, or an unseen member behind the routers
+			// before it.
 			preds := predecessors(at)
 			if before != "" {
 				preds = []string{before}
 			}
-			if from != at && next != at && !slices.Contains(preds, from) {
-				t.Errorf("suspects[0] = %s -> %s; want at or next to %s (from %v)", from, next, at, preds)
+			ok := s.Direction == "forward" && (from == at || next == at || slices.Contains(preds, from))
+			for _, b := range s.Behind {
+				ok = ok || (s.Addr == "" && slices.Contains(preds, node(f, &b)))
+			}
+			if !ok {
+				t.Errorf("suspects[0] = %s %s -> %s behind %v; want at or next to %s (from %v)", s.Kind, from, next, s.Behind, at, preds)
 			}
 		})
 	}

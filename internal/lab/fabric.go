@@ -69,7 +69,7 @@ func (f *Fabric) ServerNS() string { return f.Namespace("s") }
 
 // NodeOf names the node that owns addr ("" if none): a link address or a
 // router ID, e.g. to map the source of an ICMP time-exceeded back to a
-// router. With the ICMP source mode ICMPFromRouterID (the default) routers
+// router. With the ICMP source mode ICMPFromRouterID routers
 // send their errors from their router ID; with ICMPFromInbound from the
 // address of the link the probe came in on.
 func (f *Fabric) NodeOf(addr netip.Addr) string { return f.topology().nodeOf(addr) }
@@ -85,7 +85,7 @@ func (f *Fabric) RouterID(node string, v6 bool) netip.Addr {
 
 // ICMPNextHop is the neighbour toward the client that router node sends
 // its own ICMP errors (and any other ICMP it generates) to, whatever the
-// flow, in the ICMP path mode ICMPPathFixed (the default): one member of
+// flow, in the ICMP path mode ICMPPathFixed: one member of
 // its return ECMP group, picked by its hash seed. It is "" in the mode
 // ICMPPathFlow, where the kernel picks the member by the offending flow's
 // hash, or if node is not a router of the fabric. Past that next hop the

@@ -171,7 +171,7 @@ func nodeAt(hs []Hop, i int) string {
 func TestSingleTierFabric(t *testing.T) {
 	needNetns(t)
 	spec := Spec{Name: "lt1", Width: 4, Seed: 1,
-		Faults: mustFaults(t, "blackhole-fwd@p2", "drop-synack@p3", "silent@r2")}
+		Faults: mustFaults(t, "blackhole-fwd@p2", "drop-synack@p3", "silent@r2"), ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed}
 	f := upForTest(t, spec)
 
 	// State file and status.
@@ -344,7 +344,7 @@ func checkObservedMatchesWalk(t *testing.T, f *Fabric, ts []hash.FiveTuple, es [
 func TestTwoTierFabric(t *testing.T) {
 	needNetns(t)
 	spec := Spec{Name: "lt2", Width: 2, Width2: 3, Seed: 9, Ports: []uint16{443},
-		Faults: mustFaults(t, "blackhole-ret@q2", "link-drop@p1-q3")}
+		Faults: mustFaults(t, "blackhole-ret@q2", "link-drop@p1-q3"), ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed}
 	f := upForTest(t, spec)
 	if st, err := f.Status(context.Background()); err != nil || !strings.Contains(st, "q1..q3") {
 		t.Errorf("Status: %v\n%s", err, st)
@@ -383,7 +383,7 @@ func TestTwoTierFabric(t *testing.T) {
 
 func TestLossyFabric(t *testing.T) {
 	needNetns(t)
-	f := upForTest(t, Spec{Name: "lt3", Width: 2, Seed: 3, Faults: mustFaults(t, "loss=50@p1")})
+	f := upForTest(t, Spec{Name: "lt3", Width: 2, Seed: 3, Faults: mustFaults(t, "loss=50@p1"), ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed})
 	ts := append(sweep(f.Client4, f.Server4, 40000, 16, 80), sweep(f.Client6, f.Server6, 40000, 16, 80)...)
 	es, err := f.ExpectAll(context.Background(), ts)
 	if err != nil {
@@ -400,7 +400,7 @@ func TestLossyFabric(t *testing.T) {
 func TestUpRejectsBadSpecAndCleansLeftovers(t *testing.T) {
 	needNetns(t)
 	ctx := context.Background()
-	if _, err := Up(ctx, Spec{Name: "lt4", Width: 2, Faults: mustFaults(t, "silent@q1")}); err == nil {
+	if _, err := Up(ctx, Spec{Name: "lt4", Width: 2, Faults: mustFaults(t, "silent@q1"), ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed}); err == nil {
 		t.Fatal("Up accepted a fault on a missing router")
 	}
 	// A leftover namespace of the same name is removed by Up and Down.
@@ -408,7 +408,7 @@ func TestUpRejectsBadSpecAndCleansLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { run(context.Background(), "", "ip", "netns", "del", "esl-lt4-p9") })
-	f := upForTest(t, Spec{Name: "lt4", Width: 1})
+	f := upForTest(t, Spec{Name: "lt4", Width: 1, ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed})
 	nss, _ := netnsNames(ctx)
 	for _, ns := range nss {
 		if ns == "esl-lt4-p9" {
@@ -430,7 +430,7 @@ func TestUpRejectsBadSpecAndCleansLeftovers(t *testing.T) {
 // covers the default router-ID mode.)
 func TestTimeExceeded(t *testing.T) {
 	needNetns(t)
-	f := upForTest(t, Spec{Name: "lt5", Width: 2, Seed: 5, Faults: mustFaults(t, "silent@p1"), ICMPSource: ICMPFromInbound})
+	f := upForTest(t, Spec{Name: "lt5", Width: 2, Seed: 5, Faults: mustFaults(t, "silent@p1"), ICMPSource: ICMPFromInbound, ICMPPath: ICMPPathFixed})
 	for _, fam := range []struct {
 		src, dst netip.Addr
 		network  string
@@ -514,7 +514,7 @@ func TestUpCleansUpOnError(t *testing.T) {
 	needNetns(t)
 	for _, d := range []time.Duration{5 * time.Millisecond, 30 * time.Millisecond, 80 * time.Millisecond, 150 * time.Millisecond} {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
-		f, err := Up(ctx, Spec{Name: "lt6", Width: 8, Width2: 4})
+		f, err := Up(ctx, Spec{Name: "lt6", Width: 8, Width2: 4, ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed})
 		cancel()
 		if err == nil {
 			t.Logf("Up finished within %v", d)

@@ -14,24 +14,24 @@ import (
 )
 
 func TestICMPPathSpec(t *testing.T) {
-	if got := (Spec{}).WithDefaults().ICMPPath; got != ICMPPathFixed {
+	if got := (Spec{}).WithDefaults().ICMPPath; got != ICMPPathFlow {
 		t.Errorf("default ICMP path %q", got)
 	}
-	if got := (Spec{ICMPPath: ICMPPathFlow}).WithDefaults().ICMPPath; got != ICMPPathFlow {
+	if got := (Spec{ICMPPath: ICMPPathFixed}).WithDefaults().ICMPPath; got != ICMPPathFixed {
 		t.Errorf("WithDefaults changed ICMP path to %q", got)
 	}
 	for _, p := range []string{"", ICMPPathFixed, ICMPPathFlow} {
-		if err := (Spec{Name: "a", Width: 2, ICMPPath: p}).Validate(); err != nil {
+		if err := (Spec{Name: "a", Width: 2, ICMPPath: p, ICMPSource: ICMPFromRouterID}).Validate(); err != nil {
 			t.Errorf("ICMP path %q: %v", p, err)
 		}
 	}
 	for _, p := range []string{"Fixed", "flow ", "ecmp", "hash"} {
-		if err := (Spec{Name: "a", Width: 2, ICMPPath: p}).Validate(); !errors.Is(err, ErrBadSpec) {
+		if err := (Spec{Name: "a", Width: 2, ICMPPath: p, ICMPSource: ICMPFromRouterID}).Validate(); !errors.Is(err, ErrBadSpec) {
 			t.Errorf("ICMP path %q: error %v", p, err)
 		}
 	}
 	b, err := json.Marshal(Spec{Name: "a", Width: 2}.WithDefaults())
-	if err != nil || !strings.Contains(string(b), `"icmp_path":"fixed"`) {
+	if err != nil || !strings.Contains(string(b), `"icmp_path":"flow"`) || !strings.Contains(string(b), `"icmp_source":"outgoing"`) {
 		t.Errorf("JSON %s, %v", b, err)
 	}
 }
@@ -39,7 +39,7 @@ func TestICMPPathSpec(t *testing.T) {
 // TestICMPPathLines checks the policy rules, the fixed next hop's table
 // and its blackhole, per mode.
 func TestICMPPathLines(t *testing.T) {
-	spec := Spec{Name: "b", Width: 2, Width2: 3, Seed: 7, Faults: mustFaults(t, "blackhole-ret@q2", "blackhole-ret@r1")}
+	spec := Spec{Name: "b", Width: 2, Width2: 3, Seed: 7, Faults: mustFaults(t, "blackhole-ret@q2", "blackhole-ret@r1"), ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed}
 	f := newFabric(spec)
 	topo := f.topology()
 	has := func(what string, got []string, want ...string) {
@@ -94,7 +94,7 @@ func TestICMPPathLines(t *testing.T) {
 	}
 	spread := map[string]int{}
 	for seed := uint32(0); seed < 64; seed++ {
-		g := newFabric(Spec{Name: "b", Width: 2, Width2: 3, Seed: seed})
+		g := newFabric(Spec{Name: "b", Width: 2, Width2: 3, Seed: seed, ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed})
 		spread["r2:"+g.ICMPNextHop("r2")]++
 		spread[g.ICMPNextHop("q1")+"/"+g.ICMPNextHop("q2")]++
 	}
@@ -104,7 +104,7 @@ func TestICMPPathLines(t *testing.T) {
 		}
 	}
 	// Example fixed choice, so a change of the choice is noticed.
-	if got := newFabric(Spec{Name: "b", Width: 2, Width2: 2, Seed: 5}).ICMPNextHop("q2"); got != "p1" {
+	if got := newFabric(Spec{Name: "b", Width: 2, Width2: 2, Seed: 5, ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed}).ICMPNextHop("q2"); got != "p1" {
 		t.Errorf("seed 5: q2's ICMP next hop %s, want p1", got)
 	}
 
@@ -118,7 +118,7 @@ func TestICMPPathLines(t *testing.T) {
 	}
 
 	// Inbound source: the same table, without preferred sources.
-	in := newFabric(Spec{Name: "b", Width: 2, Width2: 3, Seed: 7, ICMPSource: ICMPFromInbound})
+	in := newFabric(Spec{Name: "b", Width: 2, Width2: 3, Seed: 7, ICMPSource: ICMPFromInbound, ICMPPath: ICMPPathFixed})
 	has("inbound r2 routes", in.topology().routes("r2"),
 		fmt.Sprintf("route add 198.18.1.0/24 via %s dev to-%s table 100", in.Addr(in.ICMPNextHop("r2"), "r2", false), in.ICMPNextHop("r2")))
 	has("inbound r1 routes", in.topology().routes("r1"),
@@ -255,7 +255,7 @@ func TestICMPPath(t *testing.T) {
 func testICMPPath(t *testing.T, name, fault, path string) {
 	// Seed 5: r2 sends fixed-path ICMP via q2, q1 via p2, q2 via p1.
 	f := upForTest(t, Spec{Name: name, Width: 2, Width2: 2, Seed: 5, Ports: []uint16{443},
-		Faults: mustFaults(t, fault), ICMPPath: path})
+		Faults: mustFaults(t, fault), ICMPPath: path, ICMPSource: ICMPFromRouterID})
 	fixed := path == ICMPPathFixed
 	if fixed {
 		for r, want := range map[string]string{"r2": "q2", "q1": "p2", "q2": "p1"} {

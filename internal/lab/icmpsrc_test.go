@@ -19,7 +19,7 @@ import (
 )
 
 func TestRouterIDs(t *testing.T) {
-	f := newFabric(Spec{Name: "r", Width: 16, Width2: 16})
+	f := newFabric(Spec{Name: "r", Width: 16, Width2: 16, ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed})
 	want := map[string]string{"r1": "1", "p1": "11", "p16": "26", "q1": "41", "q3": "43", "q16": "56", "r2": "99"}
 	for n, k := range want {
 		if got := f.RouterID(n, false); got != netip.MustParseAddr("198.18.255."+k) {
@@ -52,7 +52,7 @@ func TestRouterIDs(t *testing.T) {
 			}
 		}
 	}
-	small := newFabric(Spec{Name: "s", Width: 2})
+	small := newFabric(Spec{Name: "s", Width: 2, ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed})
 	for _, n := range []string{"c", "s", "q1", "p3", "x", ""} {
 		if a := small.RouterID(n, false); a.IsValid() {
 			t.Errorf("RouterID(%q) = %s on a 2-wide one-tier fabric", n, a)
@@ -72,19 +72,19 @@ func TestRouterIDs(t *testing.T) {
 }
 
 func TestICMPSourceSpec(t *testing.T) {
-	if got := (Spec{}).WithDefaults().ICMPSource; got != ICMPFromRouterID {
+	if got := (Spec{}).WithDefaults().ICMPSource; got != ICMPFromOutgoing {
 		t.Errorf("default ICMP source %q", got)
 	}
 	if got := (Spec{ICMPSource: ICMPFromInbound}).WithDefaults().ICMPSource; got != ICMPFromInbound {
 		t.Errorf("WithDefaults changed ICMP source to %q", got)
 	}
 	for _, src := range []string{"", ICMPFromRouterID, ICMPFromInbound, ICMPFromOutgoing} {
-		if err := (Spec{Name: "a", Width: 2, ICMPSource: src}).Validate(); err != nil {
+		if err := (Spec{Name: "a", Width: 2, ICMPSource: src, ICMPPath: ICMPPathFixed}).Validate(); err != nil {
 			t.Errorf("ICMP source %q: %v", src, err)
 		}
 	}
 	for _, src := range []string{"loopback", "Router-ID", " inbound"} {
-		err := (Spec{Name: "a", Width: 2, ICMPSource: src}).Validate()
+		err := (Spec{Name: "a", Width: 2, ICMPSource: src, ICMPPath: ICMPPathFixed}).Validate()
 		if !errors.Is(err, ErrBadSpec) {
 			t.Errorf("ICMP source %q: error %v", src, err)
 		}
@@ -92,7 +92,7 @@ func TestICMPSourceSpec(t *testing.T) {
 
 	// Router-ID mode: every route of a router prefers the router ID; the
 	// end links' addresses get no kernel prefix route but one with it.
-	rid := newFabric(Spec{Name: "b", Width: 2, Width2: 3}).topology()
+	rid := newFabric(Spec{Name: "b", Width: 2, Width2: 3, ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed}).topology()
 	check := func(what string, got []string, want ...string) {
 		t.Helper()
 		all := strings.Join(got, "\n")
@@ -122,7 +122,7 @@ func TestICMPSourceSpec(t *testing.T) {
 	}
 
 	// Inbound mode: routes as they always were.
-	in := newFabric(Spec{Name: "b", Width: 2, Width2: 3, ICMPSource: ICMPFromInbound})
+	in := newFabric(Spec{Name: "b", Width: 2, Width2: 3, ICMPSource: ICMPFromInbound, ICMPPath: ICMPPathFixed})
 	for _, r := range in.Routers {
 		for _, l := range in.topology().routes(r) {
 			if strings.Contains(l, " src ") || strings.Contains(l, "proto kernel") {
@@ -142,7 +142,7 @@ func TestICMPSourceSpec(t *testing.T) {
 		}
 		return "unset"
 	}
-	if a, b := sys(newFabric(Spec{Name: "b", Width: 2}), "p1"), sys(in, "p1"); a != "0" || b != "1" {
+	if a, b := sys(newFabric(Spec{Name: "b", Width: 2, ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed}), "p1"), sys(in, "p1"); a != "0" || b != "1" {
 		t.Errorf("icmp_errors_use_inbound_ifaddr: router-id %s, inbound %s", a, b)
 	}
 }
@@ -418,7 +418,7 @@ func nodesAt(paths map[uint16][]Hop, i int) map[string]int {
 func TestICMPFromRouterIDTwoTier(t *testing.T) {
 	needNetns(t)
 	f := upForTest(t, Spec{Name: "ic1", Width: 2, Width2: 3, Seed: 11, Ports: []uint16{443},
-		Faults: mustFaults(t, "silent@q2")})
+		Faults: mustFaults(t, "silent@q2"), ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed})
 	if f.Spec.ICMPSource != ICMPFromRouterID {
 		t.Fatalf("default ICMP source %q", f.Spec.ICMPSource)
 	}
@@ -463,7 +463,7 @@ func TestICMPFromRouterIDTwoTier(t *testing.T) {
 func TestICMPFromRouterIDOneTier(t *testing.T) {
 	needNetns(t)
 	f := upForTest(t, Spec{Name: "ic2", Width: 3, Seed: 2, Ports: []uint16{80},
-		Faults: mustFaults(t, "silent@p1", "blackhole-fwd@p3")})
+		Faults: mustFaults(t, "silent@p1", "blackhole-fwd@p3"), ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed})
 	fwd4, fwd6 := checkTrace(t, f, portRange(34000, 10), 80)
 	for fam, paths := range map[string]map[uint16][]Hop{"IPv4": fwd4, "IPv6": fwd6} {
 		ps := nodesAt(paths, 1)
@@ -479,7 +479,7 @@ func TestICMPFromRouterIDOneTier(t *testing.T) {
 // right router), and NodeOf maps it.
 func TestICMPFromInbound(t *testing.T) {
 	needNetns(t)
-	f := upForTest(t, Spec{Name: "ic3", Width: 2, Width2: 2, Seed: 4, Ports: []uint16{80}, ICMPSource: ICMPFromInbound})
+	f := upForTest(t, Spec{Name: "ic3", Width: 2, Width2: 2, Seed: 4, Ports: []uint16{80}, ICMPSource: ICMPFromInbound, ICMPPath: ICMPPathFixed})
 	g, err := Load("ic3")
 	if err != nil || g.Spec.ICMPSource != ICMPFromInbound {
 		t.Fatalf("Load: %v, ICMP source %q", err, g.Spec.ICMPSource)

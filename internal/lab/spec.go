@@ -11,12 +11,17 @@
 // tells for a given five-tuple which path the kernel picks and whether a probe
 // on it should succeed, so that probers can be checked against the kernel.
 //
-// Every router has a router ID on its loopback (198.18.255.K and
-// 2001:db8:ffff::K, see Fabric.RouterID) and by default sends its ICMP
-// errors from it, so a traceroute names the same router by the same
-// address whatever the flow (Spec.ICMPSource). By default a router's own
-// ICMP errors toward the client also leave on one fixed next hop, whatever
-// the flow that drew them, as many hardware routers do (Spec.ICMPPath).
+// By default the routers behave as plain Linux (FRR, SONiC) routers do,
+// the hard case for a traceroute: a router's ICMP error leaves on the ECMP
+// member that the offending flow's return traffic takes (Spec.ICMPPath
+// flow), from the address of the interface it leaves by (Spec.ICMPSource
+// outgoing), so one router shows a different address per flow and a
+// return fault also eats the errors of the flows it breaks. Every router
+// also has a router ID on its loopback (198.18.255.K and 2001:db8:ffff::K,
+// see Fabric.RouterID): with ICMPSource router-id it sends its errors from
+// it, one address per router whatever the flow; with ICMPPath fixed it
+// sends them along one fixed next hop whatever the flow, as many hardware
+// routers do.
 //
 // Everything lives in namespaces named "esl-<name>-<node>" and uses only
 // 198.18.0.0/15 and 2001:db8::/32. All of it needs root.
@@ -53,11 +58,12 @@ type Spec struct {
 	Ports  []uint16 `json:"ports,omitempty"`  // server ports; default DefaultPorts
 	Faults []Fault  `json:"faults,omitempty"`
 	// ICMPSource says which address a router's ICMP errors (time
-	// exceeded, unreachable) come from: ICMPFromRouterID (the default),
-	// ICMPFromInbound or ICMPFromOutgoing.
+	// exceeded, unreachable) come from: ICMPFromOutgoing (the default,
+	// as plain Linux does), ICMPFromRouterID or ICMPFromInbound.
 	ICMPSource string `json:"icmp_source"`
 	// ICMPPath says which way a router's own ICMP errors toward the
-	// client leave it: ICMPPathFixed (the default) or ICMPPathFlow.
+	// client leave it: ICMPPathFlow (the default, as Linux does) or
+	// ICMPPathFixed.
 	ICMPPath string `json:"icmp_path"`
 }
 
@@ -83,8 +89,12 @@ const (
 	ICMPFromOutgoing = "outgoing"
 )
 
+// DefaultICMPSource is the kernel's own behaviour (plain Linux, FRR,
+// SONiC): the hard case, and so the lab's default.
+const DefaultICMPSource = ICMPFromOutgoing
+
 // ICMPSources lists the ICMP source modes, default first.
-var ICMPSources = []string{ICMPFromRouterID, ICMPFromInbound, ICMPFromOutgoing}
+var ICMPSources = []string{ICMPFromOutgoing, ICMPFromRouterID, ICMPFromInbound}
 
 // The ICMP path modes of Spec.ICMPPath.
 const (
@@ -106,16 +116,19 @@ const (
 	ICMPPathFlow = "flow"
 )
 
+// DefaultICMPPath is Linux's own behaviour, the lab's default.
+const DefaultICMPPath = ICMPPathFlow
+
 // ICMPPaths lists the ICMP path modes, default first.
-var ICMPPaths = []string{ICMPPathFixed, ICMPPathFlow}
+var ICMPPaths = []string{ICMPPathFlow, ICMPPathFixed}
 
 // fixedICMPPath reports whether routers send their own ICMP along one
-// fixed next hop ("" means the default, which does).
-func (s Spec) fixedICMPPath() bool { return s.ICMPPath != ICMPPathFlow }
+// fixed next hop ("" means the default, which does not).
+func (s Spec) fixedICMPPath() bool { return s.ICMPPath == ICMPPathFixed }
 
 // routerIDSource reports whether routers source ICMP errors from their
-// router ID ("" means the default, which does).
-func (s Spec) routerIDSource() bool { return s.ICMPSource == "" || s.ICMPSource == ICMPFromRouterID }
+// router ID ("" means the default, which does not).
+func (s Spec) routerIDSource() bool { return s.ICMPSource == ICMPFromRouterID }
 
 // inboundSource reports whether IPv4 errors come from the inbound link.
 func (s Spec) inboundSource() bool { return s.ICMPSource == ICMPFromInbound }
@@ -246,10 +259,10 @@ func (s Spec) WithDefaults() Spec {
 		s.Ports = append([]uint16(nil), DefaultPorts...)
 	}
 	if s.ICMPSource == "" {
-		s.ICMPSource = ICMPFromRouterID
+		s.ICMPSource = DefaultICMPSource
 	}
 	if s.ICMPPath == "" {
-		s.ICMPPath = ICMPPathFixed
+		s.ICMPPath = DefaultICMPPath
 	}
 	return s
 }

@@ -109,7 +109,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestRouterSeedsDiffer(t *testing.T) {
-	f := newFabric(Spec{Name: "x", Width: 16, Width2: 16, Seed: 7})
+	f := newFabric(Spec{Name: "x", Width: 16, Width2: 16, Seed: 7, ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed})
 	seen := map[uint32]string{}
 	for _, r := range f.Routers {
 		s := f.Seeds[r]
@@ -193,7 +193,7 @@ func TestAddressing(t *testing.T) {
 	}
 	// Inbound ICMP source mode: the routes carry no preferred source
 	// (TestICMPSourceSpec checks the router-ID mode's).
-	f := newFabric(Spec{Name: "b", Width: 2, Width2: 3, ICMPSource: ICMPFromInbound})
+	f := newFabric(Spec{Name: "b", Width: 2, Width2: 3, ICMPSource: ICMPFromInbound, ICMPPath: ICMPPathFixed})
 	if got := f.Addr("q3", "p2", false); got != netip.MustParseAddr("198.19.102.34") {
 		t.Errorf("q3 on p2 link = %s", got)
 	}
@@ -264,7 +264,7 @@ func TestParseRouteGet(t *testing.T) {
 
 func TestNftRules(t *testing.T) {
 	f := newFabric(Spec{Name: "n", Width: 2, Width2: 2, Faults: mustFaults(t,
-		"drop-synack@p1", "loss=20@p1", "link-drop@p1-q2", "silent@q2")})
+		"drop-synack@p1", "loss=20@p1", "link-drop@p1-q2", "silent@q2"), ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed})
 	p1 := f.nftRules("p1")
 	for _, want := range []string{"table inet esl", "hook forward", "tcp flags & (syn | ack) == (syn | ack)",
 		"numgen random mod 100 < 20", `oifname "to-q2"`} {
@@ -285,8 +285,8 @@ func TestNftRules(t *testing.T) {
 
 func TestApplyNftFaults(t *testing.T) {
 	f := newFabric(Spec{Name: "n", Width: 2, Width2: 2, Faults: mustFaults(t,
-		"drop-synack@p1", "link-drop@p2-q1")})
-	lossy := newFabric(Spec{Name: "l", Width: 2, Width2: 2, Faults: mustFaults(t, "loss=20@q1")})
+		"drop-synack@p1", "link-drop@p2-q1"), ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed})
+	lossy := newFabric(Spec{Name: "l", Width: 2, Width2: 2, Faults: mustFaults(t, "loss=20@q1"), ICMPSource: ICMPFromRouterID, ICMPPath: ICMPPathFixed})
 	hops := func(nodes ...string) []Hop {
 		end := "to-s"
 		if nodes[0] == "r2" {

@@ -31,7 +31,7 @@ var (
 //	r1 = 1, p_i = 10+i (p1 = 11 .. p16 = 26), q_j = 40+j (q1 = 41 .. q16 = 56), r2 = 99
 //
 // so 198.18.255.42 and 2001:db8:ffff::42 are q2. With the ICMP source mode
-// ICMPFromRouterID (the default) routers send their ICMP errors from them.
+// ICMPFromRouterID routers send their ICMP errors from them.
 const (
 	routerIDBase4 = "198.18.255."
 	routerIDBase6 = "2001:db8:ffff::"

@@ -1,0 +1,691 @@
+package report
+
+// Diagnosis as hypothesis testing (boolean network tomography).
+//
+// Every single fault that could fail the traced flows is a hypothesis:
+//
+//   - forward, after a node: the hop or link right after a router (or a
+//     silent hop) that failing flows cross. Flows through that node are
+//     exposed; a share q of them (those the router hashes onto the bad
+//     member or link) die there and answer no TTL beyond it.
+//   - forward, an unseen member at a TTL behind several routers: every flow
+//     that gets that far is exposed.
+//   - forward, a hop that answers the failing flows and passes them no
+//     further (destination unreachable, a loop, an address only failing
+//     flows cross): the flows that show it.
+//   - return, a member of the stage at a TTL (or its link toward the
+//     client): every flow is exposed, since the reverse tuple's hash is not
+//     observed. Where routers send their ICMP errors along the flow's own
+//     return path (plain Linux), the errors of every router beyond that
+//     stage are lost with the answers: the failing flows answer up to that
+//     TTL and no further. Such a member also loses its own errors, so it
+//     is silent for every flow while healthy flows cross it.
+//   - return, the answers alone: the failing flows answer as far as healthy
+//     flows do and only the destination's answer is missing (routers that
+//     send their errors along a fixed path, a device dropping only
+//     SYN-ACKs, the target itself).
+//
+// Each hypothesis is scored by its likelihood. A failing flow it exposes is
+// explained with probability q times the chance of its hop pattern: hops
+// before the fault that should answer but are silent cost the share of
+// healthy flows through the same node that are silent there (Jeffreys
+// estimate), an answer beyond the fault is impossible. Any other failing
+// flow failed by chance: the background loss (measured on the flows that
+// answered) to the power of its probes. A healthy flow it exposes costs
+// 1-q. q is fitted (the share of the exposed flows it explains); where one
+// bad member of a stage is meant, the share it would give (1/M) is scored
+// too, so a return fault at a stage of 4 and an unseen forward member at a
+// stage of 2 are told apart by how many flows fail. M counts the stage's
+// routers, addresses grouped as diagnose.go groups them, or read as one per
+// link toward the stage before (routers that answer from the interface an
+// error leaves by), whichever fits better. The score
+// is the log-likelihood ratio against "every failure is chance", less half
+// a log of the flows per fitted share (BIC). Two faults at once (a link
+// dead both ways) are the best forward and return hypotheses together,
+// each flow taking the likelier; they pay the penalty twice.
+
+import (
+	"cmp"
+	"math"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+)
+
+// HypothesisKind says what a hypothesis blames.
+type HypothesisKind string
+
+// The hypothesis kinds.
+const (
+	// HypLink: the forward link Addr -> Next.
+	HypLink HypothesisKind = "link"
+	// HypNextHop: the forward hop right after Addr, which no failing flow
+	// reaches and no healthy one names (a member that never answers, or a
+	// link to one).
+	HypNextHop HypothesisKind = "next-hop"
+	// HypMember: a forward member at TTL, behind every router in Behind,
+	// that never answers.
+	HypMember HypothesisKind = "unseen-member"
+	// HypHop: Addr answers the failing flows and forwards them no further.
+	HypHop HypothesisKind = "hop"
+	// HypReturnMember: a member of the stage at TTL, or its link toward
+	// the client, loses the answers and the ICMP errors that ride back
+	// with them.
+	HypReturnMember HypothesisKind = "return-member"
+	// HypReturnPath: the answers are lost on the way back but the routers'
+	// errors are not; anywhere on the return path, or the target.
+	HypReturnPath HypothesisKind = "return-path"
+)
+
+// Hypothesis is one explanation of the failing flows, scored.
+type Hypothesis struct {
+	Direction Direction
+	Kind      HypothesisKind
+	// Addr and Next place it: the router before the fault and, for a
+	// link, the router after it. Invalid where no probe could see it.
+	Addr, Next netip.Addr
+	// Silent: the fault is right after a hop that is silent for every
+	// flow, behind Addr.
+	Silent bool
+	// Behind lists the routers an unseen member sits behind.
+	Behind []netip.Addr
+	// TTL is the first TTL the fault stops (forward), or the stage of a
+	// return member; 0 when unknown.
+	TTL int
+	// ICMPPath is "flow" when the hypothesis needs the routers' errors to
+	// follow the flows' return path, "" when it holds either way.
+	ICMPPath string
+	// Explains counts the failing flows it explains; Contradicts the
+	// failing flows it cannot (they answer beyond the fault, or it does
+	// not reach them) plus healthy flows that cross a link it says is dead.
+	Explains, Contradicts int
+	// Share is the fitted share of the exposed flows that fail.
+	Share float64
+	// Score is the log-likelihood ratio against chance, less the penalty.
+	Score float64
+	// And is a second fault at the same time, when one does not explain
+	// enough (a link dead both ways).
+	And *Hypothesis
+}
+
+// Sample says how the traced flows were picked from a sweep's: each traced
+// failing flow stands for Fail failing flows of the sweep, each healthy one
+// for OK healthy ones (0 or 1: all of them were traced). The shares a
+// hypothesis predicts are the population's, so the scores weigh the flows
+// back.
+type Sample struct{ Fail, OK float64 }
+
+// returnSilentPrior is the probability that a member that loses traffic
+// toward the client still gets its own ICMP errors out: they leave by the
+// same routes, so it is small (1 in 20); a device whose forwarding plane
+// alone drops does.
+const returnSilentPrior = 0.05
+
+// silentPrior is the probability that a router is silent by its own
+// configuration (sends no time-exceeded), 1 in 10: a return member that loses its own
+// errors explains one silent router, which other hypotheses must take as
+// configured that way.
+const silentPrior = 0.1
+
+// minChance keeps the chance of a failure finite on a loss-free run.
+const minChance = 1e-12
+
+// candidate is a hypothesis with what scoring it needs.
+type candidate struct {
+	h       Hypothesis
+	exposed []bool          // by flow index
+	cost    map[int]float64 // failing flow -> log P(its hops | the fault); absent: inconsistent
+	widths  []int           // the stage's width under each alias reading, when one bad member is meant
+	prior   float64         // log prior
+	dead    []int           // healthy flows over a link it says is dead
+}
+
+// evidence is what the scores share.
+type evidence struct {
+	a       *analysis
+	chance  []float64 // log P(fail by chance), by flow
+	failing []int
+	healthy []int
+	silent  map[string]float64
+	// wf and wh are how many flows of the population each traced failing
+	// and healthy flow stands for (Sample).
+	wf, wh float64
+}
+
+func (a *analysis) evidence(sample Sample) *evidence {
+	e := &evidence{a: a, silent: map[string]float64{}, chance: make([]float64, len(a.flows)),
+		wf: max(sample.Fail, 1), wh: max(sample.OK, 1)}
+	lost, sent := 0, 0
+	for i, f := range a.flows {
+		switch f.State {
+		case hash.StateOK, hash.StateFlaky:
+			lost += f.Sent - f.Received
+			sent += f.Sent
+		}
+		if f.State == hash.StateOK {
+			e.healthy = append(e.healthy, i)
+		}
+		if f.State == hash.StateFail {
+			e.failing = append(e.failing, i)
+		}
+	}
+	b := (float64(lost) + 0.5) / (float64(sent) + 1)
+	for i, f := range a.flows {
+		e.chance[i] = math.Log(max(math.Pow(b, float64(max(f.Sent, 1))), minChance))
+	}
+	return e
+}
+
+// silentShare is the share of healthy flows through node prev whose next
+// node is id (Jeffreys estimate), as a log.
+func (e *evidence) silentShare(prev, id string) float64 {
+	key := prev + " " + id
+	if v, ok := e.silent[key]; ok {
+		return v
+	}
+	var n, k int
+	for _, o := range e.a.healthy[prev] {
+		p := e.a.paths[o.flow]
+		if o.pos+1 >= len(p) {
+			continue
+		}
+		n++
+		if p[o.pos+1].id == id {
+			k++
+		}
+	}
+	v := math.Log((float64(k) + 0.5) / (float64(n) + 1))
+	e.silent[key] = v
+	return v
+}
+
+// hopCost is log P(flow i's hops | it died after position m): every hop up
+// to m should answer (a silent one costs how often healthy flows are silent
+// there), none after may. ok is false when it answered beyond m.
+func (e *evidence) hopCost(i, m int) (float64, bool) {
+	p := e.a.paths[i]
+	last := lastAnswer(p)
+	if last > m {
+		return 0, false
+	}
+	c := 0.0
+	for t := last + 1; t <= m && t < len(p); t++ {
+		c += e.silentShare(p[t-1].id, p[t].id)
+	}
+	return c, true
+}
+
+// exposure is the weighted count of the failing and healthy flows exposed.
+func (e *evidence) exposure(exposed []bool) float64 {
+	n := 0.0
+	for _, i := range e.failing {
+		if exposed[i] {
+			n += e.wf
+		}
+	}
+	for _, i := range e.healthy {
+		if exposed[i] {
+			n += e.wh
+		}
+	}
+	return n
+}
+
+// population is the weighted count of failing and healthy flows.
+func (e *evidence) population() float64 {
+	return e.wf*float64(len(e.failing)) + e.wh*float64(len(e.healthy))
+}
+
+// score fits the share and scores a candidate.
+func (e *evidence) score(c *candidate) {
+	n := e.exposure(c.exposed)
+	if n == 0 {
+		c.h.Score = math.Inf(-1)
+		return
+	}
+	q := min(e.wf*float64(len(c.cost))/n, 1)
+	for range 4 { // hard EM: refit q on the flows it explains better than chance
+		k := 0
+		for _, i := range e.failing {
+			if cost, ok := c.cost[i]; ok && math.Log(q)+cost > e.chance[i] {
+				k++
+			}
+		}
+		q = min(max(e.wf*float64(k), 0.5)/n, 1)
+	}
+	ll, explains := e.loglik(c, min(q, 1-1e-9))
+	if len(c.widths) > 0 {
+		// One bad member of a stage of M fails 1/M of the flows: score
+		// that share too, averaged over the readings of the stage's width
+		// (equally likely a priori), and keep the worse. A fitted share
+		// far from the readings is evidence against the hypothesis.
+		lls := make([]float64, len(c.widths))
+		for k, w := range c.widths {
+			lls[k], _ = e.loglik(c, 1/float64(w))
+		}
+		ll = min(ll, logMeanExp(lls))
+	}
+	c.h.Share, c.h.Explains = q, explains
+	c.h.Contradicts = len(e.failing) - explains + len(c.dead)
+	c.h.Score = ll - e.null() - 0.5*math.Log(e.population()) + c.prior
+	if len(c.dead) > 0 {
+		c.h.Score = math.Inf(-1)
+	}
+}
+
+// logMeanExp is log(mean(exp(xs))), computed without overflow.
+func logMeanExp(xs []float64) float64 {
+	top := slices.Max(xs)
+	sum := 0.0
+	for _, x := range xs {
+		sum += math.Exp(x - top)
+	}
+	return top + math.Log(sum/float64(len(xs)))
+}
+
+// null is the log-likelihood of "every failure is chance".
+func (e *evidence) null() float64 {
+	ll := 0.0
+	for _, i := range e.failing {
+		ll += e.wf * e.chance[i]
+	}
+	return ll
+}
+
+func (e *evidence) loglik(c *candidate, q float64) (float64, int) {
+	ll, explains := 0.0, 0
+	q = min(q, 1-1e-9)
+	for _, i := range e.failing {
+		best := e.chance[i]
+		if cost, ok := c.cost[i]; ok && c.exposed[i] && math.Log(q)+cost > best {
+			best = math.Log(q) + cost
+			explains++
+		}
+		ll += e.wf * best
+	}
+	for _, i := range e.healthy {
+		if c.exposed[i] {
+			ll += e.wh * math.Log(1-q)
+		}
+	}
+	return ll, explains
+}
+
+// hypotheses enumerates and scores every single fault, and the best pairs,
+// best first. Empty when no flow fails or none is healthy.
+func (a *analysis) hypotheses(sample Sample) []Hypothesis {
+	e := a.evidence(sample)
+	if len(e.failing) == 0 || len(e.healthy) == 0 {
+		return nil
+	}
+	cands := a.forwardCandidates(e)
+	cands = append(cands, a.returnCandidates(e)...)
+	for _, c := range cands {
+		e.score(c)
+	}
+	cands = slices.DeleteFunc(cands, func(c *candidate) bool { return math.IsInf(c.h.Score, -1) || c.h.Explains == 0 })
+	sortCandidates(cands)
+	// A second fault is named only when the data demand it: the pair must
+	// beat the best single fault by the decisive ratio.
+	var single float64
+	if len(cands) > 0 {
+		single = cands[0].h.Score
+	}
+	pairs := slices.DeleteFunc(e.pairs(cands), func(c *candidate) bool {
+		return math.IsInf(c.h.Score, -1) || c.h.Score < single+decisive
+	})
+	cands = append(cands, pairs...)
+	sortCandidates(cands)
+	out := make([]Hypothesis, 0, len(cands))
+	for _, c := range cands {
+		out = append(out, c.h)
+	}
+	return out
+}
+
+func sortCandidates(cs []*candidate) {
+	slices.SortStableFunc(cs, func(x, y *candidate) int {
+		return cmp.Or(cmp.Compare(y.h.Score, x.h.Score), cmp.Compare(y.h.Explains, x.h.Explains),
+			cmp.Compare(x.h.TTL, y.h.TTL), x.h.Addr.Compare(y.h.Addr), x.h.Next.Compare(y.h.Next),
+			cmp.Compare(x.h.Kind, y.h.Kind))
+	})
+}
+
+// pairs scores the best forward hypotheses together with the best return
+// ones: a link dead both ways, or two faults.
+func (e *evidence) pairs(cs []*candidate) []*candidate {
+	var fwd, ret []*candidate
+	for _, c := range cs {
+		switch {
+		case c.h.Direction == DirectionForward && len(fwd) < 3:
+			fwd = append(fwd, c)
+		case c.h.Direction == DirectionReturn && len(ret) < 3:
+			ret = append(ret, c)
+		}
+	}
+	// A uniform prior over places: a pair is one of nf x nr, a single
+	// fault one of nf + nr.
+	nf, nr := 0, 0
+	for _, c := range cs {
+		if c.h.Direction == DirectionForward {
+			nf++
+		} else {
+			nr++
+		}
+	}
+	place := math.Log(float64(nf)) + math.Log(float64(nr)) - math.Log(float64(nf+nr))
+	var out []*candidate
+	for _, f := range fwd {
+		for _, r := range ret {
+			c := e.pair(f, r)
+			c.h.Score -= place
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// pair scores two faults at once: each failing flow is explained by the
+// likelier of the two (or chance), each healthy flow survives both.
+func (e *evidence) pair(f, r *candidate) *candidate {
+	qf, qr := max(f.h.Share, 1e-9), max(r.h.Share, 1e-9)
+	ll, explains := 0.0, 0
+	kf, kr := 0, 0
+	for range 2 {
+		ll, explains = 0, 0
+		kf, kr = 0, 0
+		for _, i := range e.failing {
+			best, by := e.chance[i], 0
+			if cost, ok := f.cost[i]; ok && f.exposed[i] && math.Log(qf)+cost > best {
+				best, by = math.Log(qf)+cost, 1
+			}
+			if cost, ok := r.cost[i]; ok && r.exposed[i] && math.Log(qr)+cost > best {
+				best, by = math.Log(qr)+cost, 2
+			}
+			ll += e.wf * best
+			switch by {
+			case 1:
+				kf++
+			case 2:
+				kr++
+			}
+		}
+		explains = kf + kr
+		for _, i := range e.healthy {
+			keep := 1.0
+			if f.exposed[i] {
+				keep -= qf
+			}
+			if r.exposed[i] {
+				keep -= qr
+			}
+			ll += e.wh * math.Log(max(keep, 1e-9))
+		}
+		qf = min(max(e.wf*float64(kf), 0.5)/max(e.exposure(f.exposed), 1), 1-1e-9)
+		qr = min(max(e.wf*float64(kr), 0.5)/max(e.exposure(r.exposed), 1), 1-1e-9)
+	}
+	h := f.h
+	second := r.h
+	second.Explains, second.Share = kr, qr
+	h.And = &second
+	h.Explains, h.Share = kf, qf
+	h.Contradicts = len(e.failing) - explains
+	h.Score = ll - e.null() - math.Log(e.population()) + f.prior + r.prior
+	if kf == 0 || kr == 0 {
+		h.Score = math.Inf(-1) // one of them explains nothing the other does not
+	}
+	return &candidate{h: h}
+}
+
+// forwardCandidates: a fault right after each node failing flows may have
+// died after, an unseen member at each TTL behind several routers, and the
+// hops that answer failing flows and pass them no further.
+func (a *analysis) forwardCandidates(e *evidence) []*candidate {
+	byKey := map[string]*candidate{}
+	var out []*candidate
+	stageBehind := map[int]map[netip.Addr]bool{}
+	for _, i := range e.failing {
+		p := a.paths[i]
+		last := lastAnswer(p)
+		for t := last; t < len(p); t++ {
+			if t > last && len(a.healthy[p[t].id]) == 0 {
+				break // a silence no healthy flow shares: it died before it
+			}
+			if reach, cont := a.after(p[t].id); cont == 0 || reach > 0 {
+				continue
+			}
+			key := "after " + a.nodeKey(p[t]) + "@" + strconv.Itoa(t)
+			if byKey[key] == nil {
+				c := a.afterCandidate(e, p[t], t)
+				byKey[key] = c
+				out = append(out, c)
+			}
+			if p[t].answered() {
+				if stageBehind[t] == nil {
+					stageBehind[t] = map[netip.Addr]bool{}
+				}
+				stageBehind[t][a.routerOf(p[t].addr)] = true
+			}
+		}
+	}
+	for t, behind := range stageBehind {
+		if len(behind) >= 2 {
+			out = append(out, a.memberCandidate(e, t, sortedAddrs(behind)))
+		}
+	}
+	return append(out, a.explicitCandidates(e)...)
+}
+
+// nodeKey names a node by router: a silent node by its own id.
+func (a *analysis) nodeKey(n pnode) string {
+	if n.answered() {
+		return a.routerOf(n.addr).String()
+	}
+	return n.id
+}
+
+// afterCandidate: the fault is right after node n at position t.
+func (a *analysis) afterCandidate(e *evidence, n pnode, t int) *candidate {
+	c := &candidate{exposed: make([]bool, len(a.flows)), cost: map[int]float64{}}
+	c.h = Hypothesis{Direction: DirectionForward, Kind: HypNextHop, Addr: n.addr, TTL: t + 1}
+	if !n.answered() {
+		c.h.Addr = n.last
+	}
+	key := a.nodeKey(n)
+	for i, p := range a.paths {
+		if t < len(p) && a.nodeKey(p[t]) == key {
+			c.exposed[i] = true
+		}
+	}
+	ni := a.nextOf(n)
+	if len(ni.cands) > 0 {
+		c.h.Kind, c.h.Next = HypLink, ni.cands[0].rep
+	}
+	a.fillCosts(e, c, t)
+	c.h.Silent = !n.answered() && t > 0
+	return c
+}
+
+// memberCandidate: an unseen member at TTL t+1 behind the routers at t.
+func (a *analysis) memberCandidate(e *evidence, t int, behind []netip.Addr) *candidate {
+	c := &candidate{exposed: make([]bool, len(a.flows)), cost: map[int]float64{}}
+	c.h = Hypothesis{Direction: DirectionForward, Kind: HypMember, Behind: behind, TTL: t + 1}
+	for i, p := range a.paths {
+		if t < len(p) {
+			if reach, cont := a.after(p[t].id); cont > 0 && reach == 0 {
+				c.exposed[i] = true
+			}
+		}
+	}
+	for _, m := range a.stageWidths(t + 1) {
+		c.widths = append(c.widths, m+1) // the members seen there and the unseen one
+	}
+	a.fillCosts(e, c, t)
+	return c
+}
+
+func (a *analysis) fillCosts(e *evidence, c *candidate, m int) {
+	for _, i := range e.failing {
+		if !c.exposed[i] {
+			continue
+		}
+		if cost, ok := e.hopCost(i, m); ok {
+			c.cost[i] = cost
+		}
+	}
+}
+
+// explicitCandidates: hops that answer failing flows with an unreachable,
+// in a loop, or that no healthy flow crosses.
+func (a *analysis) explicitCandidates(e *evidence) []*candidate {
+	byKey := map[string]*candidate{}
+	var out []*candidate
+	for _, i := range e.failing {
+		f := a.fateOf(i)
+		if f.kind != fateUnreach && f.kind != fateLoop && f.kind != fateOnly {
+			continue
+		}
+		n := a.paths[i][f.pos]
+		key := strconv.Itoa(int(f.kind)) + " " + a.nodeKey(n) + "@" + strconv.Itoa(f.pos)
+		c := byKey[key]
+		if c == nil {
+			c = &candidate{exposed: make([]bool, len(a.flows)), cost: map[int]float64{}}
+			c.h = Hypothesis{Direction: DirectionForward, Kind: HypHop, Addr: n.addr, TTL: f.pos}
+			if f.kind == fateLoop {
+				c.h.Next = f.next
+			}
+			for j, p := range a.paths {
+				if f.pos < len(p) && a.nodeKey(p[f.pos]) == a.nodeKey(n) {
+					c.exposed[j] = true
+				}
+			}
+			byKey[key] = c
+			out = append(out, c)
+		}
+		c.cost[i] = 0
+	}
+	return out
+}
+
+// stageWidth counts the members at position t: the routers healthy flows
+// answer from there, and one more when healthy flows cross a silent hop
+// there. 0 when no healthy flow gets that far.
+func (a *analysis) stageWidth(t int) int {
+	answering, silent := a.stageCount(t)
+	return answering + silent
+}
+
+// stageWidths are the stage's width under two readings of its addresses:
+// as grouped (stageWidth), and as one address per link toward the stage
+// before, as routers that answer from the interface an error leaves by do
+// where errors follow the flow (so a router of a full mesh shows one
+// address per member behind it). Empty when no healthy flow gets there.
+func (a *analysis) stageWidths(t int) []int {
+	answering, silent := a.stageCount(t)
+	if answering+silent == 0 {
+		return nil
+	}
+	out := []int{answering + silent}
+	if t >= 2 && answering > 0 {
+		if before := a.stageWidth(t - 1); before > 1 && answering > 1 {
+			perLink := (answering+before-1)/before + silent
+			if perLink != out[0] {
+				out = append(out, perLink)
+			}
+		}
+	}
+	return out
+}
+
+// stageCount is the routers healthy flows answer from at position t, and 1
+// when healthy flows cross a silent hop there.
+func (a *analysis) stageCount(t int) (answering, silent int) {
+	members := map[netip.Addr]bool{}
+	for _, i := range a.okFlows() {
+		if p := a.paths[i]; t < len(p) && p[t].answered() {
+			members[a.routerOf(p[t].addr)] = true
+		}
+	}
+	if a.silentCrossedAt(t) {
+		silent = 1
+	}
+	return len(members), silent
+}
+
+func (a *analysis) okFlows() []int {
+	var out []int
+	for i, f := range a.flows {
+		if f.State == hash.StateOK {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// returnCandidates: a return member at each stage of at least two members
+// before the last router, and the answers alone.
+func (a *analysis) returnCandidates(e *evidence) []*candidate {
+	all := make([]bool, len(a.flows))
+	for i := range all {
+		all[i] = true
+	}
+	var out []*candidate
+	deepest := 0
+	for _, i := range e.healthy {
+		deepest = max(deepest, len(a.paths[i])-1)
+	}
+	// The last router (the one before the destination) is covered by the
+	// answers-alone hypothesis; earlier stages by a return member.
+	full := map[int]float64{} // failing flow -> cost of answering as far as healthy flows do
+	for _, i := range e.failing {
+		p := a.paths[i]
+		switch f := a.fateOf(i); {
+		case f.kind == fateReturn:
+			if cost, ok := e.hopCost(i, f.pos); ok {
+				full[i] = cost
+			}
+		case f.kind != fateLoop && f.kind != fateUnreach && len(p) > 1 && p[len(p)-1].answered():
+			// Traced no further than an answer: nothing says it stopped.
+			full[i], _ = e.hopCost(i, len(p)-1)
+		}
+	}
+	for s := 1; s < deepest-1; s++ {
+		m := a.stageWidth(s)
+		if m < 2 {
+			continue
+		}
+		prior := math.Log(returnSilentPrior)
+		if a.silentCrossedAt(s) {
+			prior = -math.Log(silentPrior) // it explains a silent router too
+		}
+		// Errors along the flow's return path: every failing flow goes
+		// silent after s.
+		c := &candidate{exposed: all, cost: map[int]float64{}, widths: a.stageWidths(s), prior: prior}
+		c.h = Hypothesis{Direction: DirectionReturn, Kind: HypReturnMember, TTL: s, ICMPPath: "flow"}
+		a.fillCosts(e, c, s)
+		out = append(out, c)
+		// Errors hashed apart from the answers: a failing flow goes
+		// silent after s or answers as far as healthy flows, even odds.
+		mixed := &candidate{exposed: all, cost: map[int]float64{}, widths: c.widths, prior: prior}
+		mixed.h = c.h
+		mixed.h.ICMPPath = ""
+		for _, i := range e.failing {
+			cs, okS := c.cost[i]
+			cf, okF := full[i]
+			switch {
+			case okS && okF:
+				mixed.cost[i] = math.Log(0.5*math.Exp(cs) + 0.5*math.Exp(cf))
+			case okS:
+				mixed.cost[i] = cs + math.Log(0.5)
+			case okF:
+				mixed.cost[i] = cf + math.Log(0.5)
+			}
+		}
+		out = append(out, mixed)
+	}
+	c := &candidate{exposed: all, cost: full}
+	c.h = Hypothesis{Direction: DirectionReturn, Kind: HypReturnPath}
+	return append(out, c)
+}

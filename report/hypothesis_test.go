@@ -1,0 +1,177 @@
+package report
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+)
+
+// The hypotheses on synthetic path sets: each fault's pattern must rank its
+// own hypothesis first, with the flows it explains counted.
+
+func bestOf(t *testing.T, fs []FlowTrace) (Diagnosis, Hypothesis) {
+	t.Helper()
+	d := Diagnose(fs)
+	if len(d.Hypotheses) == 0 {
+		t.Fatalf("no hypotheses: %s", describe(d))
+	}
+	return d, d.Hypotheses[0]
+}
+
+func TestHypothesesRankTheirOwnFault(t *testing.T) {
+	const r1, r2 = "198.18.255.1", "198.18.255.99"
+	p := []string{"198.18.255.11", "198.18.255.12", "198.18.255.13", "198.18.255.14"}
+	var sport uint16
+	flows := func(pattern func(i, k int) (hash.State, []string)) []FlowTrace {
+		var out []FlowTrace
+		for i := range p {
+			for k := range 12 {
+				st, hops := pattern(i, k)
+				sport++
+				out = append(out, flowOf(sport, st, hops...))
+			}
+		}
+		return out
+	}
+	ok := func(i int) []string { return []string{r1, p[i], r2, "="} }
+	t.Run("dead next hop of one member", func(t *testing.T) {
+		fs := flows(func(i, k int) (hash.State, []string) {
+			if i == 2 && k%3 == 0 {
+				return hash.StateFail, []string{r1, p[i], "*", "*"}
+			}
+			return hash.StateOK, ok(i)
+		})
+		_, h := bestOf(t, fs)
+		if h.Direction != DirectionForward || h.Addr.String() != p[2] || h.Explains != 4 || h.Contradicts != 0 || h.And != nil {
+			t.Errorf("best %+v, want forward after %s explaining 4", h, p[2])
+		}
+		if want := 4.0 / 12; math.Abs(h.Share-want) > 1e-9 {
+			t.Errorf("share %v, want %v (of the flows through %s)", h.Share, want, p[2])
+		}
+	})
+	t.Run("answers lost on the way back", func(t *testing.T) {
+		fs := flows(func(i, k int) (hash.State, []string) {
+			if k%4 == 1 {
+				return hash.StateFail, []string{r1, p[i], r2, "*", "*"}
+			}
+			return hash.StateOK, ok(i)
+		})
+		d, h := bestOf(t, fs)
+		if d.Direction != DirectionReturn || h.Kind != HypReturnPath || h.Explains != 12 {
+			t.Errorf("best %+v: %s", h, describe(d))
+		}
+	})
+	t.Run("a link dead both ways needs two faults", func(t *testing.T) {
+		fs := flows(func(i, k int) (hash.State, []string) {
+			switch {
+			case i == 0 && k%2 == 0:
+				return hash.StateFail, []string{r1, p[i], "*", "*"}
+			case k%6 == 1:
+				return hash.StateFail, []string{r1, p[i], r2, "*", "*"}
+			}
+			return hash.StateOK, ok(i)
+		})
+		d, h := bestOf(t, fs)
+		if d.Direction != DirectionForward || h.Addr.String() != p[0] || h.And == nil || h.And.Direction != DirectionReturn ||
+			h.Explains != 6 || h.And.Explains != 8 {
+			t.Errorf("best %+v: %s", h, describe(d))
+		}
+		if len(d.Suspects) < 2 || d.Suspects[1].Direction != DirectionReturn || d.Suspects[1].Addr.IsValid() {
+			t.Errorf("suspects: %s", describe(d))
+		}
+	})
+	t.Run("a single fault does not take a second one", func(t *testing.T) {
+		fs := flows(func(i, k int) (hash.State, []string) {
+			if i == 0 && k%2 == 0 {
+				return hash.StateFail, []string{r1, p[i], "*", "*"}
+			}
+			return hash.StateOK, ok(i)
+		})
+		if _, h := bestOf(t, fs); h.And != nil {
+			t.Errorf("best %+v names a second fault", h)
+		}
+	})
+	// Deaths spread over every member before r2: a quarter of the flows
+	// fail, as one bad member of the four would fail on the way back; half
+	// of them, as an unseen member beside r2 would on the way out.
+	spread := func(every int) []FlowTrace {
+		return flows(func(i, k int) (hash.State, []string) {
+			if k%every == 1 {
+				return hash.StateFail, []string{r1, p[i], "*", "*"}
+			}
+			return hash.StateOK, ok(i)
+		})
+	}
+	t.Run("spread deaths, a quarter", func(t *testing.T) {
+		d, h := bestOf(t, spread(4))
+		if d.Direction != DirectionReturn || h.Kind != HypReturnMember || h.TTL != 2 {
+			t.Errorf("got %s", describe(d))
+		}
+	})
+	t.Run("spread deaths, a half", func(t *testing.T) {
+		d, h := bestOf(t, spread(2))
+		if d.Direction != DirectionForward || h.Kind != HypMember || h.TTL != 3 || len(h.Behind) != 4 {
+			t.Errorf("got %s", describe(d))
+		}
+	})
+	t.Run("spread deaths, a quarter of the sweep, half of the traced", func(t *testing.T) {
+		// A sweep traces every failing port but only some healthy ones:
+		// the traced share (a half) is not the sweep's (a quarter). The
+		// weights put it back.
+		var traced []FlowTrace
+		for _, f := range spread(4) {
+			if f.State == hash.StateFail || f.Sport%3 == 0 {
+				traced = append(traced, f)
+			}
+		}
+		ok, fail := countState(traced, hash.StateOK), countState(traced, hash.StateFail)
+		if d := Diagnose(traced); d.Direction == DirectionReturn {
+			t.Fatalf("bad fixture: %d ok, %d fail already says return", ok, fail)
+		}
+		d := DiagnoseSample(traced, Sample{Fail: 1, OK: 36 / float64(ok)})
+		if h := d.Hypotheses[0]; d.Direction != DirectionReturn || h.Kind != HypReturnMember || math.Abs(h.Share-0.25) > 0.05 {
+			t.Errorf("weighted: %s (share %v)", describe(d), h.Share)
+		}
+	})
+	t.Run("spread deaths, a third, tell neither", func(t *testing.T) {
+		d, _ := bestOf(t, spread(3))
+		if d.Direction != DirectionUnknown || d.Separate == "" || d.Margin >= decisive {
+			t.Errorf("got %s (margin %v)", describe(d), d.Margin)
+		}
+	})
+	t.Run("a silent member that healthy flows cross speaks for return", func(t *testing.T) {
+		fs := flows(func(i, k int) (hash.State, []string) {
+			switch {
+			case i == 3 && k%4 == 1:
+				return hash.StateFail, []string{r1, "*", "*", "*"}
+			case i == 3:
+				return hash.StateOK, []string{r1, "*", r2, "="}
+			case k%4 == 1:
+				return hash.StateFail, []string{r1, p[i], "*", "*"}
+			}
+			return hash.StateOK, ok(i)
+		})
+		d, h := bestOf(t, fs)
+		if d.Direction != DirectionReturn || h.Kind != HypReturnMember || h.TTL != 2 || h.Explains != 12 {
+			t.Errorf("best %+v: %s", h, describe(d))
+		}
+	})
+}
+
+func TestHypothesesScoreAgainstChance(t *testing.T) {
+	// With heavy background loss a lone failing flow is chance: no
+	// hypothesis beats it, and the verdict does not pretend one does.
+	var fs []FlowTrace
+	for k := range 20 {
+		f := flowOf(uint16(k+1), hash.StateFlaky, "198.18.255.1", "198.18.255.11", "=")
+		fs = append(fs, f)
+	}
+	fs = append(fs, flowOf(40, hash.StateOK, "198.18.255.1", "198.18.255.11", "="))
+	fs = append(fs, flowOf(41, hash.StateFail, "198.18.255.1", "198.18.255.11", "*"))
+	d := Diagnose(fs)
+	if d.Direction != DirectionUnknown || len(d.Suspects) != 0 || !(strings.Contains(d.Text, "better than the background loss") || strings.Contains(d.Text, "no better than chance")) {
+		t.Errorf("got %s", describe(d))
+	}
+}

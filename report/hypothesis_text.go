@@ -1,0 +1,126 @@
+package report
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+)
+
+// The prose of the hypotheses: what hypothesis.go infers, in words.
+
+// hypothesisEvidence says what a hypothesis rests on.
+func hypothesisEvidence(h Hypothesis) string {
+	n := h.Explains
+	flows := plural(n, "failing flow", "failing flows")
+	verb := func(one, many string) string { return plural(n, one, many) }
+	switch h.Kind {
+	case HypMember:
+		return fmt.Sprintf("%d %s %s at TTL %d behind %s while healthy flows through each of them go on: "+
+			"a member at TTL %d that never answers and that no healthy flow reaches (dead, blackholed or silent)",
+			n, flows, verb("dies", "die"), h.TTL, addrList(h.Behind, 6), h.TTL)
+	case HypReturnMember:
+		return fmt.Sprintf("%d %s %s up to TTL %d and no further, whatever forward member they took (%.0f%% of the flows): "+
+			"where routers send their errors along the flow's return path, one member of that stage (or its link toward the client) "+
+			"loses the answers and the errors of every router beyond it",
+			n, flows, verb("answers", "answer"), h.TTL, 100*h.Share)
+	case HypReturnPath:
+		return fmt.Sprintf("%d %s %s as far as healthy flows do but never the destination's answer: "+
+			"it is lost on the way back (or the target does not answer these flows)", n, flows, verb("gets", "get"))
+	case HypLink:
+		return fmt.Sprintf("%d %s %s right after %s (TTL %d), where healthy flows go on, and never %s %s, which healthy flows reach from other hops",
+			n, flows, verb("dies", "die"), h.Addr, h.TTL-1, verb("reaches", "reach"), h.Next)
+	case HypHop:
+		return fmt.Sprintf("%s answers %d %s and passes them no further", h.Addr, n, flows)
+	}
+	if !h.Addr.IsValid() {
+		return fmt.Sprintf("%d %s %s no answer at any TTL while healthy flows do", n, flows, verb("gets", "get"))
+	}
+	return fmt.Sprintf("%d %s %s right after %s (TTL %d) while healthy flows through it go on: the next hop they take never answers",
+		n, flows, verb("dies", "die"), h.Addr, h.TTL-1)
+}
+
+// hypothesisLead is the verdict's first clause for a hypothesis.
+func hypothesisLead(h Hypothesis) string {
+	switch {
+	case h.Kind == HypLink && h.Silent:
+		return fmt.Sprintf("failing flows die on the forward path after the silent hop at TTL %d behind %s: suspect the link from that silent hop to %s",
+			h.TTL-1, h.Addr, h.Next)
+	case h.Kind == HypLink:
+		return fmt.Sprintf("failing flows die on the forward path: suspect the link %s -> %s", h.Addr, h.Next)
+	case h.Kind == HypNextHop && h.Silent:
+		return fmt.Sprintf("failing flows die on the forward path at or right after the silent hop at TTL %d behind %s: the hop they take never answers",
+			h.TTL-1, h.Addr)
+	case h.Kind == HypNextHop:
+		if !h.Addr.IsValid() {
+			return "failing flows die on the forward path at the first hop"
+		}
+		return fmt.Sprintf("failing flows die on the forward path right after %s (TTL %d): the next hop they take never answers", h.Addr, h.TTL-1)
+	case h.Kind == HypMember:
+		return fmt.Sprintf("failing flows die on the forward path at TTL %d behind %s: a member there never answers and no healthy flow reaches it",
+			h.TTL, addrList(h.Behind, 6))
+	case h.Kind == HypHop:
+		return fmt.Sprintf("failing flows die on the forward path at %s, which answers them and passes them no further", h.Addr)
+	case h.Kind == HypReturnMember:
+		return fmt.Sprintf("the failing flows' answers are lost on the way back, at the return stage of TTL %d (a member or its link toward the client)", h.TTL)
+	}
+	return "the failing flows' answers are lost on the way back"
+}
+
+// hypothesisText is the verdict: the best hypothesis, how sure, and what
+// would decide when it is not sure.
+func (a *analysis) hypothesisText(d Diagnosis) string {
+	best := d.Hypotheses[0]
+	failing := 0
+	for _, f := range a.flows {
+		if f.State == hash.StateFail {
+			failing++
+		}
+	}
+	var text string
+	if d.Direction == DirectionUnknown && d.Separate != "" {
+		rival := rivalOf(d.Hypotheses)
+		text = fmt.Sprintf("two explanations fit the data about equally (likelihood ratio %s): %s, or %s; %s",
+			ratioText(d.Margin), hypothesisLead(best), hypothesisLead(rival), d.Separate)
+	} else {
+		text = hypothesisLead(best)
+		if best.And != nil {
+			text += "; and " + hypothesisLead(*best.And) + " (a link dead both ways, or two faults)"
+		}
+	}
+	text += fmt.Sprintf(" (explains %d of %d failing %s", best.Explains, failing, plural(failing, "flow", "flows"))
+	switch {
+	case best.Score <= 0:
+		text += "; no better than chance"
+	case len(d.Hypotheses) == 1:
+		text += "; nothing else explains them"
+	case math.IsInf(d.Margin, 1):
+	case d.Direction != DirectionUnknown:
+		text += fmt.Sprintf("; %s times likelier than %s", ratioText(d.Margin), placeName(rivalOf(d.Hypotheses)))
+	}
+	text += ")"
+	if d.Direction != DirectionUnknown && d.Separate != "" {
+		text += "; where exactly is less sure: " + d.Separate
+	}
+	return text
+}
+
+// rivalOf is the best hypothesis that points elsewhere than the first.
+func rivalOf(hs []Hypothesis) Hypothesis {
+	for _, h := range hs[1:] {
+		if !compatible(h, hs[0]) {
+			return h
+		}
+	}
+	return hs[0]
+}
+
+func ratioText(logRatio float64) string {
+	switch {
+	case logRatio > math.Log(1e6):
+		return "over a million"
+	case logRatio < 0:
+		return "1"
+	}
+	return fmt.Sprintf("%.0f", math.Exp(logRatio))
+}
