@@ -77,7 +77,8 @@ unit:
 FUZZTIME ?= 60s
 FUZZ_TARGETS := probe/packet:FuzzParseIPv4 probe/packet:FuzzParseICMP4 probe/packet:FuzzParseTCP6 \
                 probe/packet:FuzzParseICMP6 internal/rawsock:FuzzControl report:FuzzDecodeSweep \
-                internal/cli:FuzzParsePorts internal/cli:FuzzParseTarget internal/lab:FuzzParseFault
+                internal/cli:FuzzParsePorts internal/cli:FuzzParseTarget internal/lab:FuzzParseFault \
+                report:FuzzDiagnose
 fuzz-smoke:
 	@for pt in $(FUZZ_TARGETS); do \
 	  $(GO) test -run='^$$' -fuzz="^$${pt#*:}$$" -fuzztime=$(FUZZTIME) ./$${pt%%:*}/ || exit 1; \
@@ -90,13 +91,19 @@ man:
 	$(GO) run ./internal/tools/genman bin/man
 	@ls bin/man
 
-# A real ECMP fabric with one forward-blackholed member, one sweep, teardown.
+# Real ECMP fabrics of plain Linux routers (the lab's default): one
+# forward-blackholed member and a sweep; then the seed's incident, a member
+# that loses the SYN-ACKs on the way back, swept and traced; teardown.
 demo: deps build
 	@set -e; \
 	trap './$(BIN) lab down --name demo >/dev/null 2>&1 || true' EXIT; \
 	./$(BIN) lab up --name demo --width 4 --seed 5 --fault blackhole-fwd@p3; \
 	echo; echo '$$ ip netns exec esl-demo-c ecmpscan sweep 198.18.2.2:3306 --sport 30000-30031'; \
-	ip netns exec esl-demo-c ./$(BIN) sweep 198.18.2.2:3306 --sport 30000-30031 --no-color || test $$? -eq 1
+	ip netns exec esl-demo-c ./$(BIN) sweep 198.18.2.2:3306 --sport 30000-30031 --no-color || test $$? -eq 1; \
+	./$(BIN) lab down --name demo >/dev/null; echo; \
+	./$(BIN) lab up --name demo --width 4 --width2 3 --seed 5 --fault blackhole-ret@q2; \
+	echo; echo '$$ ip netns exec esl-demo-c ecmpscan sweep 198.18.2.2:3306 --sport 30000-30095 --trace --quiet'; \
+	ip netns exec esl-demo-c ./$(BIN) sweep 198.18.2.2:3306 --sport 30000-30095 --trace --quiet --no-color || test $$? -eq 1
 
 # Engine benchmarks, then the documented sweeps on a healthy 8-way lab
 # fabric (see README, "Speed"): 2048 ports x 3 at 20000/s, and the memory

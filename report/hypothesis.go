@@ -23,7 +23,9 @@ package report
 //   - return, the answers alone: the failing flows answer as far as healthy
 //     flows do and only the destination's answer is missing (routers that
 //     send their errors along a fixed path, a device dropping only
-//     SYN-ACKs, the target itself).
+//     SYN-ACKs, the target itself). The ICMP-error behaviour is carried,
+//     not assumed: a return member is also scored with errors hashed apart
+//     from the answers (a failing flow then shows either pattern).
 //
 // Each hypothesis is scored by its likelihood. A failing flow it exposes is
 // explained with probability q times the chance of its hop pattern: hops
@@ -36,13 +38,21 @@ package report
 // bad member of a stage is meant, the share it would give (1/M) is scored
 // too, so a return fault at a stage of 4 and an unseen forward member at a
 // stage of 2 are told apart by how many flows fail. M counts the stage's
-// routers, addresses grouped as diagnose.go groups them, or read as one per
+// routers, addresses grouped as diagnose.go groups them, or, where the
+// addresses are a whole multiple of the members behind, read as one per
 // link toward the stage before (routers that answer from the interface an
-// error leaves by), whichever fits better. The score
-// is the log-likelihood ratio against "every failure is chance", less half
-// a log of the flows per fitted share (BIC). Two faults at once (a link
-// dead both ways) are the best forward and return hypotheses together,
-// each flow taking the likelier; they pay the penalty twice.
+// error leaves by); the two readings are averaged. Two priors are written down:
+// a router is silent by its own configuration 1 time in 10 (silentPrior),
+// so a return member that is silent for every flow while healthy flows
+// cross it explains that silence too; a member that loses traffic toward
+// the client but gets its own errors out, 1 time in 20
+// (returnSilentPrior). The score is the log-likelihood ratio against
+// "every failure is chance", less half a log of the flows per fitted share
+// (BIC). Two faults at once (a link dead both ways) are the best forward
+// and return hypotheses together, each flow taking the likelier; they pay
+// the penalty twice and a uniform prior over the places, and are kept only
+// when they beat the best single fault by the decisive ratio. Flows picked
+// from a sweep by state are weighed back to the sweep's counts (Sample).
 
 import (
 	"cmp"
@@ -89,8 +99,10 @@ type Hypothesis struct {
 	// Silent: the fault is right after a hop that is silent for every
 	// flow, behind Addr.
 	Silent bool
-	// Behind lists the routers an unseen member sits behind.
+	// Behind lists the routers an unseen member sits behind; Beside
+	// counts the members seen at its TTL.
 	Behind []netip.Addr
+	Beside int
 	// TTL is the first TTL the fault stops (forward), or the stage of a
 	// return member; 0 when unknown.
 	TTL int
@@ -128,6 +140,9 @@ const returnSilentPrior = 0.05
 // errors explains one silent router, which other hypotheses must take as
 // configured that way.
 const silentPrior = 0.1
+
+// maxPairs bounds the forward hypotheses paired with return ones.
+const maxPairs = 64
 
 // minChance keeps the chance of a failure finite on a loss-free run.
 const minChance = 1e-12
@@ -356,10 +371,13 @@ func sortCandidates(cs []*candidate) {
 // pairs scores the best forward hypotheses together with the best return
 // ones: a link dead both ways, or two faults.
 func (e *evidence) pairs(cs []*candidate) []*candidate {
+	// Every forward hypothesis with the best return ones: the forward half
+	// of a pair may explain few flows alone (those the return half does
+	// not).
 	var fwd, ret []*candidate
 	for _, c := range cs {
 		switch {
-		case c.h.Direction == DirectionForward && len(fwd) < 3:
+		case c.h.Direction == DirectionForward && len(fwd) < maxPairs:
 			fwd = append(fwd, c)
 		case c.h.Direction == DirectionReturn && len(ret) < 3:
 			ret = append(ret, c)
@@ -522,6 +540,7 @@ func (a *analysis) memberCandidate(e *evidence, t int, behind []netip.Addr) *can
 	for _, m := range a.stageWidths(t + 1) {
 		c.widths = append(c.widths, m+1) // the members seen there and the unseen one
 	}
+	c.h.Beside = a.stageWidth(t + 1)
 	a.fillCosts(e, c, t)
 	return c
 }
@@ -588,9 +607,11 @@ func (a *analysis) stageWidths(t int) []int {
 		return nil
 	}
 	out := []int{answering + silent}
-	if t >= 2 && answering > 0 {
-		if before := a.stageWidth(t - 1); before > 1 && answering > 1 {
-			perLink := (answering+before-1)/before + silent
+	// Read per link only where the addresses are a whole multiple of the
+	// answering members behind: each router then shows one per link.
+	if t >= 2 {
+		if before, _ := a.stageCount(t - 1); before > 1 && answering >= before && answering%before == 0 {
+			perLink := answering/before + silent
 			if perLink != out[0] {
 				out = append(out, perLink)
 			}

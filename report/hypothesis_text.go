@@ -17,8 +17,8 @@ func hypothesisEvidence(h Hypothesis) string {
 	switch h.Kind {
 	case HypMember:
 		return fmt.Sprintf("%d %s %s at TTL %d behind %s while healthy flows through each of them go on: "+
-			"a member at TTL %d that never answers and that no healthy flow reaches (dead, blackholed or silent)",
-			n, flows, verb("dies", "die"), h.TTL, addrList(h.Behind, 6), h.TTL)
+			"%s at TTL %d that never answers and that no healthy flow reaches (dead, blackholed or silent)",
+			n, flows, verb("dies", "die"), h.TTL, addrList(h.Behind, 6), memberName(h), h.TTL)
 	case HypReturnMember:
 		return fmt.Sprintf("%d %s %s up to TTL %d and no further, whatever forward member they took (%.0f%% of the flows): "+
 			"where routers send their errors along the flow's return path, one member of that stage (or its link toward the client) "+
@@ -40,6 +40,29 @@ func hypothesisEvidence(h Hypothesis) string {
 		n, flows, verb("dies", "die"), h.Addr, h.TTL-1)
 }
 
+// memberName names an unseen member by where it must be: "the 3rd member"
+// where 2 answer at its TTL.
+func memberName(h Hypothesis) string {
+	if h.Beside <= 0 {
+		return "a member"
+	}
+	return fmt.Sprintf("a member beside the %d seen (the %s)", h.Beside, ordinal(h.Beside+1))
+}
+
+func ordinal(n int) string {
+	suffix := "th"
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+	case n%10 == 1:
+		suffix = "st"
+	case n%10 == 2:
+		suffix = "nd"
+	case n%10 == 3:
+		suffix = "rd"
+	}
+	return fmt.Sprintf("%d%s", n, suffix)
+}
+
 // hypothesisLead is the verdict's first clause for a hypothesis.
 func hypothesisLead(h Hypothesis) string {
 	switch {
@@ -57,8 +80,8 @@ func hypothesisLead(h Hypothesis) string {
 		}
 		return fmt.Sprintf("failing flows die on the forward path right after %s (TTL %d): the next hop they take never answers", h.Addr, h.TTL-1)
 	case h.Kind == HypMember:
-		return fmt.Sprintf("failing flows die on the forward path at TTL %d behind %s: a member there never answers and no healthy flow reaches it",
-			h.TTL, addrList(h.Behind, 6))
+		return fmt.Sprintf("failing flows die on the forward path at TTL %d behind %s: %s there never answers and no healthy flow reaches it",
+			h.TTL, addrList(h.Behind, 6), memberName(h))
 	case h.Kind == HypHop:
 		return fmt.Sprintf("failing flows die on the forward path at %s, which answers them and passes them no further", h.Addr)
 	case h.Kind == HypReturnMember:
