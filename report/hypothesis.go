@@ -33,7 +33,8 @@ package report
 // healthy flows through the same node that are silent there (Jeffreys
 // estimate), an answer beyond the fault is impossible. Any other failing
 // flow failed by chance: the background loss (measured on the flows that
-// answered) to the power of its probes. A healthy flow it exposes costs
+// answered) to the power of its probes, or a stray failure, allowed about
+// once in ten traces. A healthy flow it exposes costs
 // 1-q. q is fitted (the share of the exposed flows it explains); where one
 // bad member of a stage is meant, the share it would give (1/M) is scored
 // too, so a return fault at a stage of 4 and an unseen forward member at a
@@ -187,8 +188,12 @@ func (a *analysis) evidence(sample Sample) *evidence {
 		}
 	}
 	b := (float64(lost) + 0.5) / (float64(sent) + 1)
+	// A failure no hypothesis explains (a transient, a fault too small to
+	// name) is allowed about once in ten traces, whatever the loss: one
+	// stray failure must not outweigh the pattern of all the others.
+	stray := 1 / (10 * float64(len(e.failing)+len(e.healthy)+1))
 	for i, f := range a.flows {
-		e.chance[i] = math.Log(max(math.Pow(b, float64(max(f.Sent, 1))), minChance))
+		e.chance[i] = math.Log(max(math.Pow(b, float64(max(f.Sent, 1))), stray, minChance))
 	}
 	return e
 }
@@ -409,52 +414,80 @@ func (e *evidence) pairs(cs []*candidate) []*candidate {
 // likelier of the two (or chance), each healthy flow survives both.
 func (e *evidence) pair(f, r *candidate) *candidate {
 	qf, qr := max(f.h.Share, 1e-9), max(r.h.Share, 1e-9)
-	ll, explains := 0.0, 0
-	kf, kr := 0, 0
-	for range 2 {
-		ll, explains = 0, 0
-		kf, kr = 0, 0
-		for _, i := range e.failing {
-			best, by := e.chance[i], 0
-			if cost, ok := f.cost[i]; ok && f.exposed[i] && math.Log(qf)+cost > best {
-				best, by = math.Log(qf)+cost, 1
-			}
-			if cost, ok := r.cost[i]; ok && r.exposed[i] && math.Log(qr)+cost > best {
-				best, by = math.Log(qr)+cost, 2
-			}
-			ll += e.wf * best
-			switch by {
-			case 1:
-				kf++
-			case 2:
-				kr++
-			}
-		}
-		explains = kf + kr
-		for _, i := range e.healthy {
-			keep := 1.0
-			if f.exposed[i] {
-				keep -= qf
-			}
-			if r.exposed[i] {
-				keep -= qr
-			}
-			ll += e.wh * math.Log(max(keep, 1e-9))
-		}
+	var ll float64
+	var kf, kr int
+	for range 3 {
+		ll, kf, kr = e.pairLoglik(f, r, qf, qr)
 		qf = min(max(e.wf*float64(kf), 0.5)/max(e.exposure(f.exposed), 1), 1-1e-9)
 		qr = min(max(e.wf*float64(kr), 0.5)/max(e.exposure(r.exposed), 1), 1-1e-9)
+	}
+	ll, kf, kr = e.pairLoglik(f, r, qf, qr)
+	// The shares one bad member of a stage would give, as for a single
+	// hypothesis: averaged over the width readings, the worse kept.
+	if len(f.widths) > 0 || len(r.widths) > 0 {
+		shares := func(c *candidate, fitted float64) []float64 {
+			if len(c.widths) == 0 {
+				return []float64{fitted}
+			}
+			out := make([]float64, len(c.widths))
+			for k, w := range c.widths {
+				out[k] = 1 / float64(w)
+			}
+			return out
+		}
+		var lls []float64
+		for _, sf := range shares(f, qf) {
+			for _, sr := range shares(r, qr) {
+				l, _, _ := e.pairLoglik(f, r, sf, sr)
+				lls = append(lls, l)
+			}
+		}
+		ll = min(ll, logMeanExp(lls))
 	}
 	h := f.h
 	second := r.h
 	second.Explains, second.Share = kr, qr
 	h.And = &second
 	h.Explains, h.Share = kf, qf
-	h.Contradicts = len(e.failing) - explains
+	h.Contradicts = len(e.failing) - kf - kr
 	h.Score = ll - e.null() - math.Log(e.population()) + f.prior + r.prior
 	if kf == 0 || kr == 0 {
 		h.Score = math.Inf(-1) // one of them explains nothing the other does not
 	}
 	return &candidate{h: h}
+}
+
+// pairLoglik is the log-likelihood of two faults at once with shares qf and
+// qr: each failing flow taken by the likelier of the two (or chance), each
+// healthy flow surviving both. kf and kr count the flows each explains.
+func (e *evidence) pairLoglik(f, r *candidate, qf, qr float64) (ll float64, kf, kr int) {
+	for _, i := range e.failing {
+		best, by := e.chance[i], 0
+		if cost, ok := f.cost[i]; ok && f.exposed[i] && math.Log(qf)+cost > best {
+			best, by = math.Log(qf)+cost, 1
+		}
+		if cost, ok := r.cost[i]; ok && r.exposed[i] && math.Log(qr)+cost > best {
+			best, by = math.Log(qr)+cost, 2
+		}
+		ll += e.wf * best
+		switch by {
+		case 1:
+			kf++
+		case 2:
+			kr++
+		}
+	}
+	for _, i := range e.healthy {
+		keep := 1.0
+		if f.exposed[i] {
+			keep -= qf
+		}
+		if r.exposed[i] {
+			keep -= qr
+		}
+		ll += e.wh * math.Log(max(keep, 1e-9))
+	}
+	return ll, kf, kr
 }
 
 // forwardCandidates: a fault right after each node failing flows may have
@@ -620,6 +653,19 @@ func (a *analysis) stageWidths(t int) []int {
 	return out
 }
 
+// returnWidths are the shares (as 1/width) a return fault at stage s
+// fails: one bad member, 1/W(s), or one bad link into it from the stage
+// beyond, 1/(W(s) W(s+1)), under each reading of the stage's width.
+func (a *analysis) returnWidths(s int) []int {
+	out := a.stageWidths(s)
+	if beyond := a.stageWidth(s + 1); beyond > 1 {
+		for _, w := range slices.Clone(out) {
+			out = append(out, w*beyond)
+		}
+	}
+	return out
+}
+
 // stageCount is the routers healthy flows answer from at position t, and 1
 // when healthy flows cross a silent hop there.
 func (a *analysis) stageCount(t int) (answering, silent int) {
@@ -683,7 +729,7 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 		}
 		// Errors along the flow's return path: every failing flow goes
 		// silent after s.
-		c := &candidate{exposed: all, cost: map[int]float64{}, widths: a.stageWidths(s), prior: prior}
+		c := &candidate{exposed: all, cost: map[int]float64{}, widths: a.returnWidths(s), prior: prior}
 		c.h = Hypothesis{Direction: DirectionReturn, Kind: HypReturnMember, TTL: s, ICMPPath: "flow"}
 		a.fillCosts(e, c, s)
 		out = append(out, c)

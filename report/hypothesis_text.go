@@ -111,7 +111,12 @@ func (a *analysis) hypothesisText(d Diagnosis) string {
 			text += "; and " + hypothesisLead(*best.And) + " (a link dead both ways, or two faults)"
 		}
 	}
-	text += fmt.Sprintf(" (explains %d of %d failing %s", best.Explains, failing, plural(failing, "flow", "flows"))
+	if best.And != nil {
+		text += fmt.Sprintf(" (explains %d of %d failing %s: %d on the way out, %d on the way back",
+			best.Explains+best.And.Explains, failing, plural(failing, "flow", "flows"), best.Explains, best.And.Explains)
+	} else {
+		text += fmt.Sprintf(" (explains %d of %d failing %s", best.Explains, failing, plural(failing, "flow", "flows"))
+	}
 	switch {
 	case best.Score <= 0:
 		text += "; no better than chance"
