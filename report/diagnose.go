@@ -84,7 +84,6 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/ecmpscan/ecmpscan/hash"
 )
@@ -447,83 +446,81 @@ func Diagnose(flows []FlowTrace) Diagnosis { return DiagnoseSample(flows, Sample
 // Sample).
 func DiagnoseSample(flows []FlowTrace, sample Sample) Diagnosis {
 	a := newAnalysis(flows)
-	var healthy, failing, flaky int
+	n := a.count()
+	if d, done := a.trivial(n); done {
+		return d
+	}
+	f := a.fates()
+	d := Diagnosis{Hypotheses: namedFirst(a.hypotheses(sample))}
+	d.Direction, d.Margin, d.Separate = decide(d.Hypotheses)
+	d.Suspects = a.suspectsOf(d.Hypotheses, a.suspectInfos(f.fwd))
+	d.Text = a.verdictText(d, n, f)
+	return d
+}
+
+// stateCounts counts the flows by end-to-end state.
+type stateCounts struct{ healthy, failing, flaky int }
+
+func (a *analysis) count() stateCounts {
+	var n stateCounts
 	for _, f := range a.flows {
 		switch f.State {
 		case hash.StateOK:
-			healthy++
+			n.healthy++
 		case hash.StateFail:
-			failing++
+			n.failing++
 		case hash.StateFlaky:
-			flaky++
+			n.flaky++
 		}
 	}
+	return n
+}
+
+// trivial is the diagnosis when there is nothing to weigh: no flow, no
+// failing flow, or no healthy one to compare with.
+func (a *analysis) trivial(n stateCounts) (Diagnosis, bool) {
 	d := Diagnosis{Suspects: []Suspect{}}
 	switch {
 	case len(a.flows) == 0:
 		d.Direction, d.Text = DirectionUnknown, "no flow was traced"
-		return d
-	case failing == 0:
-		d.Direction, d.Text = DirectionNone, a.noneText(healthy, flaky)
-		return d
-	case healthy == 0:
+	case n.failing == 0:
+		d.Direction, d.Text = DirectionNone, a.noneText(n.healthy, n.flaky)
+	case n.healthy == 0:
 		d.Direction = DirectionUnknown
-		d.Text = fmt.Sprintf("%d of %d flows fail and none answered every probe: no healthy path to compare with", failing, len(a.flows))
-		if flaky > 0 {
-			d.Text += fmt.Sprintf(" (%d flaky)", flaky)
+		d.Text = fmt.Sprintf("%d of %d flows fail and none answered every probe: no healthy path to compare with", n.failing, len(a.flows))
+		if n.flaky > 0 {
+			d.Text += fmt.Sprintf(" (%d flaky)", n.flaky)
 		}
-		return d
+	default:
+		return d, false
 	}
-	var fwd, ret, unk []fate
-	for i, f := range a.flows {
-		if f.State != hash.StateFail {
+	return d, true
+}
+
+// flowFates is the per-flow reading of the failing flows, by kind: the
+// evidence the text and the suspects quote.
+type flowFates struct {
+	fwd, ret, unk []fate
+	spread        []spreadGroup // forward-dying flows spread over a stage (spread.go)
+}
+
+func (a *analysis) fates() flowFates {
+	var f flowFates
+	for i, fl := range a.flows {
+		if fl.State != hash.StateFail {
 			continue
 		}
 		switch ft := a.fateOf(i); ft.kind {
 		case fateReturn:
-			ret = append(ret, ft)
+			f.ret = append(f.ret, ft)
 		case fateUnknown:
-			unk = append(unk, ft)
+			f.unk = append(f.unk, ft)
 		default:
-			fwd = append(fwd, ft)
+			f.fwd = append(f.fwd, ft)
 		}
 	}
-	// Forward-dying flows spread over every member of a stage that healthy
-	// flows pass are the return fault's (see spread.go).
-	infos := a.suspectInfos(fwd)
-	spread, _ := a.spreadReturn(fwd)
-	d.Hypotheses = namedFirst(a.hypotheses(sample))
-	d.Direction, d.Margin, d.Separate = decide(d.Hypotheses)
-	d.Suspects = a.suspectsOf(d.Hypotheses, infos)
-	var parts []string
-	if len(d.Hypotheses) > 0 {
-		parts = append(parts, a.hypothesisText(d))
-	}
-	switch {
-	case len(d.Hypotheses) == 0:
-		why := whyText(unk)
-		if why == "" {
-			why = "no fault explains them better than the background loss does"
-		}
-		parts = append(parts, fmt.Sprintf("cannot tell where %d failing %s: %s", failing, plural(failing, "flow dies", "flows die"), why))
-		unk = nil
-	case d.Direction == DirectionReturn || d.Direction == DirectionUnknown:
-		if len(spread) > 0 {
-			parts = append(parts, a.spreadText(spread))
-		}
-		if len(ret) > 0 {
-			parts = append(parts, a.returnText(ret))
-		}
-	}
-	text := strings.Join(parts, "; ")
-	if len(unk) > 0 {
-		text += fmt.Sprintf("; %d undecided (%s)", len(unk), whyText(unk))
-	}
-	if flaky > 0 {
-		text += fmt.Sprintf("; %d flaky %s lost some probes (partial loss, see the paths)", flaky, plural(flaky, "flow", "flows"))
-	}
-	d.Text = text
-	return d
+	f.spread, _ = a.spreadReturn(f.fwd)
+	return f
 }
 
 // suspectInfo is a suspect with what the text needs to describe it.

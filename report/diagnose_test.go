@@ -706,7 +706,7 @@ func TestDiagnoseLabPhysics(t *testing.T) {
 			l := newLab(4, 0, false)
 			l.retLost = through("p4")
 			return l
-		}, 32, nil, func(l *labNet, d Diagnosis) bool { return d.Direction == DirectionReturn }, 1},
+		}, 32, nil, func(l *labNet, d Diagnosis) bool { return d.Direction == DirectionReturn }, flowHashedReturnMisses - 1},
 		{"blackhole-ret q1 inbound", func() *labNet {
 			l := newLab(2, 2, true)
 			l.retLost = through("q1")

@@ -200,3 +200,37 @@ func (a *analysis) atSilentText(groups []spreadGroup) string {
 	return fmt.Sprintf("; %d more %s silent at a hop that is silent for healthy flows too, which go on after it: "+
 		"a router that forwards toward the server but sends nothing back, as the bad return member would", n, plural(n, "flow goes", "flows go"))
 }
+
+// verdictText is the diagnosis in words: the best hypothesis and how sure,
+// then what the per-flow reading adds.
+func (a *analysis) verdictText(d Diagnosis, n stateCounts, f flowFates) string {
+	var parts []string
+	unk := f.unk
+	switch {
+	case len(d.Hypotheses) == 0:
+		why := whyText(unk)
+		if why == "" {
+			why = "no fault explains them better than the background loss does"
+		}
+		parts = append(parts, fmt.Sprintf("cannot tell where %d failing %s: %s", n.failing, plural(n.failing, "flow dies", "flows die"), why))
+		unk = nil
+	case d.Direction == DirectionReturn || d.Direction == DirectionUnknown:
+		parts = append(parts, a.hypothesisText(d))
+		if len(f.spread) > 0 {
+			parts = append(parts, a.spreadText(f.spread))
+		}
+		if len(f.ret) > 0 {
+			parts = append(parts, a.returnText(f.ret))
+		}
+	default:
+		parts = append(parts, a.hypothesisText(d))
+	}
+	text := strings.Join(parts, "; ")
+	if len(unk) > 0 {
+		text += fmt.Sprintf("; %d undecided (%s)", len(unk), whyText(unk))
+	}
+	if n.flaky > 0 {
+		text += fmt.Sprintf("; %d flaky %s lost some probes (partial loss, see the paths)", n.flaky, plural(n.flaky, "flow", "flows"))
+	}
+	return text
+}

@@ -34,7 +34,9 @@ package report
 // estimate), an answer beyond the fault is impossible. Any other failing
 // flow failed by chance: the background loss (measured on the flows that
 // answered) to the power of its probes, or a stray failure, allowed about
-// once in ten traces. A healthy flow it exposes costs
+// once in a hundred traces (but not to the null hypothesis, "no fault", against
+// which the scores are taken: the sweep judged these failures beyond the
+// loss already). A healthy flow it exposes costs
 // 1-q. q is fitted (the share of the exposed flows it explains); where one
 // bad member of a stage is meant, the share it would give (1/M) is scored
 // too, so a return fault at a stage of 4 and an unseen forward member at a
@@ -161,7 +163,8 @@ type candidate struct {
 // evidence is what the scores share.
 type evidence struct {
 	a       *analysis
-	chance  []float64 // log P(fail by chance), by flow
+	chance  []float64 // log P(fail by chance or as a stray), by flow
+	loss    []float64 // log P(fail by the background loss alone), by flow
 	failing []int
 	healthy []int
 	silent  map[string]float64
@@ -189,11 +192,15 @@ func (a *analysis) evidence(sample Sample) *evidence {
 	}
 	b := (float64(lost) + 0.5) / (float64(sent) + 1)
 	// A failure no hypothesis explains (a transient, a fault too small to
-	// name) is allowed about once in ten traces, whatever the loss: one
+	// name) is allowed about once in a hundred traces, whatever the loss: one
 	// stray failure must not outweigh the pattern of all the others.
-	stray := 1 / (10 * float64(len(e.failing)+len(e.healthy)+1))
+	// The null hypothesis (no fault: every failure is the loss's) gets no
+	// such allowance: the sweep already judged these failures beyond it.
+	stray := 1 / (100 * float64(len(e.failing)+len(e.healthy)+1))
+	e.loss = make([]float64, len(a.flows))
 	for i, f := range a.flows {
-		e.chance[i] = math.Log(max(math.Pow(b, float64(max(f.Sent, 1))), stray, minChance))
+		e.loss[i] = math.Log(max(math.Pow(b, float64(max(f.Sent, 1))), minChance))
+		e.chance[i] = max(e.loss[i], math.Log(stray))
 	}
 	return e
 }
@@ -305,11 +312,12 @@ func logMeanExp(xs []float64) float64 {
 	return top + math.Log(sum/float64(len(xs)))
 }
 
-// null is the log-likelihood of "every failure is chance".
+// null is the log-likelihood of "no fault: every failure is the
+// background loss's".
 func (e *evidence) null() float64 {
 	ll := 0.0
 	for _, i := range e.failing {
-		ll += e.wf * e.chance[i]
+		ll += e.wf * e.loss[i]
 	}
 	return ll
 }
