@@ -650,11 +650,16 @@ func (a *analysis) stageWidths(t int) []int {
 	out := []int{answering + silent}
 	// Read per link only where the addresses are a whole multiple of the
 	// answering members behind: each router then shows one per link.
+	// (A silent member behind has links too: count it or not, whichever
+	// divides.)
 	if t >= 2 {
-		if before, _ := a.stageCount(t - 1); before > 1 && answering >= before && answering%before == 0 {
-			perLink := answering/before + silent
-			if perLink != out[0] {
-				out = append(out, perLink)
+		ans, sil := a.stageCount(t - 1)
+		for _, before := range []int{ans, ans + sil} {
+			if before > 1 && answering >= before && answering%before == 0 {
+				if perLink := answering/before + silent; perLink != out[0] {
+					out = append(out, perLink)
+				}
+				break
 			}
 		}
 	}
