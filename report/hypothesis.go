@@ -422,14 +422,12 @@ func (e *evidence) pairs(cs []*candidate) []*candidate {
 // likelier of the two (or chance), each healthy flow survives both.
 func (e *evidence) pair(f, r *candidate) *candidate {
 	qf, qr := max(f.h.Share, 1e-9), max(r.h.Share, 1e-9)
-	var ll float64
-	var kf, kr int
 	for range 3 {
-		ll, kf, kr = e.pairLoglik(f, r, qf, qr)
+		_, kf, kr := e.pairLoglik(f, r, qf, qr)
 		qf = min(max(e.wf*float64(kf), 0.5)/max(e.exposure(f.exposed), 1), 1-1e-9)
 		qr = min(max(e.wf*float64(kr), 0.5)/max(e.exposure(r.exposed), 1), 1-1e-9)
 	}
-	ll, kf, kr = e.pairLoglik(f, r, qf, qr)
+	ll, kf, kr := e.pairLoglik(f, r, qf, qr)
 	// The shares one bad member of a stage would give, as for a single
 	// hypothesis: averaged over the width readings, the worse kept.
 	if len(f.widths) > 0 || len(r.widths) > 0 {

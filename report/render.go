@@ -107,6 +107,9 @@ type jsonPort struct {
 	Duplicates  int      `json:"duplicates"`
 	State       string   `json:"state"`
 	RTTMS       *jsonRTT `json:"rtt_ms"`
+	// Arrived counts the SYNs the responder saw arrive (sweep
+	// --responder only).
+	Arrived *int `json:"arrived,omitempty"`
 }
 
 type jsonICMPID struct {
@@ -158,6 +161,24 @@ type jsonSummary struct {
 	BackgroundLoss float64    `json:"background_loss"`
 	Width          *jsonWidth `json:"width_estimate"` // null when nothing or everything fails
 	Plan           *jsonPlan  `json:"plan,omitempty"` // sweeps planned with --confidence
+	// Direction and Responder: sweep --responder only.
+	Direction *jsonDirection `json:"direction,omitempty"`
+	Responder *jsonResponder `json:"responder,omitempty"`
+}
+
+type jsonDirection struct {
+	Kind         string   `json:"kind"`
+	Forward      int      `json:"forward"`
+	Return       int      `json:"return"`
+	ForwardPorts []uint16 `json:"forward_ports"`
+	ReturnPorts  []uint16 `json:"return_ports"`
+}
+
+type jsonResponder struct {
+	Addr    string `json:"addr"`
+	Retries int    `json:"retries"`
+	Dropped uint32 `json:"dropped"`
+	Error   string `json:"error,omitempty"`
 }
 
 type jsonSendFailure struct {
@@ -191,12 +212,31 @@ func rtt(f hash.FlowStats) *jsonRTT {
 	return &jsonRTT{Min: ms(f.RTTMin), Avg: ms(f.RTTAvg()), Max: ms(f.RTTMax)}
 }
 
-func portJSON(f hash.Judged) jsonPort {
-	return jsonPort{
+func portJSON(f hash.Judged, t *TwoEnded) jsonPort {
+	p := jsonPort{
 		Sport: f.Tuple.SrcPort, Sent: f.Sent, Received: f.Received, Unreachable: f.Unreachable,
 		Lost: f.Lost, SendErrors: f.SendErrors, Late: f.Late, Duplicates: f.Duplicates,
 		State: string(f.State), RTTMS: rtt(f.FlowStats),
 	}
+	if t != nil && t.Err == "" {
+		n := t.Arrived[f.Tuple.SrcPort]
+		p.Arrived = &n
+	}
+	return p
+}
+
+func directionJSON(d *DirectionSummary) *jsonDirection {
+	if d == nil {
+		return nil
+	}
+	return &jsonDirection{Kind: d.Kind, Forward: d.Forward, Return: d.Return, ForwardPorts: d.ForwardPorts, ReturnPorts: d.ReturnPorts}
+}
+
+func responderJSON(t *TwoEnded) *jsonResponder {
+	if t == nil {
+		return nil
+	}
+	return &jsonResponder{Addr: t.Responder, Retries: t.Retries, Dropped: t.Dropped, Error: t.Err}
 }
 
 func summaryJSON(s Sweep) *jsonSummary {
@@ -220,6 +260,7 @@ func summaryJSON(s Sweep) *jsonSummary {
 		Duplicates: m.DuplicateReps, Unmatched: s.Unmatched, Malformed: s.Malformed, HalfOpen: s.HalfOpen,
 		LocalDrops: s.LocalDrops, SendFailures: sendFailuresJSON(s.SendFailures),
 		BackgroundLoss: round4(m.BackgroundLoss), Width: widthJSON(m.Width), Plan: planJSON(s.Plan),
+		Direction: directionJSON(m.Direction), Responder: responderJSON(s.TwoEnded),
 	}
 }
 
@@ -276,7 +317,7 @@ func toJSON(s Sweep) jsonDoc {
 	doc := header(s)
 	doc.Ports = make([]jsonPort, 0, len(s.Ports))
 	for _, p := range s.Ports {
-		doc.Ports = append(doc.Ports, portJSON(p))
+		doc.Ports = append(doc.Ports, portJSON(p, s.TwoEnded))
 	}
 	doc.Summary = summaryJSON(s)
 	if s.Trace != nil {
@@ -291,7 +332,7 @@ func toJSON(s Sweep) jsonDoc {
 func renderJSONL(w io.Writer, s Sweep) error {
 	enc := json.NewEncoder(w)
 	for _, p := range s.Ports {
-		rec := portJSON(p)
+		rec := portJSON(p, s.TwoEnded)
 		rec.Type = "port"
 		if err := enc.Encode(rec); err != nil {
 			return err

@@ -62,6 +62,9 @@ type Sweep struct {
 	Trace *Trace
 	// Plan describes a sweep planned by confidence; nil otherwise.
 	Plan *SweepPlan
+	// TwoEnded is what the target's responder saw (sweep --responder);
+	// nil otherwise.
+	TwoEnded *TwoEnded
 }
 
 // SweepPlan is a sweep sized by --confidence and --max-width, and how it ended.
@@ -141,6 +144,9 @@ type Summary struct {
 	// once; a port that lost every probe is fail only when this loss makes
 	// that implausible (hash.ClassifyWithLoss).
 	BackgroundLoss float64
+	// Direction is where the failing ports' packets are lost, from the
+	// responder's evidence (sweep --responder); nil otherwise.
+	Direction *DirectionSummary
 	// Width estimates the ECMP group's width from the fail fraction,
 	// assuming one bad member (95% Clopper-Pearson); invalid when nothing or
 	// everything fails.
@@ -179,6 +185,12 @@ func Summarize(s Sweep, backgroundLoss float64, pathWidth hash.WidthEstimate) Su
 		m.Width = hash.CombineWidth(w, pathWidth)
 	}
 	m.Kind, m.Verdict = verdict(m, s)
+	m.Direction = directions(s.TwoEnded, m.FailingPorts)
+	if m.Direction != nil && (m.Kind == KindECMPFault || m.Kind == KindTargetDown || m.Direction.Kind == TwoEndedUnknown) {
+		if text := directionText(m.Direction, s.TwoEnded, s.Target.Addr().String()); text != "" {
+			m.Verdict += "; " + text
+		}
+	}
 	if m.Error > 0 && m.Kind != KindCannotProbe {
 		m.Verdict += fmt.Sprintf("; %d of %d source ports could not be probed and are left out (%s)",
 			m.Error, m.Ports, failureText(s.SendFailures))

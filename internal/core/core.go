@@ -6,6 +6,7 @@
 package core
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ecmpscan/ecmpscan/hash"
+	"github.com/ecmpscan/ecmpscan/internal/responder"
 	"github.com/ecmpscan/ecmpscan/probe"
 )
 
@@ -134,6 +136,19 @@ type Env struct {
 	// Notice, when set, gets remarks for the user (a fallback to connect
 	// mode, a skipped phase).
 	Notice func(string)
+	// Responder, when set, is the target's responder: a sweep registers
+	// its SYNs with it and reports which arrived (sweep --responder).
+	Responder Responder
+}
+
+// Responder is the far end of a two-ended sweep (responder.Client).
+type Responder interface {
+	Register(ctx context.Context, r responder.Register) (responder.Registered, error)
+	Report(ctx context.Context, run string) (responder.Report, error)
+	// Name is the responder's HOST:PORT; Retried counts the control
+	// connections it had to try again.
+	Name() string
+	Retried() int
 }
 
 func (e Env) clock() probe.Clock {

@@ -33,6 +33,7 @@ type fabric struct {
 	replies  chan probe.Arrival
 	halfOpen map[hash.FiveTuple]uint32 // server connections left in SYN_RECV
 	sent     int
+	arrived  map[uint16]int // SYNs that reached the server, by source port
 }
 
 var (
@@ -108,6 +109,12 @@ func (f *fabric) transmit(p probe.Probe) (time.Time, error) {
 		f.deliver(packet.Reply{Kind: packet.KindICMPError, From: from, To: p.Tuple.Src, Tuple: p.Tuple,
 			QuotedProto: hash.ProtoTCP, QuotedSeq: p.Cookie, ICMPType: 11})
 		return now, nil
+	}
+	if !(onBad && f.fault == "blackhole-fwd") && p.Kind == probe.KindTCPSYN {
+		if f.arrived == nil {
+			f.arrived = map[uint16]int{}
+		}
+		f.arrived[p.Tuple.SrcPort]++
 	}
 	f.answer(p, onBad)
 	return now, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"time"
 
 	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/probe"
@@ -35,6 +36,10 @@ func Sweep(ctx context.Context, cfg SweepConfig, env Env) (report.Sweep, error) 
 	defer set.close()
 	if set.icmpSkipped != "" {
 		echo = nil
+	}
+	two, err := registerSweep(ctx, cfg, src, target, env)
+	if err != nil {
+		return report.Sweep{}, err
 	}
 	s := &sweep{ctx: ctx, cfg: cfg, env: env, set: set, rng: rng, c: newCollector(),
 		tcp: probe.Tuples(unzoned(src), netip.AddrPortFrom(dst, target.Port()), cfg.Ports), echo: echo}
@@ -67,6 +72,12 @@ func Sweep(ctx context.Context, cfg SweepConfig, env Env) (report.Sweep, error) 
 			out.Interrupted = tr.Interrupted
 			pathWidth = report.TraceWidth(tr)
 		}
+	}
+	if two != nil {
+		// Asked even after an interrupt: what arrived so far is evidence.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		out.TwoEnded = two.report(rctx)
+		cancel()
 	}
 	out.Unmatched, out.Malformed, out.HalfOpen = s.stats.Unmatched, s.stats.Malformed, s.stats.HalfOpen
 	out.LocalDrops, out.SendFailures = s.stats.LocalDrops, sendFailures(s.stats)

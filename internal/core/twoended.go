@@ -1,0 +1,99 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+	"github.com/ecmpscan/ecmpscan/internal/responder"
+	"github.com/ecmpscan/ecmpscan/report"
+)
+
+// twoEnded is a sweep's registration with the target's responder.
+type twoEnded struct {
+	r   Responder
+	run string
+	err error // the responder could not be reached: the sweep goes on without it
+}
+
+// registerSweep registers the sweep's SYNs before any is sent. A responder
+// that answers with a refusal (a wrong token, a scope it will not watch)
+// stops the sweep: what was asked cannot be done. One that cannot be
+// reached (the control connection may cross the bad member too) is noted
+// and the sweep goes on one-ended.
+func registerSweep(ctx context.Context, cfg SweepConfig, src netip.Addr, target netip.AddrPort, env Env) (*twoEnded, error) {
+	if env.Responder == nil {
+		return nil, nil
+	}
+	t := &twoEnded{r: env.Responder, run: responder.NewRunID()}
+	reg := responder.Register{Run: t.run, Client: unzoned(src).Unmap().String(),
+		Target: netip.AddrPortFrom(unzoned(target.Addr()).Unmap(), target.Port()).String(),
+		Sports: portRanges(cfg.Ports), DurationMS: sweepBudget(cfg).Milliseconds()}
+	if _, err := t.r.Register(ctx, reg); err != nil {
+		if refused(err) {
+			return nil, cannotProbe(fmt.Errorf("responder %s: %w", t.r.Name(), err))
+		}
+		env.notice("responder %s could not be reached (%v); the sweep goes on without it", t.r.Name(), err)
+		t.err = err
+	}
+	return t, nil
+}
+
+// refused reports whether the responder itself said no.
+func refused(err error) bool {
+	for _, e := range []error{responder.ErrAuth, responder.ErrScope, responder.ErrBusy, responder.ErrMalformed, responder.ErrReplay} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ans interface{ Refusal() bool }
+	return errors.As(err, &ans) && ans.Refusal()
+}
+
+// report fetches what arrived, for the sweep's report.
+func (t *twoEnded) report(ctx context.Context) *report.TwoEnded {
+	out := &report.TwoEnded{Responder: t.r.Name(), Arrived: map[uint16]int{}, TTL: map[uint16]uint8{}}
+	if t.err == nil {
+		rep, err := t.r.Report(ctx, t.run)
+		t.err = err
+		for _, a := range rep.Arrivals {
+			out.Arrived[a.Sport], out.TTL[a.Sport] = a.Count, a.TTL
+		}
+		out.Dropped = rep.Dropped
+	}
+	if t.err != nil {
+		out.Err = t.err.Error()
+	}
+	out.Retries = t.r.Retried()
+	return out
+}
+
+// sweepBudget is how long the responder should watch: the probes at the
+// configured rate, their timeouts, and room for planned rounds.
+func sweepBudget(cfg SweepConfig) time.Duration {
+	probes := len(cfg.Ports) * max(cfg.Count, 1)
+	if cfg.Plan != nil {
+		probes = len(cfg.Ports) * hash.DefaultMaxRepeats
+	}
+	d := 2*cfg.Timeout + 30*time.Second
+	if cfg.Rate > 0 {
+		d += time.Duration(float64(probes) / cfg.Rate * float64(time.Second))
+	}
+	return min(d, responder.DefaultMaxDuration)
+}
+
+// portRanges compresses source ports into ranges.
+func portRanges(ports []uint16) []responder.PortRange {
+	var out []responder.PortRange
+	for _, p := range ports {
+		if n := len(out); n > 0 && out[n-1].Last+1 == p && p != 0 {
+			out[n-1].Last = p
+			continue
+		}
+		out = append(out, responder.PortRange{First: p, Last: p})
+	}
+	return out
+}

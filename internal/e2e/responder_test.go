@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+	"github.com/ecmpscan/ecmpscan/internal/lab"
+	"github.com/ecmpscan/ecmpscan/internal/schematest"
+)
+
+// responderProc is `ecmpscan responder` running in a fabric's server
+// namespace.
+type responderProc struct {
+	addr  string
+	token string // the token file
+	mu    sync.Mutex
+	log   []string
+}
+
+func (r *responderProc) logged(s string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, l := range r.log {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// startResponder starts a responder on the server's address and waits for
+// it to say it listens; it is stopped when the test ends.
+func startResponder(t *testing.T, f *lab.Fabric, extra ...string) *responderProc {
+	t.Helper()
+	dir := t.TempDir()
+	r := &responderProc{addr: netip.AddrPortFrom(f.Server4, 7000).String(), token: filepath.Join(dir, "token")}
+	if out, err := exec.Command(binary, "responder", "--new-token", r.token).CombinedOutput(); err != nil {
+		t.Fatalf("new token: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", f.ServerNS(), binary, "responder",
+		"--listen", r.addr, "--token-file", r.token}, extra...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	listening := make(chan bool, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			r.mu.Lock()
+			r.log = append(r.log, sc.Text())
+			r.mu.Unlock()
+			if strings.Contains(sc.Text(), "listening on") {
+				listening <- true
+			}
+		}
+		listening <- false
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("responder log:\n%s", strings.Join(r.log, "\n"))
+		}
+	})
+	select {
+	case ok := <-listening:
+		if !ok {
+			t.Fatalf("responder exited: %s", strings.Join(r.log, "\n"))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("responder did not start")
+	}
+	return r
+}
+
+// twoEndedDoc is the part of a two-ended sweep document the tests check.
+type twoEndedDoc struct {
+	Ports []struct {
+		Sport   uint16 `json:"sport"`
+		State   string `json:"state"`
+		Arrived *int   `json:"arrived"`
+	} `json:"ports"`
+	Summary struct {
+		Verdict   string `json:"verdict"`
+		Direction *struct {
+			Kind    string `json:"kind"`
+			Forward int    `json:"forward"`
+			Return  int    `json:"return"`
+		} `json:"direction"`
+		Responder *struct {
+			Retries int    `json:"retries"`
+			Error   string `json:"error"`
+		} `json:"responder"`
+	} `json:"summary"`
+}
+
+func sweepTwoEnded(t *testing.T, f *lab.Fabric, r *responderProc, token string, sports string) (twoEndedDoc, string, int) {
+	t.Helper()
+	out, stderr, code := run(t, f, nil, "sweep", netip.AddrPortFrom(f.Server4, 3306).String(), "--format", "json",
+		"--sport", sports, "--rate", "2000", "--responder", r.addr, "--token-file", token)
+	var doc twoEndedDoc
+	if code == 0 || code == 1 || code == 4 {
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("exit %d, not JSON: %v\n%s\n%s", code, err, out, stderr)
+		}
+		if err := schematest.Validate(schematest.Sweep, []byte(out)); err != nil {
+			t.Errorf("the document breaks its schema: %v", err)
+		}
+	}
+	return doc, stderr, code
+}
+
+// TestSweepResponderDirection: with a responder at the server, every
+// failing port's direction is the kernel's: its SYNs arrive exactly when
+// the oracle's forward path reaches the server.
+func TestSweepResponderDirection(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"rs1", []string{"--width", "4", "--seed", "6", "--fault", "blackhole-fwd@p2"}, "forward"},
+		{"rs2", []string{"--width", "4", "--seed", "6", "--fault", "blackhole-ret@p3"}, "return"},
+		{"rs3", []string{"--width", "2", "--width2", "2", "--seed", "12", "--fault", "drop-synack@q1"}, "return"},
+		{"rs4", []string{"--width", "3", "--width2", "3", "--seed", "21", "--fault", "link-drop@p1-q2"}, "both"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := fabric(t, c.name, c.args...)
+			r := startResponder(t, f)
+			const first, n = 30000, 64
+			doc, stderr, code := sweepTwoEnded(t, f, r, r.token, fmt.Sprintf("%d-%d", first, first+n-1))
+			if code != 1 {
+				t.Fatalf("exit %d, want 1\n%s", code, stderr)
+			}
+			d := doc.Summary.Direction
+			if d == nil || d.Kind != c.want {
+				t.Fatalf("direction %+v, want %s; verdict %s", d, c.want, doc.Summary.Verdict)
+			}
+			// Port by port against the kernel: a failing flow's SYN
+			// reaches the server iff the oracle's path gets there.
+			var tuples []hash.FiveTuple
+			for _, p := range doc.Ports {
+				tuples = append(tuples, hash.FiveTuple{Src: f.Client4, Dst: f.Server4, Proto: hash.ProtoTCP, SrcPort: p.Sport, DstPort: 3306})
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			exps, err := f.ExpectAll(ctx, tuples)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range doc.Ports {
+				if p.Arrived == nil {
+					t.Fatalf("port %d has no arrived count", p.Sport)
+				}
+				reaches := len(exps[i].Return) > 0 || exps[i].Verdict != lab.Fails
+				if (*p.Arrived > 0) != reaches {
+					t.Errorf("port %d (%s): %d SYNs arrived, oracle says the server is reached: %v (forward %v)",
+						p.Sport, p.State, *p.Arrived, reaches, exps[i].ForwardNodes())
+				}
+			}
+			if !strings.Contains(doc.Summary.Verdict, map[string]string{"forward": "on the way there", "return": "on the way back", "both": "on the way back"}[c.want]) {
+				t.Errorf("verdict %q", doc.Summary.Verdict)
+			}
+		})
+	}
+}
+
+// TestResponderRefuses: a wrong token, a peer outside --allow: the sweep
+// stops before any probe with exit 3, and the responder logs the refusal.
+func TestResponderRefuses(t *testing.T) {
+	f := fabric(t, "rs5", "--width", "2", "--seed", "3")
+	r := startResponder(t, f, "--allow", "198.18.1.0/24")
+	wrong := filepath.Join(t.TempDir(), "wrong")
+	if err := os.WriteFile(wrong, []byte(strings.Repeat("w", 40)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := sweepTwoEnded(t, f, r, wrong, "30000-30007")
+	if code != 3 || !strings.Contains(stderr, "without an answer") {
+		t.Errorf("wrong token: exit %d, %s", code, stderr)
+	}
+	if !r.logged("not authenticated") {
+		t.Errorf("no refusal logged: %q", r.log)
+	}
+	// The right token from the client's address passes.
+	doc, stderr, code := sweepTwoEnded(t, f, r, r.token, "30000-30007")
+	if code != 0 || doc.Summary.Direction == nil || doc.Summary.Direction.Kind != "none" {
+		t.Errorf("healthy two-ended sweep: exit %d, %+v\n%s", code, doc.Summary.Direction, stderr)
+	}
+	// A token that is too short never leaves the client.
+	short := filepath.Join(t.TempDir(), "short")
+	if err := os.WriteFile(short, []byte("abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := sweepTwoEnded(t, f, r, short, "30000-30007"); code != 2 || !strings.Contains(stderr, "at least 32") {
+		t.Errorf("short token: exit %d, %s", code, stderr)
+	}
+}

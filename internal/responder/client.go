@@ -1,0 +1,136 @@
+package responder
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// Client talks to a responder. The control connection crosses the same
+// fabric as the probes, possibly the bad member: each attempt is a new
+// connection from a new source port (another five-tuple, so likely
+// another path), kept short, and Retries says how many attempts it took.
+type Client struct {
+	Addr  string // HOST:PORT of the responder
+	Token []byte
+	// Dial opens a connection (default net.Dialer.DialContext).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Attempts per call (default 6) and the time each may take (2s).
+	Attempts int
+	Timeout  time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+
+	// Retries counts the attempts beyond the first that calls needed.
+	Retries int
+}
+
+// Register starts a run; run is the client's id for it (NewRunID).
+func (c *Client) Register(ctx context.Context, r Register) (Registered, error) {
+	var out Registered
+	err := c.call(ctx, OpRegister, r, &out)
+	return out, err
+}
+
+// Report fetches a run's arrivals.
+func (c *Client) Report(ctx context.Context, run string) (Report, error) {
+	var out Report
+	err := c.call(ctx, OpReport, ReportRequest{Run: run}, &out)
+	return out, err
+}
+
+// Name is the responder's HOST:PORT.
+func (c *Client) Name() string { return c.Addr }
+
+// Retried counts the attempts beyond the first that calls needed.
+func (c *Client) Retried() int { return c.Retries }
+
+// NewRunID returns a fresh run id.
+func NewRunID() string { return newRunID() }
+
+// errRefused is an answer that another attempt will not change.
+type errRefused struct{ error }
+
+func (c *Client) call(ctx context.Context, op string, body, out any) error {
+	attempts := c.Attempts
+	if attempts <= 0 {
+		attempts = 6
+	}
+	var last error
+	for i := range attempts {
+		if i > 0 {
+			c.Retries++
+		}
+		err := c.once(ctx, op, body, out)
+		var refused errRefused
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &refused):
+			return refused.error
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		last = err
+	}
+	return fmt.Errorf("responder %s: %d attempts from different source ports failed, the last: %w", c.Addr, attempts, last)
+}
+
+func (c *Client) once(ctx context.Context, op string, body, out any) error {
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	dial := c.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	conn, err := dial(ctx, "tcp", c.Addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d)
+	}
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return err
+	}
+	req, err := NewRequest(c.Token, op, nonce, now(), body)
+	if err != nil {
+		return errRefused{err}
+	}
+	if err := WriteFrame(conn, req); err != nil {
+		return err
+	}
+	b, err := ReadFrame(conn, MaxFrame)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// The connection worked both ways and was closed unanswered:
+		// that is the responder refusing, not the path.
+		return errRefused{&Refusal{Reason: "the responder closed the connection without an answer: a wrong token, a clock more than 30s off, or a peer not in its --allow (see its log)"}}
+	}
+	if err != nil {
+		return fmt.Errorf("no answer: %w", err)
+	}
+	var resp Response
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return fmt.Errorf("%w: response: %v", ErrMalformed, err)
+	}
+	if err := Open(c.Token, hex.EncodeToString(nonce[:]), resp, out); err != nil {
+		return errRefused{err}
+	}
+	return nil
+}
