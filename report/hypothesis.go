@@ -384,7 +384,7 @@ func sortCandidates(cs []*candidate) {
 // pairs scores the best forward hypotheses together with the best return
 // ones: a link dead both ways, or two faults.
 func (e *evidence) pairs(cs []*candidate) []*candidate {
-	// Every forward hypothesis with the best return ones: the forward half
+	// Every forward hypothesis with every return one: the forward half
 	// of a pair may explain few flows alone (those the return half does
 	// not).
 	var fwd, ret []*candidate
@@ -392,7 +392,7 @@ func (e *evidence) pairs(cs []*candidate) []*candidate {
 		switch {
 		case c.h.Direction == DirectionForward && len(fwd) < maxPairs:
 			fwd = append(fwd, c)
-		case c.h.Direction == DirectionReturn && len(ret) < 3:
+		case c.h.Direction == DirectionReturn && len(ret) < maxPairs:
 			ret = append(ret, c)
 		}
 	}
