@@ -51,8 +51,8 @@ package report
 // the client but gets its own errors out, 1 time in 20
 // (returnSilentPrior). The score is the log-likelihood ratio against
 // "every failure is chance", less half a log of the flows per fitted share
-// (BIC). Two faults at once (a link dead both ways) are the best forward
-// and return hypotheses together, each flow taking the likelier; they pay
+// (BIC). Two faults at once (a link dead both ways) are every forward
+// hypothesis with every return one, each flow taking the likelier; they pay
 // the penalty twice and a uniform prior over the places, and are kept only
 // when they beat the best single fault by the decisive ratio. Flows picked
 // from a sweep by state are weighed back to the sweep's counts (Sample).
