@@ -400,7 +400,7 @@ func renderTable(w io.Writer, s Sweep, opt Options) error {
 		if len(s.Ports) > gridAbove {
 			writeGrid(&b, s.Ports, p)
 		} else {
-			writePortTable(&b, s.Ports, p)
+			writePortTable(&b, s.Ports, s.TwoEnded, p)
 		}
 		b.WriteString("\n")
 		writeICMPLine(&b, s)
@@ -435,7 +435,7 @@ func renderTable(w io.Writer, s Sweep, opt Options) error {
 	return err
 }
 
-func writePortTable(b *strings.Builder, ports []hash.Judged, p painter) {
+func writePortTable(b *strings.Builder, ports []hash.Judged, two *TwoEnded, p painter) {
 	fmt.Fprintf(b, "%6s  %-5s  %7s  %-23s  %s\n", "SPORT", "STATE", "RECV", "RTT ms min/avg/max", "NOTE")
 	for _, f := range ports {
 		st := f.State
@@ -455,6 +455,13 @@ func writePortTable(b *strings.Builder, ports []hash.Judged, p painter) {
 		}
 		if f.Duplicates > 0 {
 			notes = append(notes, fmt.Sprintf("%d dup", f.Duplicates))
+		}
+		if two != nil && two.Err == "" && st == hash.StateFail {
+			if n := two.Arrived[f.Tuple.SrcPort]; n > 0 {
+				notes = append(notes, fmt.Sprintf("%d SYNs arrived: lost on the way back", n))
+			} else {
+				notes = append(notes, "no SYN arrived: lost on the way there")
+			}
 		}
 		line := fmt.Sprintf("%6d  %s  %7s  %-23s  %s", f.Tuple.SrcPort,
 			p.state(st, fmt.Sprintf("%-5s", st)), fmt.Sprintf("%d/%d", f.Received, f.Sent), rttText, strings.Join(notes, ", "))

@@ -89,6 +89,16 @@ func TestTwoEndedDirection(t *testing.T) {
 			}
 		})
 	}
+	// The table says it per failing port.
+	var table bytes.Buffer
+	if err := Render(&table, FormatTable, twoEnded(base, &TwoEnded{Responder: "r", Arrived: some}), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"30002  fail", "3 SYNs arrived: lost on the way back", "no SYN arrived: lost on the way there"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
 	// Without a responder nothing of it shows.
 	var buf bytes.Buffer
 	if err := Render(&buf, FormatJSON, base, Options{}); err != nil {
