@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -14,8 +16,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ecmpscan/ecmpscan/internal/lab"
+	"github.com/ecmpscan/ecmpscan/internal/responder"
 )
 
 // newLabCommand is `ecmpscan lab`: a real ECMP fabric in network
@@ -47,6 +51,7 @@ func newLabUpCommand(s *Streams) *cobra.Command {
 		ports, faults []string
 		icmpSource    string
 		icmpPath      string
+		respPort      uint16
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -91,7 +96,7 @@ Their path back toward the client, with --icmp-path:
   ecmpscan lab up --name two --width 2 --width2 3 --fault link-drop@p1-q3 --fault loss=20@q2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec := lab.Spec{Name: name, Width: width, Width2: width2, Seed: seed, ICMPSource: icmpSource, ICMPPath: icmpPath}
+			spec := lab.Spec{Name: name, Width: width, Width2: width2, Seed: seed, ICMPSource: icmpSource, ICMPPath: icmpPath, Responder: respPort}
 			for _, p := range ports {
 				for _, f := range strings.Split(p, ",") {
 					n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
@@ -121,6 +126,12 @@ Their path back toward the client, with --icmp-path:
 			if err != nil {
 				return err
 			}
+			if spec.Responder != 0 {
+				os.Remove(lab.TokenPath(name)) // a fresh token per lab
+				if err := responder.WriteNewToken(lab.TokenPath(name)); err != nil {
+					return err
+				}
+			}
 			if err := startServeDaemon(ctx, cmd, f); err != nil {
 				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 				defer cancel()
@@ -142,6 +153,7 @@ Their path back toward the client, with --icmp-path:
 	fl.StringVar(&icmpPath, "icmp-path", lab.DefaultICMPPath,
 		"path of the routers' own ICMP errors toward the client: "+strings.Join(lab.ICMPPaths, " or ")+
 			" (fixed: one next hop per router; flow: that of the offending flow's return, as Linux does)")
+	fl.Uint16Var(&respPort, "responder", 0, "also run an `ecmpscan responder` on this port at the server's addresses (token in "+lab.TokenPath("NAME")+")")
 	return cmd
 }
 
@@ -184,8 +196,15 @@ func printLabUp(s *Streams, prog string, f *lab.Fabric, took time.Duration) {
 			f.Spec.ICMPPath, f.ICMPNextHop("r2"))
 	}
 	p := f.Spec.Ports[len(f.Spec.Ports)-1]
+	if f.Spec.Responder != 0 {
+		fmt.Fprintf(w, "  responder:    %s and [%s]:%d, token %s\n", netip.AddrPortFrom(f.Server4, f.Spec.Responder), f.Server6, f.Spec.Responder, lab.TokenPath(f.Spec.Name))
+	}
 	fmt.Fprintf(w, "try:\n")
 	fmt.Fprintf(w, "  ip netns exec %s %s sweep %s:%d\n", f.ClientNS(), prog, f.Server4, p)
+	if f.Spec.Responder != 0 {
+		fmt.Fprintf(w, "  ip netns exec %s %s sweep %s:%d --responder %s --token-file %s\n", f.ClientNS(), prog, f.Server4, p,
+			netip.AddrPortFrom(f.Server4, f.Spec.Responder), lab.TokenPath(f.Spec.Name))
+	}
 	fmt.Fprintf(w, "  ip netns exec %s %s sweep [%s]:%d\n", f.ClientNS(), prog, f.Server6, p)
 	fmt.Fprintf(w, "  %s lab status --name %s\n", prog, f.Spec.Name)
 	fmt.Fprintf(w, "  %s lab down --name %s\n", prog, f.Spec.Name)
@@ -382,6 +401,17 @@ func newLabServeCommand(s *Streams) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			if f.Spec.Responder != 0 {
+				run, err := labResponder(f, s)
+				if err != nil {
+					return err
+				}
+				go func() {
+					if err := run(ctx); err != nil {
+						fmt.Fprintf(s.Err, "lab %s: responder: %v\n", name, err)
+					}
+				}()
+			}
 			fmt.Fprintf(s.Err, "lab %s: serving ports %v in %s\n", name, f.Spec.Ports, f.ServerNS())
 			if readyFD > 0 {
 				ready := os.NewFile(uintptr(readyFD), "ready")
@@ -397,6 +427,60 @@ func newLabServeCommand(s *Streams) *cobra.Command {
 	cmd.Flags().IntVar(&readyFD, "ready-fd", 0, "write \"ready\" to this file descriptor once listening")
 	cmd.Flags().MarkHidden("ready-fd")
 	return cmd
+}
+
+// labResponder opens a responder's sockets in the lab's server namespace
+// (both families, listening on the server's addresses) and returns what
+// runs it.
+func labResponder(f *lab.Fabric, s *Streams) (func(context.Context) error, error) {
+	token, err := responder.LoadToken(lab.TokenPath(f.Spec.Name))
+	if err != nil {
+		return nil, err
+	}
+	var lns []net.Listener
+	var captures []responder.Capture
+	err = lab.InNamespace(f.ServerNS(), func() error {
+		for _, a := range []netip.Addr{f.Server4, f.Server6} {
+			ln, err := net.Listen("tcp", netip.AddrPortFrom(a, f.Spec.Responder).String())
+			if err != nil {
+				return err
+			}
+			lns = append(lns, ln)
+			c, err := responder.OpenCapture(a.Is6())
+			if err != nil {
+				return err
+			}
+			captures = append(captures, c)
+		}
+		return nil
+	})
+	if err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		for _, c := range captures {
+			c.Close()
+		}
+		return nil, fmt.Errorf("responder in %s: %w", f.ServerNS(), err)
+	}
+	srv, err := responder.NewServer(responder.Config{Token: token,
+		IsLocal: func(a netip.Addr) bool { return a == f.Server4 || a == f.Server6 },
+		Log:     func(line string) { fmt.Fprintf(s.Err, "lab %s: responder: %s\n", f.Spec.Name, line) }})
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		g, ctx := errgroup.WithContext(ctx)
+		// One server per listener; the captures go with the first.
+		for i, ln := range lns {
+			var cs []responder.Capture
+			if i == 0 {
+				cs = captures
+			}
+			g.Go(func() error { return srv.Serve(ctx, ln, cs...) })
+		}
+		return g.Wait()
+	}, nil
 }
 
 func needRoot() error {

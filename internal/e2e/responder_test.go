@@ -215,3 +215,20 @@ func TestResponderRefuses(t *testing.T) {
 		t.Errorf("short token: exit %d, %s", code, stderr)
 	}
 }
+
+// TestLabResponder: `lab up --responder` runs a responder in the server
+// namespace, on both families; IPv6 SYNs are seen with their hop limit.
+func TestLabResponder(t *testing.T) {
+	f := fabric(t, "rs6", "--width", "4", "--seed", "6", "--fault", "blackhole-ret@p3", "--responder", "7001")
+	for _, dst := range []netip.AddrPort{netip.AddrPortFrom(f.Server4, 3306), netip.AddrPortFrom(f.Server6, 3306)} {
+		out, stderr, code := run(t, f, nil, "sweep", dst.String(), "--format", "json", "--sport", "30000-30063", "--rate", "2000",
+			"--responder", netip.AddrPortFrom(dst.Addr(), 7001).String(), "--token-file", lab.TokenPath("rs6"))
+		var doc twoEndedDoc
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("%s: exit %d, not JSON: %v\n%s", dst, code, err, stderr)
+		}
+		if d := doc.Summary.Direction; code != 1 || d == nil || d.Kind != "return" || d.Return == 0 {
+			t.Errorf("%s: exit %d, direction %+v: %s", dst, code, d, doc.Summary.Verdict)
+		}
+	}
+}

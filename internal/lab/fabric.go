@@ -112,6 +112,9 @@ func (f *Fabric) topology() *topology {
 // StatePath is the state file of the named lab.
 func StatePath(name string) string { return filepath.Join(StateDir, "lab-"+name+".json") }
 
+// TokenPath is where the named lab's responder token is kept.
+func TokenPath(name string) string { return filepath.Join(StateDir, "lab-"+name+"-token") }
+
 // ServeLogPath is where `lab serve` for the named lab logs.
 func ServeLogPath(name string) string { return filepath.Join(StateDir, "lab-"+name+"-serve.log") }
 
@@ -535,7 +538,7 @@ func (f *Fabric) Down(ctx context.Context) error {
 	if err := deleteNamespaces(ctx, f.Spec.Name); err != nil {
 		errs = append(errs, err)
 	}
-	for _, p := range []string{StatePath(f.Spec.Name), ServeLogPath(f.Spec.Name), f.ServerLog} {
+	for _, p := range []string{StatePath(f.Spec.Name), ServeLogPath(f.Spec.Name), f.ServerLog, TokenPath(f.Spec.Name)} {
 		if p == "" || filepath.Dir(p) != StateDir {
 			continue
 		}

@@ -65,6 +65,10 @@ type Spec struct {
 	// client leave it: ICMPPathFlow (the default, as Linux does) or
 	// ICMPPathFixed.
 	ICMPPath string `json:"icmp_path"`
+	// Responder, when set, is the port an `ecmpscan responder` listens on
+	// at the server's addresses (lab up --responder), run by the serve
+	// daemon with a token in the state directory.
+	Responder uint16 `json:"responder,omitempty"`
 }
 
 // The ICMP source modes of Spec.ICMPSource.
@@ -295,6 +299,9 @@ func (s Spec) Validate() error {
 	}
 	if len(s.Ports) > 64 {
 		return bad("at most 64 server ports")
+	}
+	if s.Responder != 0 && seen[s.Responder] {
+		return bad("responder port %d is a server port", s.Responder)
 	}
 	switch s.ICMPSource {
 	case "", ICMPFromRouterID, ICMPFromInbound, ICMPFromOutgoing:
