@@ -454,7 +454,7 @@ func DiagnoseSample(flows []FlowTrace, sample Sample) Diagnosis {
 	d := Diagnosis{Hypotheses: namedFirst(a.hypotheses(sample))}
 	d.Direction, d.Margin, d.Separate = decide(d.Hypotheses)
 	d.Suspects = a.suspectsOf(d.Hypotheses, a.suspectInfos(f.fwd))
-	d.Text = a.verdictText(d, n, f)
+	d.Text = a.verdictText(d, n, f) + a.arrivalText(sample.Arrived)
 	return d
 }
 

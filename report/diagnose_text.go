@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/ecmpscan/ecmpscan/hash"
 )
 
 func whyText(unk []fate) string {
@@ -233,4 +235,22 @@ func (a *analysis) verdictText(d Diagnosis, n stateCounts, f flowFates) string {
 		text += fmt.Sprintf("; %d flaky %s lost some probes (partial loss, see the paths)", n.flaky, plural(n.flaky, "flow", "flows"))
 	}
 	return text
+}
+
+// arrivalText says what the responder saw of the failing flows.
+func (a *analysis) arrivalText(arrived map[uint16]bool) string {
+	if arrived == nil {
+		return ""
+	}
+	in, out := 0, 0
+	for _, f := range a.flows {
+		if got, known := arrived[f.Sport]; known && f.State == hash.StateFail {
+			if got {
+				in++
+			} else {
+				out++
+			}
+		}
+	}
+	return fmt.Sprintf("; two-ended: the responder saw the SYNs of %d failing %s arrive and of %d not", in, plural(in, "flow", "flows"), out)
 }

@@ -129,8 +129,15 @@ type Hypothesis struct {
 // failing flow stands for Fail failing flows of the sweep, each healthy one
 // for OK healthy ones (0 or 1: all of them were traced). The shares a
 // hypothesis predicts are the population's, so the scores weigh the flows
-// back.
-type Sample struct{ Fail, OK float64 }
+// back. Arrived, when set, is what a responder at the target saw (sweep or
+// trace --responder): for each source port it watched, whether its SYNs
+// arrived. A failing flow whose SYNs arrived was lost on the way back, one
+// whose SYNs never did on the way there, so only hypotheses of that
+// direction may explain it.
+type Sample struct {
+	Fail, OK float64
+	Arrived  map[uint16]bool
+}
 
 // returnSilentPrior is the probability that a member that loses traffic
 // toward the client still gets its own ICMP errors out: they leave by the
@@ -351,6 +358,7 @@ func (a *analysis) hypotheses(sample Sample) []Hypothesis {
 	cands := a.forwardCandidates(e)
 	cands = append(cands, a.returnCandidates(e)...)
 	for _, c := range cands {
+		a.twoEnded(c, sample.Arrived)
 		e.score(c)
 	}
 	cands = slices.DeleteFunc(cands, func(c *candidate) bool { return math.IsInf(c.h.Score, -1) || c.h.Explains == 0 })
@@ -371,6 +379,17 @@ func (a *analysis) hypotheses(sample Sample) []Hypothesis {
 		out = append(out, c.h)
 	}
 	return out
+}
+
+// twoEnded keeps a candidate from explaining the failing flows a responder
+// saw go the other way.
+func (a *analysis) twoEnded(c *candidate, arrived map[uint16]bool) {
+	for i := range c.cost {
+		got, known := arrived[a.flows[i].Sport]
+		if known && got != (c.h.Direction == DirectionReturn) {
+			delete(c.cost, i)
+		}
+	}
 }
 
 func sortCandidates(cs []*candidate) {

@@ -135,6 +135,20 @@ func TestHypothesesRankTheirOwnFault(t *testing.T) {
 			t.Errorf("weighted: %s (share %v)", describe(d), h.Share)
 		}
 	})
+	t.Run("spread deaths, a third, told apart by a responder", func(t *testing.T) {
+		fs := spread(3)
+		for _, arrived := range []bool{true, false} {
+			seen := map[uint16]bool{}
+			for _, f := range fs {
+				seen[f.Sport] = f.State == hash.StateOK || arrived
+			}
+			d := DiagnoseSample(fs, Sample{Arrived: seen})
+			want := map[bool]Direction{true: DirectionReturn, false: DirectionForward}[arrived]
+			if d.Direction != want || d.Margin < decisive {
+				t.Errorf("SYNs arrived %v: %s (margin %v)", arrived, describe(d), d.Margin)
+			}
+		}
+	})
 	t.Run("spread deaths, a third, tell neither", func(t *testing.T) {
 		d, _ := bestOf(t, spread(3))
 		if d.Direction != DirectionUnknown || d.Separate == "" || d.Margin >= decisive {

@@ -141,6 +141,9 @@ type Trace struct {
 	// NotProbed lists flows none of whose end-to-end probes left the
 	// host: no evidence, so they are not traced or diagnosed.
 	NotProbed []uint16
+	// TwoEnded is what the target's responder saw of the end-to-end
+	// probes (trace --responder); nil otherwise.
+	TwoEnded *TwoEnded
 }
 
 // ExitCode is the documented exit code of a finished trace: 1 when some

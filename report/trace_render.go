@@ -96,6 +96,7 @@ type traceDoc struct {
 	Buckets       []bucketJSON    `json:"buckets"`
 	Diagnosis     diagnosisJSON   `json:"diagnosis"`
 	NotProbed     []uint16        `json:"not_probed,omitempty"`
+	Responder     *jsonResponder  `json:"responder,omitempty"` // trace --responder only
 }
 
 type traceFlowJSON struct {
@@ -106,6 +107,8 @@ type traceFlowJSON struct {
 	ReachedTTL int            `json:"reached_ttl"`
 	Signature  string         `json:"signature"`
 	Hops       []traceHopJSON `json:"hops"`
+	// Arrived counts the SYNs the responder saw (trace --responder).
+	Arrived *int `json:"arrived,omitempty"`
 }
 
 type traceHopJSON struct {
@@ -241,6 +244,7 @@ func traceJSON(t Trace) traceDoc {
 		ProbesPerHop:  t.ProbesPerHop,
 		Count:         t.Count,
 		NotProbed:     t.NotProbed,
+		Responder:     responderJSON(t.TwoEnded),
 		Started:       started,
 		DurationMS:    ms(t.Duration),
 		Interrupted:   t.Interrupted,
@@ -254,6 +258,10 @@ func traceJSON(t Trace) traceDoc {
 	for _, f := range t.Flows {
 		fj := traceFlowJSON{Sport: f.Sport, State: string(f.State), Sent: f.Sent, Received: f.Received,
 			ReachedTTL: f.ReachedTTL, Signature: f.Signature(), Hops: make([]traceHopJSON, 0, len(f.Hops))}
+		if t.TwoEnded != nil && t.TwoEnded.Err == "" {
+			n := t.TwoEnded.Arrived[f.Sport]
+			fj.Arrived = &n
+		}
 		for i, h := range f.Hops {
 			ttl := h.TTL
 			if ttl == 0 {

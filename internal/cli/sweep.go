@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net"
 
 	"github.com/spf13/cobra"
 
@@ -29,8 +28,7 @@ type sweepFlags struct {
 	sportSet   bool // --sport given: a plan keeps the user's ports
 	countSet   bool // --count given: a plan probes at least that often
 	traceFlags
-	responder string // HOST:PORT of the target's responder
-	tokenFile string
+	twoEndedFlags
 }
 
 // sweepConfig is a validated sweep, ready to run.
@@ -78,8 +76,7 @@ Exit codes: 0 healthy, 1 some ports fail (ECMP-like fault), 2 bad input,
 	fl.Float64Var(&f.confidence, "confidence", 0, "plan the sweep: enough ports to hit one bad member of --max-width with this probability (e.g. 0.99), repeats from the measured loss, stop once settled")
 	fl.IntVar(&f.maxWidth, "max-width", 16, "with --confidence: the widest ECMP group to plan for")
 	f.traceFlags.register(fl)
-	fl.StringVar(&f.responder, "responder", "", "HOST:PORT of an `ecmpscan responder` on the target's host: it reports which SYNs arrived, so each failing port's direction is known")
-	fl.StringVar(&f.tokenFile, "token-file", "", "with --responder: the shared token's file (first line; default $"+responder.TokenEnv+")")
+	f.twoEndedFlags.register(fl)
 	return cmd
 }
 
@@ -120,29 +117,10 @@ func (f *sweepFlags) config(target string, s *Streams) (sweepConfig, error) {
 		}
 		cfg.core.Trace = &tc
 	}
-	if cfg.responder, err = f.responderClient(); err != nil {
+	if cfg.responder, err = f.twoEndedFlags.client(); err != nil {
 		return cfg, err
 	}
 	return cfg, common.checkProbes(sweepProbes(cfg.core))
-}
-
-// responderClient checks --responder and loads the token before anything
-// is sent.
-func (f *sweepFlags) responderClient() (*responder.Client, error) {
-	if f.responder == "" {
-		if f.tokenFile != "" {
-			return nil, usageError("--token-file goes with --responder")
-		}
-		return nil, nil
-	}
-	if _, port, err := net.SplitHostPort(f.responder); err != nil || port == "" || port == "0" {
-		return nil, usageError("--responder wants HOST:PORT, got %q", f.responder)
-	}
-	token, err := responder.LoadToken(f.tokenFile)
-	if err != nil {
-		return nil, &exitError{code: ExitUsage, err: err}
-	}
-	return &responder.Client{Addr: f.responder, Token: token}, nil
 }
 
 // sweepProbes is the most probes a sweep can send: every round of every

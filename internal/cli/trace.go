@@ -39,6 +39,7 @@ func newTraceCommand(s *Streams) *cobra.Command {
 	var (
 		pf     probeFlags
 		tf     traceFlags
+		te     twoEndedFlags
 		format string
 	)
 	cmd := &cobra.Command{
@@ -71,13 +72,22 @@ Exit codes: 0 no flow fails, 1 some flows fail, 2 bad input, 3 cannot probe,
 			if err := cfg.checkProbes(len(pr.Ports) * (pr.Count + tc.MaxTTL*tc.HopProbes)); err != nil {
 				return err
 			}
+			rc, err := te.client()
+			if err != nil {
+				return err
+			}
+			env := systemEnv(s)
+			if rc != nil {
+				env.Responder = rc
+			}
 			job := core.TraceConfig{Target: cfg.target, Probing: pr, TraceOptions: tc}
-			return runTrace(cmd.Context(), job, f, cfg.render, s, systemEnv(s))
+			return runTrace(cmd.Context(), job, f, cfg.render, s, env)
 		},
 	}
 	fl := cmd.Flags()
 	pf.register(fl, defaultTracePorts)
 	tf.register(fl)
+	te.register(fl)
 	fl.StringVar(&format, "format", "table", "output: table, json or dot (Graphviz)")
 	return cmd
 }

@@ -63,21 +63,23 @@ func Sweep(ctx context.Context, cfg SweepConfig, env Env) (report.Sweep, error) 
 	if cfg.ICMP == 0 {
 		out.ICMP.Skipped = "disabled with --icmp 0"
 	}
+	if two != nil {
+		// Asked even after an interrupt: what arrived so far is evidence.
+		// Asked before the trace, whose TTL-limited SYNs are not the
+		// sweep's, and whose diagnosis uses what arrived.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		out.TwoEnded = two.report(rctx)
+		cancel()
+	}
 	var pathWidth hash.WidthEstimate
 	if cfg.Trace != nil && !s.interrupted {
-		if tr, ok, err := s.trace(out.Ports, target, src); err != nil {
+		if tr, ok, err := s.trace(out.Ports, target, src, arrivals(out.TwoEnded, cfg.Ports)); err != nil {
 			return report.Sweep{}, err
 		} else if ok {
 			out.Trace = &tr
 			out.Interrupted = tr.Interrupted
 			pathWidth = report.TraceWidth(tr)
 		}
-	}
-	if two != nil {
-		// Asked even after an interrupt: what arrived so far is evidence.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		out.TwoEnded = two.report(rctx)
-		cancel()
 	}
 	out.Unmatched, out.Malformed, out.HalfOpen = s.stats.Unmatched, s.stats.Malformed, s.stats.HalfOpen
 	out.LocalDrops, out.SendFailures = s.stats.LocalDrops, sendFailures(s.stats)
@@ -245,7 +247,7 @@ func unsettledFlows(tcp []hash.FiveTuple, judged []hash.Judged, repeats int) []h
 // trace follows a sweep: the failing ports, some flaky ones and healthy
 // ones for contrast, hop by hop, with the sweep's states as their
 // end-to-end result. false when tracing cannot run here.
-func (s *sweep) trace(ports []hash.Judged, target netip.AddrPort, src netip.Addr) (report.Trace, bool, error) {
+func (s *sweep) trace(ports []hash.Judged, target netip.AddrPort, src netip.Addr, arrived map[uint16]bool) (report.Trace, bool, error) {
 	if !s.set.raw {
 		s.env.notice("--trace skipped: tracing needs raw sockets")
 		return report.Trace{}, false, nil
@@ -273,7 +275,7 @@ func (s *sweep) trace(ports []hash.Judged, target netip.AddrPort, src netip.Addr
 		}
 		return all[st] / traced[st]
 	}
-	t.sample = report.Sample{Fail: weight(hash.StateFail), OK: weight(hash.StateOK)}
+	t.sample = report.Sample{Fail: weight(hash.StateFail), OK: weight(hash.StateOK), Arrived: arrived}
 	started := s.env.clock().Now()
 	tr, err := t.hops(target, src, e2e, s.c.hopsAway)
 	tr.Started, tr.Duration = started, s.env.clock().Now().Sub(started)

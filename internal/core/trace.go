@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"time"
 
 	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/probe"
@@ -33,6 +34,10 @@ func Trace(ctx context.Context, cfg TraceConfig, env Env) (report.Trace, error) 
 	defer set.close()
 	t := &tracer{ctx: ctx, cfg: cfg, env: env, set: set, rng: env.rng()}
 	started := env.clock().Now()
+	two, err := registerRun(ctx, cfg.Ports, traceBudget(cfg), src, target, env)
+	if err != nil {
+		return report.Trace{}, err
+	}
 
 	c := newCollector()
 	dst := netip.AddrPortFrom(unzoned(target.Addr()), target.Port())
@@ -43,14 +48,24 @@ func Trace(ctx context.Context, cfg TraceConfig, env Env) (report.Trace, error) 
 	}
 	t.stats.Add(st)
 	e2e, _ := hash.Judge(c.tcp.Buckets(), hash.DefaultAlpha)
+	var seen *report.TwoEnded
+	if two != nil {
+		// What arrived of the end-to-end probes, before the TTL-limited
+		// ones: the direction of each failing flow, for the diagnosis.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		seen = two.report(rctx)
+		cancel()
+		t.sample.Arrived = arrivals(seen, cfg.Ports)
+	}
 	if interrupted {
 		tr := t.report(target, src, e2e, report.NewHops())
-		tr.Interrupted = true
+		tr.Interrupted, tr.TwoEnded = true, seen
 		tr.Started, tr.Duration = started, env.clock().Now().Sub(started)
 		return tr, nil
 	}
 	tr, err := t.hops(target, src, e2e, c.hopsAway)
 	tr.Started, tr.Duration = started, env.clock().Now().Sub(started)
+	tr.TwoEnded = seen
 	return tr, err
 }
 

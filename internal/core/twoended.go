@@ -25,13 +25,18 @@ type twoEnded struct {
 // reached (the control connection may cross the bad member too) is noted
 // and the sweep goes on one-ended.
 func registerSweep(ctx context.Context, cfg SweepConfig, src netip.Addr, target netip.AddrPort, env Env) (*twoEnded, error) {
+	return registerRun(ctx, cfg.Ports, sweepBudget(cfg), src, target, env)
+}
+
+// registerRun registers the SYNs of ports for budget (see registerSweep).
+func registerRun(ctx context.Context, ports []uint16, budget time.Duration, src netip.Addr, target netip.AddrPort, env Env) (*twoEnded, error) {
 	if env.Responder == nil {
 		return nil, nil
 	}
 	t := &twoEnded{r: env.Responder, run: responder.NewRunID()}
 	reg := responder.Register{Run: t.run, Client: unzoned(src).Unmap().String(),
 		Target: netip.AddrPortFrom(unzoned(target.Addr()).Unmap(), target.Port()).String(),
-		Sports: portRanges(cfg.Ports), DurationMS: sweepBudget(cfg).Milliseconds()}
+		Sports: portRanges(ports), DurationMS: budget.Milliseconds()}
 	if _, err := t.r.Register(ctx, reg); err != nil {
 		if refused(err) {
 			return nil, cannotProbe(fmt.Errorf("responder %s: %w", t.r.Name(), err))
@@ -69,6 +74,32 @@ func (t *twoEnded) report(ctx context.Context) *report.TwoEnded {
 	}
 	out.Retries = t.r.Retried()
 	return out
+}
+
+// arrivals is what the diagnosis may take from the responder: the ports
+// whose SYNs arrived and, when its socket dropped nothing, those whose SYNs
+// did not.
+func arrivals(t *report.TwoEnded, ports []uint16) map[uint16]bool {
+	if t == nil || t.Err != "" {
+		return nil
+	}
+	out := map[uint16]bool{}
+	for _, sp := range ports {
+		if n := t.Arrived[sp]; n > 0 || t.Dropped == 0 {
+			out[sp] = n > 0
+		}
+	}
+	return out
+}
+
+// traceBudget is how long the responder should watch a trace's flows.
+func traceBudget(cfg TraceConfig) time.Duration {
+	probes := len(cfg.Ports) * (max(cfg.Count, 1) + cfg.MaxTTL*cfg.HopProbes)
+	d := 2*cfg.Timeout + 30*time.Second
+	if cfg.Rate > 0 {
+		d += time.Duration(float64(probes) / cfg.Rate * float64(time.Second))
+	}
+	return min(d, responder.DefaultMaxDuration)
 }
 
 // sweepBudget is how long the responder should watch: the probes at the

@@ -232,3 +232,29 @@ func TestLabResponder(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceResponder: a return blackhole on plain Linux routers that one
+// end cannot decide (TestTraceReturnBlackhole's tr4l) is decided with a
+// responder: every failing flow's SYNs arrived. A forward one stays forward.
+func TestTraceResponder(t *testing.T) {
+	for _, c := range []struct {
+		name, fault, want string
+		args              []string
+	}{
+		{"rs7", "blackhole-ret@q1", "return", []string{"--width", "3", "--width2", "3", "--seed", "12"}},
+		{"rs8", "blackhole-fwd@q2", "forward", []string{"--width", "3", "--width2", "3", "--seed", "12"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := fabric(t, c.name, append(c.args, "--fault", c.fault, "--responder", "7002")...)
+			doc, _ := trace(t, f, server4, "30000-30047", "--responder", netip.AddrPortFrom(f.Server4, 7002).String(),
+				"--token-file", lab.TokenPath(c.name))
+			t.Log(describe(doc))
+			if doc.Diagnosis.Direction != c.want || !strings.Contains(doc.Diagnosis.Text, "two-ended") {
+				t.Errorf("want %s from two-ended evidence; got %s", c.want, describe(doc))
+			}
+			if len(doc.Diagnosis.Suspects) == 0 || doc.Diagnosis.Suspects[0].Direction != c.want {
+				t.Errorf("suspects[0] should be %s: %s", c.want, describe(doc))
+			}
+		})
+	}
+}
