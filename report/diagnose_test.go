@@ -767,7 +767,7 @@ func TestDiagnoseSpreadReturn(t *testing.T) {
 	}
 	// Without more, an unseen forward member next to r2 explains the
 	// spread deaths as well: unknown, and the measurement that decides.
-	if d := Diagnose(ret); d.Direction != DirectionUnknown || !strings.Contains(d.Text, "sweep --responder") {
+	if d := Diagnose(ret); d.Direction != DirectionUnknown || !strings.Contains(d.Text, "trace --responder") {
 		t.Errorf("spread deaths, no silent member: %s", describe(d))
 	}
 	// The bad return member p5 forwards toward the server but sends

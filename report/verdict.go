@@ -77,7 +77,7 @@ func place(h Hypothesis) string {
 	return "forward first hops" // behind no answering router
 }
 
-const separateDirections = "a two-ended run (sweep --responder) shows whether the failing flows' SYNs arrive; " +
+const separateDirections = "a two-ended run (trace --responder, with ecmpscan responder on the target) decides it: it shows whether the failing flows' SYNs arrive; " +
 	"without a responder, trace from the server toward the client with a failing flow's tuple reversed"
 
 func separatePlaces(a, b Hypothesis) string {

@@ -31,7 +31,7 @@ func newResponderCommand(s *Streams) *cobra.Command {
 		Use:   "responder --listen ADDR:PORT [--token-file FILE]",
 		Short: "Run on the target's host: report which probe SYNs of a sweep arrive",
 		Long: `Run on the host that is swept (the server side). A client that runs
-"sweep --responder" registers its run over an authenticated control
+"sweep --responder" or "trace --responder" registers its run over an authenticated control
 connection; the responder watches exactly those SYNs arrive (a raw TCP
 socket with a filter) and reports, per source port, how many arrived, when,
 and with what TTL. A failing port whose SYNs arrive is lost on the way back;

@@ -177,7 +177,7 @@ func TestTraceReturnBlackhole(t *testing.T) {
 					t.Errorf("suspects[0] should be a return suspect with no address: %s", describe(doc))
 				}
 			case c.ambiguous && d.Direction == "unknown":
-				if !strings.Contains(d.Text, "sweep --responder") {
+				if !strings.Contains(d.Text, "trace --responder") {
 					t.Errorf("unknown without the measurement that decides: %s", describe(doc))
 				}
 			default:
@@ -303,7 +303,7 @@ func TestTraceRandomFabrics(t *testing.T) {
 			// undecidable from one end (see TestTraceReturnBlackhole):
 			// unknown is allowed there, with the measurement that decides.
 			d := doc.Diagnosis
-			undecided := want == "return" && d.Direction == "unknown" && strings.Contains(d.Text, "sweep --responder")
+			undecided := want == "return" && d.Direction == "unknown" && strings.Contains(d.Text, "trace --responder")
 			if d.Direction != want && !undecided {
 				t.Fatalf("direction %s, want %s", d.Direction, want)
 			}
