@@ -114,3 +114,31 @@ func TestSweepTwoEndedRefusedOrUnreachable(t *testing.T) {
 		}
 	})
 }
+
+// sweep --trace --responder: the trace's diagnosis takes what arrived, and
+// the trace's own SYNs are not counted as the sweep's.
+func TestSweepThenTraceTwoEnded(t *testing.T) {
+	for fault, want := range map[string]report.Direction{"blackhole-fwd": report.DirectionForward, "blackhole-ret": report.DirectionReturn} {
+		t.Run(fault, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFabric(4, 1, fault)
+				env := testEnv(f)
+				env.Responder = &fakeResponder{f: f}
+				cfg := sweepConfig(portRange(30000, 32), 3)
+				cfg.Trace = &TraceOptions{MaxTTL: 8, HopProbes: 2}
+				sw, err := Sweep(context.Background(), cfg, env)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sw.Trace == nil || sw.Trace.Diagnosis.Direction != want || !strings.Contains(sw.Trace.Diagnosis.Text, "two-ended") {
+					t.Fatalf("trace %+v", sw.Trace)
+				}
+				for sp, n := range sw.TwoEnded.Arrived {
+					if n > 3 {
+						t.Errorf("port %d: %d arrivals for 3 probes: the trace's SYNs were counted", sp, n)
+					}
+				}
+			})
+		})
+	}
+}
