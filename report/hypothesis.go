@@ -103,9 +103,11 @@ type Hypothesis struct {
 	// flow, behind Addr.
 	Silent bool
 	// Behind lists the routers an unseen member sits behind; Beside
-	// counts the members seen at its TTL.
-	Behind []netip.Addr
-	Beside int
+	// counts the members seen at its TTL, and BesideAddrs their addresses
+	// when that is more (routers answering from one address per link).
+	Behind      []netip.Addr
+	Beside      int
+	BesideAddrs int
 	// TTL is the first TTL the fault stops (forward), or the stage of a
 	// return member; 0 when unknown.
 	TTL int
@@ -598,7 +600,10 @@ func (a *analysis) memberCandidate(e *evidence, t int, behind []netip.Addr) *can
 	for _, m := range a.stageWidths(t + 1) {
 		c.widths = append(c.widths, m+1) // the members seen there and the unseen one
 	}
-	c.h.Beside = a.stageWidth(t + 1)
+	if ws := a.stageWidths(t + 1); len(ws) > 0 {
+		c.h.Beside = slices.Min(ws)
+		c.h.BesideAddrs, _ = a.stageCount(t + 1)
+	}
 	a.fillCosts(e, c, t)
 	return c
 }

@@ -46,6 +46,9 @@ func memberName(h Hypothesis) string {
 	if h.Beside <= 0 {
 		return "a member"
 	}
+	if h.BesideAddrs > h.Beside {
+		return fmt.Sprintf("a member beside the %d seen (%d addresses, read as one per link; the %s)", h.Beside, h.BesideAddrs, ordinal(h.Beside+1))
+	}
 	return fmt.Sprintf("a member beside the %d seen (the %s)", h.Beside, ordinal(h.Beside+1))
 }
 
