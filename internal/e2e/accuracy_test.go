@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"slices"
 	"sort"
@@ -17,7 +18,8 @@ import (
 // random fabrics: direction accuracy and top-suspect accuracy per ICMP
 // source mode x ICMP path x fault kind. It is a measurement, not a gate:
 // it runs only with ECMPSCAN_ACCURACY=N (N fabrics; make accuracy) and
-// prints the table for the README. ECMPSCAN_E2E_SEED picks the draw.
+// prints the table for the README. ECMPSCAN_E2E_SEED picks the draw;
+// ECMPSCAN_ACCURACY_RESPONDER=1 traces with a responder at the server.
 func TestTraceAccuracy(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("ECMPSCAN_ACCURACY"))
 	if n <= 0 {
@@ -96,12 +98,23 @@ func runCase(t *testing.T, name string, c accuracyCase) caseResult {
 	t.Helper()
 	var res caseResult
 	t.Run(name, func(t *testing.T) {
-		f := fabric(t, name, c.args...)
+		// ECMPSCAN_ACCURACY_RESPONDER=1 measures the two-ended diagnosis:
+		// the same fabrics, traced with a responder at the server.
+		twoEnded := os.Getenv("ECMPSCAN_ACCURACY_RESPONDER") == "1"
+		args := c.args
+		if twoEnded {
+			args = append(slices.Clone(args), "--responder", "7003")
+		}
+		f := fabric(t, name, args...)
 		dst := server4
 		if c.v6 {
 			dst = server6
 		}
-		doc, _ := trace(t, f, dst, fmt.Sprintf("%d-%d", c.first, c.first+c.ports-1))
+		var extra []string
+		if twoEnded {
+			extra = []string{"--responder", netip.AddrPortFrom(dst.Addr(), 7003).String(), "--token-file", lab.TokenPath(name)}
+		}
+		doc, _ := trace(t, f, dst, fmt.Sprintf("%d-%d", c.first, c.first+c.ports-1), extra...)
 		t.Log(describe(doc))
 		fails, _, _ := oracle(t, f, dst, portRange(c.first, c.ports))
 		want := c.want
