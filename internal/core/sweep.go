@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"time"
 
 	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/probe"
@@ -67,9 +66,7 @@ func Sweep(ctx context.Context, cfg SweepConfig, env Env) (report.Sweep, error) 
 		// Asked even after an interrupt: what arrived so far is evidence.
 		// Asked before the trace, whose TTL-limited SYNs are not the
 		// sweep's, and whose diagnosis uses what arrived.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		out.TwoEnded = two.report(rctx)
-		cancel()
+		out.TwoEnded = two.fetch(ctx)
 	}
 	var pathWidth hash.WidthEstimate
 	if cfg.Trace != nil && !s.interrupted {

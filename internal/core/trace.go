@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"time"
 
 	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/probe"
@@ -52,9 +51,7 @@ func Trace(ctx context.Context, cfg TraceConfig, env Env) (report.Trace, error) 
 	if two != nil {
 		// What arrived of the end-to-end probes, before the TTL-limited
 		// ones: the direction of each failing flow, for the diagnosis.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		seen = two.report(rctx)
-		cancel()
+		seen = two.fetch(ctx)
 		t.sample.Arrived = arrivals(seen, cfg.Ports)
 	}
 	if interrupted {

@@ -58,6 +58,14 @@ func refused(err error) bool {
 	return errors.As(err, &ans) && ans.Refusal()
 }
 
+// fetch asks what arrived, even after an interrupt (what arrived so far is
+// evidence), within its own deadline.
+func (t *twoEnded) fetch(ctx context.Context) *report.TwoEnded {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	return t.report(ctx)
+}
+
 // report fetches what arrived, for the sweep's report.
 func (t *twoEnded) report(ctx context.Context) *report.TwoEnded {
 	out := &report.TwoEnded{Responder: t.r.Name(), Arrived: map[uint16]int{}, TTL: map[uint16]uint8{}}
@@ -94,12 +102,7 @@ func arrivals(t *report.TwoEnded, ports []uint16) map[uint16]bool {
 
 // traceBudget is how long the responder should watch a trace's flows.
 func traceBudget(cfg TraceConfig) time.Duration {
-	probes := len(cfg.Ports) * (max(cfg.Count, 1) + cfg.MaxTTL*cfg.HopProbes)
-	d := 2*cfg.Timeout + 30*time.Second
-	if cfg.Rate > 0 {
-		d += time.Duration(float64(probes) / cfg.Rate * float64(time.Second))
-	}
-	return min(d, responder.DefaultMaxDuration)
+	return watchBudget(len(cfg.Ports)*(max(cfg.Count, 1)+cfg.MaxTTL*cfg.HopProbes), cfg.Probing)
 }
 
 // sweepBudget is how long the responder should watch: the probes at the
@@ -109,9 +112,15 @@ func sweepBudget(cfg SweepConfig) time.Duration {
 	if cfg.Plan != nil {
 		probes = len(cfg.Ports) * hash.DefaultMaxRepeats
 	}
-	d := 2*cfg.Timeout + 30*time.Second
-	if cfg.Rate > 0 {
-		d += time.Duration(float64(probes) / cfg.Rate * float64(time.Second))
+	return watchBudget(probes, cfg.Probing)
+}
+
+// watchBudget is the time probes take at the configured rate, with room for
+// timeouts, within the responder's longest run.
+func watchBudget(probes int, p Probing) time.Duration {
+	d := 2*p.Timeout + 30*time.Second
+	if p.Rate > 0 {
+		d += time.Duration(float64(probes) / p.Rate * float64(time.Second))
 	}
 	return min(d, responder.DefaultMaxDuration)
 }
