@@ -8,20 +8,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"time"
 )
 
 // Client talks to a responder. The control connection crosses the same
 // fabric as the probes, possibly the bad member: each attempt is a new
-// connection from a new source port (another five-tuple, so likely
+// connection from a new, random source port (another five-tuple, so likely
 // another path), kept short, and Retries says how many attempts it took.
 type Client struct {
 	Addr  string // HOST:PORT of the responder
 	Token []byte
 	// Dial opens a connection (default net.Dialer.DialContext).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
-	// Attempts per call (default 6) and the time each may take (2s).
+	// Attempts per call (default 10: behind a bad member of two, all of
+	// them fail once in a thousand calls) and the time each may take
+	// (1.5s).
 	Attempts int
 	Timeout  time.Duration
 	// Now is the clock (default time.Now).
@@ -60,7 +63,7 @@ type errRefused struct{ error }
 func (c *Client) call(ctx context.Context, op string, body, out any) error {
 	attempts := c.Attempts
 	if attempts <= 0 {
-		attempts = 6
+		attempts = 10
 	}
 	var last error
 	for i := range attempts {
@@ -85,7 +88,7 @@ func (c *Client) call(ctx context.Context, op string, body, out any) error {
 func (c *Client) once(ctx context.Context, op string, body, out any) error {
 	timeout := c.Timeout
 	if timeout <= 0 {
-		timeout = 2 * time.Second
+		timeout = 1500 * time.Millisecond
 	}
 	now := time.Now
 	if c.Now != nil {
@@ -95,7 +98,11 @@ func (c *Client) once(ctx context.Context, op string, body, out any) error {
 	defer cancel()
 	dial := c.Dial
 	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
+		// A source port of our own choosing, random over the ephemeral
+		// range: the kernel's next pick may hash onto the same bad member
+		// again and again.
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{Port: 32768 + mrand.IntN(60999-32768+1)}}
+		dial = d.DialContext
 	}
 	conn, err := dial(ctx, "tcp", c.Addr)
 	if err != nil {
