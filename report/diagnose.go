@@ -142,6 +142,7 @@ type analysis struct {
 	router  map[netip.Addr]netip.Addr
 	nexts   map[string]*nextInfo // by TTL and node
 	silence map[string]bool      // structural, by node and silence
+	fated   map[int]fate         // fateOf, by flow
 }
 
 func newAnalysis(flows []FlowTrace) *analysis {
@@ -150,7 +151,7 @@ func newAnalysis(flows []FlowTrace) *analysis {
 		return cmp.Or(cmp.Compare(a.Sport, b.Sport), cmp.Compare(a.Signature(), b.Signature()),
 			cmp.Compare(a.State, b.State), cmp.Compare(a.Received, b.Received), cmp.Compare(a.Sent, b.Sent))
 	})
-	a := &analysis{flows: fs, all: map[string][]occ{}, healthy: map[string][]occ{}, nexts: map[string]*nextInfo{}, silence: map[string]bool{}}
+	a := &analysis{flows: fs, all: map[string][]occ{}, healthy: map[string][]occ{}, nexts: map[string]*nextInfo{}, silence: map[string]bool{}, fated: map[int]fate{}}
 	for i := range fs {
 		p := tracePath(&fs[i])
 		a.paths = append(a.paths, p)
@@ -321,7 +322,18 @@ func isUnreachable(h *TraceHop) bool {
 	return h.ICMPType == 1
 }
 
+// fateOf reads where failing flow i dies; the per-flow reading and the
+// hypotheses both ask, so it is computed once.
 func (a *analysis) fateOf(i int) fate {
+	if f, ok := a.fated[i]; ok {
+		return f
+	}
+	f := a.readFate(i)
+	a.fated[i] = f
+	return f
+}
+
+func (a *analysis) readFate(i int) fate {
 	p := a.paths[i]
 	f := fate{flow: i}
 	if len(p) == 1 {
