@@ -78,7 +78,8 @@ FUZZTIME ?= 60s
 FUZZ_TARGETS := probe/packet:FuzzParseIPv4 probe/packet:FuzzParseICMP4 probe/packet:FuzzParseTCP6 \
                 probe/packet:FuzzParseICMP6 internal/rawsock:FuzzControl report:FuzzDecodeSweep \
                 internal/cli:FuzzParsePorts internal/cli:FuzzParseTarget internal/lab:FuzzParseFault \
-                report:FuzzDiagnose internal/responder:FuzzDecodeRequest internal/responder:FuzzParseSYN
+                report:FuzzDiagnose internal/responder:FuzzDecodeRequest internal/responder:FuzzParseSYN \
+                internal/responder:FuzzDecodeReverse
 fuzz-smoke:
 	@for pt in $(FUZZ_TARGETS); do \
 	  $(GO) test -run='^$$' -fuzz="^$${pt#*:}$$" -fuzztime=$(FUZZTIME) ./$${pt%%:*}/ || exit 1; \

@@ -418,6 +418,68 @@ func TestMatchRules(t *testing.T) {
 	})
 }
 
+// Reverse probes (a responder's SYN-ACKs from the server's port) are
+// answered by the client's RST, whose sequence number is the probe's ack,
+// and by routers' errors quoting the probe's sequence number.
+func TestReverseProbeMatching(t *testing.T) {
+	flows := []hash.FiveTuple{
+		{Src: server, Dst: client, Proto: hash.ProtoTCP, SrcPort: 3306, DstPort: 30000},
+		{Src: server, Dst: client, Proto: hash.ProtoTCP, SrcPort: 3306, DstPort: 30001},
+	}
+	plan := Plan{Probes: NewReverseRounds(flows, 3, 1, rand.New(rand.NewPCG(1, 2))), Rate: 1000, Timeout: time.Second}
+	at := time.Unix(1000, 0).Add(2 * time.Millisecond)
+	find := func(r *paperRun, dport uint16, ttl uint8) paperProbe {
+		for k := range r.window.len() {
+			if p := r.at(k); p.Tuple.DstPort == dport && p.TTL == ttl {
+				if p.Kind != KindTCPSYNACK {
+					t.Fatalf("reverse rounds send %s, want tcp-synack", p.Kind)
+				}
+				return p
+			}
+		}
+		t.Fatalf("no probe to %d at TTL %d", dport, ttl)
+		return paperProbe{}
+	}
+	rst := func(p Probe, seq uint32) packet.Reply {
+		return packet.Reply{Kind: packet.KindTCP, From: client, To: server, Tuple: p.Tuple.Reverse(), Seq: seq, Flags: packet.FlagRST}
+	}
+	t.Run("the client's rst", func(t *testing.T) {
+		r := newPaperRun(t, plan, 9)
+		p := find(r, 30001, 3)
+		r.handle(Arrival{Reply: rst(p.Probe, p.Cookie), At: at}, 0)
+		if res := p.res(); res.Outcome != Answered || res.Detail != "rst" {
+			t.Errorf("got %s %q; want answered rst", res.Outcome, res.Detail)
+		}
+	})
+	t.Run("a rst with another cookie", func(t *testing.T) {
+		r := newPaperRun(t, plan, 9)
+		p, other := find(r, 30001, 3), find(r, 30000, 3)
+		r.handle(Arrival{Reply: rst(p.Probe, other.Cookie), At: at}, 0)
+		if p.res().Outcome != Pending || other.res().Outcome != Pending || r.stats.Unmatched != 1 {
+			t.Errorf("outcomes %s/%s, unmatched %d; want both pending and 1 unmatched", p.res().Outcome, other.res().Outcome, r.stats.Unmatched)
+		}
+	})
+	t.Run("a router's time-exceeded", func(t *testing.T) {
+		r := newPaperRun(t, plan, 9)
+		p := find(r, 30000, 1)
+		r.handle(Arrival{At: at, Reply: packet.Reply{Kind: packet.KindICMPError, From: router, To: server, ICMPType: 11,
+			Tuple: p.Tuple, QuotedProto: hash.ProtoTCP, QuotedSeq: p.Cookie}}, 0)
+		if res := p.res(); res.Outcome != Unreachable || res.From != router {
+			t.Errorf("got %s from %s; want an ICMP answer from %s", res.Outcome, res.From, router)
+		}
+	})
+	t.Run("a forward probe's rst without ack is not matched by seq", func(t *testing.T) {
+		r := newPaperRun(t, testPlan(ports(30000, 1), 0, 1), 9)
+		p := r.probe(t, KindTCPSYN, 30000, 0)
+		rep := synAck(p.Probe)
+		rep.Ack, rep.Seq, rep.Flags = 0, p.Cookie, packet.FlagRST
+		r.handle(Arrival{Reply: rep, At: at}, 0)
+		if p.res().Outcome != Pending {
+			t.Errorf("got %s; a RST without ACK answers only a reverse probe", p.res().Outcome)
+		}
+	})
+}
+
 func TestOrderSpacesRepeatsAndInterleavesEcho(t *testing.T) {
 	sports := ports(30000, 20)
 	plan := testPlan(sports, 5, 3)

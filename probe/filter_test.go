@@ -24,8 +24,8 @@ func TestSocketFilters(t *testing.T) {
 		}
 		return n > 0
 	}
-	segment := func(src, dst string, sport uint16, v6 bool) []byte {
-		tu := hash.FiveTuple{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), Proto: hash.ProtoTCP, SrcPort: sport, DstPort: 30000}
+	segmentTo := func(src, dst string, sport, dport uint16, v6 bool) []byte {
+		tu := hash.FiveTuple{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), Proto: hash.ProtoTCP, SrcPort: sport, DstPort: dport}
 		b, err := packet.AppendTCPSYN(nil, packet.SYN{Tuple: tu, Seq: 1})
 		if err != nil {
 			t.Fatal(err)
@@ -39,7 +39,8 @@ func TestSocketFilters(t *testing.T) {
 		copy(ip[12:16], a[:])
 		return append(ip, b...)
 	}
-	v4 := ipv4TCPFilter(netip.MustParseAddr("198.18.2.2"), 3306)
+	segment := func(src, dst string, sport uint16, v6 bool) []byte { return segmentTo(src, dst, sport, 30000, v6) }
+	v4 := ipv4TCPFilter(netip.MustParseAddr("198.18.2.2"), 0, 3306)
 	for _, c := range []struct {
 		name string
 		pkt  []byte
@@ -53,8 +54,18 @@ func TestSocketFilters(t *testing.T) {
 			t.Errorf("%s: passed %v, want %v", c.name, got, c.want)
 		}
 	}
-	v6 := ipv6TCPFilter(3306)
+	v6 := ipv6TCPFilter(0, 3306)
 	if !run(v6, segment("2001:db8:2::2", "2001:db8:1::1", 3306, true)) || run(v6, segment("2001:db8:2::2", "2001:db8:1::1", 443, true)) {
 		t.Error("IPv6 filter: want the target's port passed and others dropped")
+	}
+	// A reverse prober at the server takes the client's segments to its
+	// own port, from any source port.
+	rev4 := ipv4TCPFilter(netip.MustParseAddr("198.18.1.1"), 2, 3306)
+	if !run(rev4, segmentTo("198.18.1.1", "198.18.2.2", 30001, 3306, false)) || run(rev4, segmentTo("198.18.1.1", "198.18.2.2", 3306, 22, false)) {
+		t.Error("reverse IPv4 filter: want segments to the server's port passed and others dropped")
+	}
+	rev6 := ipv6TCPFilter(2, 3306)
+	if !run(rev6, segmentTo("2001:db8:1::1", "2001:db8:2::2", 30001, 3306, true)) || run(rev6, segmentTo("2001:db8:1::1", "2001:db8:2::2", 3306, 22, true)) {
+		t.Error("reverse IPv6 filter: want segments to the server's port passed and others dropped")
 	}
 }

@@ -59,6 +59,13 @@ func (r *run) handleTCP(a Arrival) {
 		// Some stacks acknowledge the SYN's own sequence number in a RST.
 		i, ours = tcpIndex(r.plan.Probes, r.key, r.next, out, rep.Ack)
 	}
+	if !ours && rep.Flags&(packet.FlagRST|packet.FlagACK) == packet.FlagRST {
+		// A RST to a segment that carried an ACK (a reverse probe's
+		// SYN-ACK) takes its sequence number from that ACK, where the
+		// cookie is (RFC 9293, 3.10.7.1).
+		i, ours = tcpIndex(r.plan.Probes, r.key, r.next, out, rep.Seq)
+		ours = ours && r.plan.Probes.At(i).Kind == KindTCPSYNACK
+	}
 	if a.SendErr != nil {
 		if !ours {
 			r.stats.Unmatched++

@@ -89,13 +89,23 @@ func shuffled(ts []hash.FiveTuple, rng *rand.Rand) []hash.FiveTuple {
 type TraceRounds struct {
 	flows          []hash.FiveTuple
 	maxTTL, perHop int
+	kind           Kind
 }
 
 var _ Source = (*TraceRounds)(nil)
 
 // NewTraceRounds shuffles the flows once.
 func NewTraceRounds(flows []hash.FiveTuple, maxTTL, perHop int, rng *rand.Rand) *TraceRounds {
-	return &TraceRounds{flows: shuffled(flows, rng), maxTTL: maxTTL, perHop: min(perHop, MaxRepeats)}
+	return &TraceRounds{flows: shuffled(flows, rng), maxTTL: maxTTL, perHop: min(perHop, MaxRepeats), kind: KindTCPSYN}
+}
+
+// NewReverseRounds lays out reverse probes the same way: SYN-ACKs on the
+// answers' tuples (server to client), for a responder's return-path
+// traces.
+func NewReverseRounds(flows []hash.FiveTuple, maxTTL, perHop int, rng *rand.Rand) *TraceRounds {
+	t := NewTraceRounds(flows, maxTTL, perHop, rng)
+	t.kind = KindTCPSYNACK
+	return t
 }
 
 // Len is flows x TTLs x probes per hop.
@@ -107,7 +117,7 @@ func (t *TraceRounds) At(i int) Probe {
 	perRep := n * t.maxTTL
 	rep, rest := i/perRep, i%perRep
 	ttl, k := rest/n+1, rest%n
-	return Probe{Kind: KindTCPSYN, Tuple: t.flows[(k+ttl)%n], Repeat: rep, TTL: uint8(ttl)}
+	return Probe{Kind: t.kind, Tuple: t.flows[(k+ttl)%n], Repeat: rep, TTL: uint8(ttl)}
 }
 
 // EchoIndex: a trace sends no echo probes.

@@ -19,6 +19,9 @@ const (
 	KindTCPSYN Kind = iota + 1
 	KindICMPEcho
 	KindConnect
+	// KindTCPSYNACK is a reverse probe: a SYN-ACK on the reversed tuple,
+	// from the server's side (the responder's return-path traces).
+	KindTCPSYNACK
 )
 
 func (k Kind) String() string {
@@ -29,6 +32,8 @@ func (k Kind) String() string {
 		return "icmp-echo"
 	case KindConnect:
 		return "tcp-connect"
+	case KindTCPSYNACK:
+		return "tcp-synack"
 	}
 	return "unknown"
 }

@@ -15,15 +15,19 @@ import (
 )
 
 // RawProber sends TCP SYNs and ICMP echo requests on raw sockets and reads
-// every TCP segment and ICMP message addressed back to us.
+// every TCP segment and ICMP message addressed back to us. A reverse
+// prober (OpenReverse) sends SYN-ACKs from a server's port instead.
 type RawProber struct {
 	src, dst netip.Addr // as in packets: no IPv6 zone
 	zone     string     // the target's IPv6 zone, for link-local targets
 	dport    uint16
-	tcp      *rawsock.Conn
-	icmp     *rawsock.Conn // nil without ICMP probes
-	buf      []byte
-	ttl      map[*rawsock.Conn]uint8 // TTL each socket is set to; 0 = default
+	// reverse: dport is our own (server) port, and the peer's segments
+	// come to it; otherwise they come from it.
+	reverse bool
+	tcp     *rawsock.Conn
+	icmp    *rawsock.Conn // nil without ICMP probes
+	buf     []byte
+	ttl     map[*rawsock.Conn]uint8 // TTL each socket is set to; 0 = default
 }
 
 var (
@@ -42,21 +46,50 @@ func OpenRaw(src netip.Addr, dst netip.AddrPort, withICMP bool) (*RawProber, err
 	}
 	r := &RawProber{src: src.WithZone(""), dst: dst.Addr().WithZone(""), zone: zone, dport: dst.Port(),
 		buf: make([]byte, 0, 128), ttl: map[*rawsock.Conn]uint8{}}
-	var err error
-	if r.tcp, err = openBound(r.withZone(r.src), unix.IPPROTO_TCP); err != nil {
+	if err := r.open(withICMP); err != nil {
 		return nil, err
 	}
-	// Only TCP from the target's port reaches us; the kernel copies every
-	// TCP segment to a raw socket otherwise.
+	return r, nil
+}
+
+// OpenReverse opens the raw sockets for reverse probes: SYN-ACKs from
+// local (a server's address and listening port) to peer's ports, shaped
+// like the server's answers, whose replies are the peer's RSTs to local's
+// port and the routers' ICMP errors. Errors as OpenRaw's.
+func OpenReverse(local netip.AddrPort, peer netip.Addr) (*RawProber, error) {
+	r := &RawProber{src: local.Addr().WithZone(""), dst: peer.WithZone(""), dport: local.Port(), reverse: true,
+		buf: make([]byte, 0, 128), ttl: map[*rawsock.Conn]uint8{}}
+	if err := r.open(true); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// portOffset is where in the peer's TCP header the filtered port sits.
+func (r *RawProber) portOffset() uint32 {
+	if r.reverse {
+		return 2 // destination port: ours
+	}
+	return 0 // source port: the target's
+}
+
+// open opens and filters the sockets.
+func (r *RawProber) open(withICMP bool) error {
+	var err error
+	if r.tcp, err = openBound(r.withZone(r.src), unix.IPPROTO_TCP); err != nil {
+		return err
+	}
+	// Only TCP from the peer on the probed port reaches us; the kernel
+	// copies every TCP segment to a raw socket otherwise.
 	var filter []bpf.Instruction
 	if r.is6() {
-		filter = ipv6TCPFilter(r.dport)
+		filter = ipv6TCPFilter(r.portOffset(), r.dport)
 	} else {
-		filter = ipv4TCPFilter(r.dst, r.dport)
+		filter = ipv4TCPFilter(r.dst, r.portOffset(), r.dport)
 	}
 	if err := r.tcp.AttachFilter(filter); err != nil {
 		r.Close()
-		return nil, fmt.Errorf("attach filter: %w", err)
+		return fmt.Errorf("attach filter: %w", err)
 	}
 	if withICMP {
 		proto := unix.IPPROTO_ICMP
@@ -65,17 +98,17 @@ func OpenRaw(src netip.Addr, dst netip.AddrPort, withICMP bool) (*RawProber, err
 		}
 		if r.icmp, err = openBound(r.withZone(r.src), proto); err != nil {
 			r.Close()
-			return nil, err
+			return err
 		}
 		if r.is6() {
 			// Unreachable, too big, time exceeded, parameter problem, echo reply.
 			if err := r.icmp.SetICMPv6Filter(1, 2, 3, 4, 129); err != nil {
 				r.Close()
-				return nil, fmt.Errorf("icmpv6 filter: %w", err)
+				return fmt.Errorf("icmpv6 filter: %w", err)
 			}
 		}
 	}
-	return r, nil
+	return nil
 }
 
 // withZone puts the target's zone on a link-local address for the sockets.
@@ -103,28 +136,29 @@ func openBound(src netip.Addr, proto int) (*rawsock.Conn, error) {
 	return c, nil
 }
 
-// ipv4TCPFilter accepts IPv4 packets from dst whose TCP source port is dport.
-func ipv4TCPFilter(dst netip.Addr, dport uint16) []bpf.Instruction {
+// ipv4TCPFilter accepts IPv4 packets from dst whose TCP port at offset off
+// (0 source, 2 destination) is port.
+func ipv4TCPFilter(dst netip.Addr, off uint32, port uint16) []bpf.Instruction {
 	a := dst.As4()
 	addr := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
 	return []bpf.Instruction{
 		bpf.LoadAbsolute{Off: 12, Size: 4}, // source address
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: addr, SkipTrue: 3},
-		bpf.LoadMemShift{Off: 0},          // X = IP header length
-		bpf.LoadIndirect{Off: 0, Size: 2}, // TCP source port
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(dport), SkipTrue: 1},
+		bpf.LoadMemShift{Off: 0},            // X = IP header length
+		bpf.LoadIndirect{Off: off, Size: 2}, // the TCP port
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(port), SkipTrue: 1},
 		bpf.RetConstant{Val: 0},
 		bpf.RetConstant{Val: 0xffff},
 	}
 }
 
-// ipv6TCPFilter accepts TCP segments whose source port is dport. An IPv6
-// raw socket sees no IP header, so the filter starts at TCP and the source
-// address is checked in Receive.
-func ipv6TCPFilter(dport uint16) []bpf.Instruction {
+// ipv6TCPFilter accepts TCP segments whose port at offset off (0 source, 2
+// destination) is port. An IPv6 raw socket sees no IP header, so the
+// filter starts at TCP and the source address is checked in Receive.
+func ipv6TCPFilter(off uint32, port uint16) []bpf.Instruction {
 	return []bpf.Instruction{
-		bpf.LoadAbsolute{Off: 0, Size: 2}, // TCP source port
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(dport), SkipTrue: 1},
+		bpf.LoadAbsolute{Off: off, Size: 2}, // the TCP port
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(port), SkipTrue: 1},
 		bpf.RetConstant{Val: 0},
 		bpf.RetConstant{Val: 0xffff},
 	}
@@ -148,6 +182,11 @@ func (r *RawProber) Send(p Probe) (time.Time, error) {
 	switch p.Kind {
 	case KindTCPSYN:
 		r.buf, err = packet.AppendTCPSYN(r.buf[:0], packet.SYN{Tuple: p.Tuple, Seq: p.Cookie})
+	case KindTCPSYNACK:
+		// The cookie rides in both numbers: routers quote the sequence
+		// number, and the peer's RST carries the acknowledgment number
+		// back as its own sequence number.
+		r.buf, err = packet.AppendTCPSYN(r.buf[:0], packet.SYN{Tuple: p.Tuple, Seq: p.Cookie, SynAck: true, Ack: p.Cookie})
 	case KindICMPEcho:
 		if r.icmp == nil {
 			return time.Time{}, errors.New("icmp socket not open")
@@ -232,7 +271,11 @@ func (rr *rawReceiver) Receive(ctx context.Context) (Arrival, error) {
 	if rep.TTL == 0 {
 		rep.TTL = pkt.HopLimit
 	}
-	if rep.Kind == packet.KindTCP && (rep.From != r.dst || rep.Tuple.SrcPort != r.dport) {
+	port := rep.Tuple.SrcPort
+	if r.reverse {
+		port = rep.Tuple.DstPort
+	}
+	if rep.Kind == packet.KindTCP && (rep.From != r.dst || port != r.dport) {
 		return Arrival{}, ErrIgnored
 	}
 	if rep.Kind == packet.KindEchoReply && rep.From != r.dst {

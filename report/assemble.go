@@ -85,18 +85,34 @@ func TraceFlows(endToEnd []hash.Judged, hops *Hops) []FlowTrace {
 	}
 	out := make([]FlowTrace, 0, len(flows))
 	for sport, f := range flows {
-		for ttl := 1; ttl <= hops.maxTTL[sport]; ttl++ {
-			h := hops.hopAt(sport, ttl)
-			f.Hops = append(f.Hops, h)
-			if h.Reached {
-				f.ReachedTTL = ttl
-				break // past the destination there is nothing to map
-			}
-		}
+		f.Hops = hops.Path(sport)
+		f.ReachedTTL = ReachedTTL(f.Hops)
 		out = append(out, *f)
 	}
 	slices.SortFunc(out, func(a, b FlowTrace) int { return cmp.Compare(a.Sport, b.Sport) })
 	return out
+}
+
+// Path is one flow's hops, TTL by TTL, up to the destination's answer
+// (past it there is nothing to map); nil for a flow never probed.
+func (h *Hops) Path(sport uint16) []TraceHop {
+	var out []TraceHop
+	for ttl := 1; ttl <= h.maxTTL[sport]; ttl++ {
+		hop := h.hopAt(sport, ttl)
+		out = append(out, hop)
+		if hop.Reached {
+			break
+		}
+	}
+	return out
+}
+
+// ReachedTTL is the TTL at which hops reached the destination, 0 if none.
+func ReachedTTL(hops []TraceHop) int {
+	if n := len(hops); n > 0 && hops[n-1].Reached {
+		return hops[n-1].TTL
+	}
+	return 0
 }
 
 // hopAt summarises the answers at one TTL of one flow. The destination's

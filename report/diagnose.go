@@ -143,6 +143,9 @@ type analysis struct {
 	nexts   map[string]*nextInfo // by TTL and node
 	silence map[string]bool      // structural, by node and silence
 	fated   map[int]fate         // fateOf, by flow
+	// watched: a responder at the target watched the flows, and traces
+	// the return paths itself (no need to tell the user how).
+	watched bool
 }
 
 func newAnalysis(flows []FlowTrace) *analysis {
@@ -458,6 +461,7 @@ func Diagnose(flows []FlowTrace) Diagnosis { return DiagnoseSample(flows, Sample
 // Sample).
 func DiagnoseSample(flows []FlowTrace, sample Sample) Diagnosis {
 	a := newAnalysis(flows)
+	a.watched = sample.Arrived != nil
 	n := a.count()
 	if d, done := a.trivial(n); done {
 		return d

@@ -92,9 +92,9 @@ func (a *analysis) returnText(ret []fate) string {
 	}
 	sport := a.flows[ret[0].flow].Sport
 	text := fmt.Sprintf("%d failing %s as far as healthy flows do (to TTL %d, the hop before %s) but never the destination's answer: "+
-		"the forward path is exonerated; the fault is on the way back, where routers hash the reverse five-tuple. "+
-		"To localize it, trace from the server side toward the client with the reversed tuple: ecmpscan trace CLIENT:%d --sport DPORT",
-		len(ret), plural(len(ret), "flow gets", "flows get"), ttl, a.destination(), sport)
+		"the forward path is exonerated; the fault is on the way back, where routers hash the reverse five-tuple",
+		len(ret), plural(len(ret), "flow gets", "flows get"), ttl, a.destination())
+	text += a.localizeText(sport)
 	if silentLast {
 		text += " (the last hop before the destination sends no time-exceeded, so a drop in that hop cannot be excluded)"
 	}
@@ -182,13 +182,21 @@ func (a *analysis) spreadText(groups []spreadGroup) string {
 	}
 	g := groups[0]
 	ttl := a.paths[g.flows[0]][g.pos].ttl + 1
-	sport := a.flows[g.flows[0]].Sport
 	return fmt.Sprintf("%d failing %s silent at TTL %d after %d different routers (%s), split among them like the healthy flows (p = %.2f), "+
 		"where every healthy flow goes on to %s: no single forward hop or link fails the flows of every member, so the fault is on the way back "+
-		"(these routers send their time-exceeded messages along the flow's return path, and those are lost with it). "+
-		"To localize it, trace from the server side toward the client with the reversed tuple: ecmpscan trace CLIENT:%d --sport DPORT",
-		n-g.atSilent, plural(n-g.atSilent, "flow goes", "flows go"), ttl, len(g.members), addrList(g.members, 4), g.p, g.behind, sport) +
-		a.atSilentText(groups)
+		"(these routers send their time-exceeded messages along the flow's return path, and those are lost with it)",
+		n-g.atSilent, plural(n-g.atSilent, "flow goes", "flows go"), ttl, len(g.members), addrList(g.members, 4), g.p, g.behind) +
+		a.localizeText(a.flows[g.flows[0]].Sport) + a.atSilentText(groups)
+}
+
+// localizeText tells how to localize a return fault, unless a responder
+// at the target traces the return paths itself.
+func (a *analysis) localizeText(sport uint16) string {
+	if a.watched {
+		return ""
+	}
+	return fmt.Sprintf(". To localize it, trace from the server side toward the client with the reversed tuple: "+
+		"ecmpscan trace CLIENT:%d --sport DPORT, or run `ecmpscan responder` there and trace --responder", sport)
 }
 
 func (a *analysis) atSilentText(groups []spreadGroup) string {

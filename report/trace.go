@@ -40,6 +40,10 @@ type FlowTrace struct {
 	// ReachedTTL is the TTL at which the destination answered a
 	// TTL-limited probe; 0 if none did.
 	ReachedTTL int
+	// ReturnHops is the flow's return path as the target's responder
+	// traced it (TTL 1 is the first router from the target; Reached: the
+	// client answered); nil when it was not traced back.
+	ReturnHops []TraceHop
 }
 
 // Signature is the forward path as a bucket key: the answering addresses
@@ -120,7 +124,10 @@ type Diagnosis struct {
 	// Separate names the measurement that would tell the best hypothesis
 	// from its rival, when the margin is too small to decide.
 	Separate string
-	Text     string
+	// Return is what the responder's return-path traces showed (trace
+	// --responder); nil when none were traced.
+	Return *ReturnPaths
+	Text   string
 }
 
 // Trace is everything a renderer needs about one trace run.

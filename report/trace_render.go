@@ -109,6 +109,9 @@ type traceFlowJSON struct {
 	Hops       []traceHopJSON `json:"hops"`
 	// Arrived counts the SYNs the responder saw (trace --responder).
 	Arrived *int `json:"arrived,omitempty"`
+	// ReturnHops is the return path the responder traced (trace
+	// --responder, flows traced back only).
+	ReturnHops []traceHopJSON `json:"return_hops,omitempty"`
 }
 
 type traceHopJSON struct {
@@ -146,6 +149,18 @@ type diagnosisJSON struct {
 	Separate     string           `json:"separate,omitempty"`
 	Text         string           `json:"text"`
 	ReverseTrace string           `json:"reverse_trace,omitempty"`
+	ReturnPaths  *returnPathsJSON `json:"return_paths,omitempty"`
+}
+
+// returnPathsJSON is what the responder's return-path traces showed.
+type returnPathsJSON struct {
+	Flows          int              `json:"flows"`
+	Failing        int              `json:"failing"`
+	FailingReached int              `json:"failing_reached"`
+	Direction      Direction        `json:"direction"`
+	Hypotheses     []hypothesisJSON `json:"hypotheses"`
+	Margin         *float64         `json:"margin"`
+	Error          string           `json:"error,omitempty"`
 }
 
 type suspectJSON struct {
@@ -262,21 +277,9 @@ func traceJSON(t Trace) traceDoc {
 			n := t.TwoEnded.Arrived[f.Sport]
 			fj.Arrived = &n
 		}
-		for i, h := range f.Hops {
-			ttl := h.TTL
-			if ttl == 0 {
-				ttl = i + 1
-			}
-			hj := traceHopJSON{TTL: ttl, Addr: addrPtr(h.Addr), Probes: h.Probes, Answers: h.Answers,
-				Reached: h.Reached, ICMPType: h.ICMPType, ICMPCode: h.ICMPCode, MPLS: h.MPLS}
-			for _, o := range h.Others {
-				hj.Others = append(hj.Others, o.String())
-			}
-			if h.Addr.IsValid() {
-				v := ms(h.RTT)
-				hj.RTTMS = &v
-			}
-			fj.Hops = append(fj.Hops, hj)
+		fj.Hops = hopsJSON(f.Hops)
+		if len(f.ReturnHops) > 0 {
+			fj.ReturnHops = hopsJSON(f.ReturnHops)
 		}
 		doc.Flows = append(doc.Flows, fj)
 	}
@@ -309,14 +312,55 @@ func traceJSON(t Trace) traceDoc {
 		doc.Diagnosis.Margin = &v
 	}
 	doc.Diagnosis.Separate = t.Diagnosis.Separate
+	doc.Diagnosis.ReturnPaths = returnPathsDoc(t.Diagnosis.Return)
 	return doc
+}
+
+func hopsJSON(hops []TraceHop) []traceHopJSON {
+	out := make([]traceHopJSON, 0, len(hops))
+	for i, h := range hops {
+		ttl := h.TTL
+		if ttl == 0 {
+			ttl = i + 1
+		}
+		hj := traceHopJSON{TTL: ttl, Addr: addrPtr(h.Addr), Probes: h.Probes, Answers: h.Answers,
+			Reached: h.Reached, ICMPType: h.ICMPType, ICMPCode: h.ICMPCode, MPLS: h.MPLS}
+		for _, o := range h.Others {
+			hj.Others = append(hj.Others, o.String())
+		}
+		if h.Addr.IsValid() {
+			v := ms(h.RTT)
+			hj.RTTMS = &v
+		}
+		out = append(out, hj)
+	}
+	return out
+}
+
+func returnPathsDoc(rp *ReturnPaths) *returnPathsJSON {
+	if rp == nil {
+		return nil
+	}
+	j := &returnPathsJSON{Flows: rp.Flows, Failing: rp.Failing, FailingReached: rp.FailingReached, Direction: rp.Direction,
+		Hypotheses: []hypothesisJSON{}, Error: rp.Err}
+	for i, h := range rp.Hypotheses {
+		if i == maxHypothesesJSON {
+			break
+		}
+		j.Hypotheses = append(j.Hypotheses, hypothesisDoc(h))
+	}
+	if m := rp.Margin; len(rp.Hypotheses) > 0 && !math.IsInf(m, 0) && !math.IsNaN(m) {
+		v := round4(m)
+		j.Margin = &v
+	}
+	return j
 }
 
 // reverseTrace is the command that traces a return fault from the server
 // side: toward the client, with the first failing flow's tuple reversed.
 func reverseTrace(t Trace) string {
-	if t.Diagnosis.Direction != DirectionReturn {
-		return ""
+	if t.Diagnosis.Direction != DirectionReturn || t.Diagnosis.Return != nil {
+		return "" // not a return fault, or the responder traced it back already
 	}
 	for _, f := range t.Flows {
 		if f.State != hash.StateFail {
@@ -394,8 +438,13 @@ func traceText(t Trace, opt Options) string {
 	if !opt.Quiet {
 		fmt.Fprintf(&b, "ecmpscan trace %s from %s: %s mode, %d %s, max TTL %d, %d probes per hop, %d end-to-end probes per flow\n\n",
 			t.Target, addrString(t.Source), t.Mode, len(t.Flows), plural(len(t.Flows), "flow", "flows"), t.MaxTTL, t.ProbesPerHop, t.Count)
-		writePathMap(&b, t, p)
+		writeHopMap(&b, t.Flows, t.Diagnosis.Suspects, "destination", p)
 		b.WriteString("\n")
+		if back := ReturnFlows(t.Flows); len(back) > 0 {
+			b.WriteString("return paths, traced from the responder toward the client:\n")
+			writeHopMap(&b, back, t.Diagnosis.Suspects, "client", p)
+			b.WriteString("\n")
+		}
 		writeBuckets(&b, t.Buckets, p)
 		if t.Interrupted {
 			b.WriteString("interrupted: partial result\n")
@@ -442,9 +491,11 @@ func paintDirection(p painter, d Direction) string {
 	return p.paint("33", string(d))
 }
 
-func writePathMap(b *strings.Builder, t Trace, p painter) {
+// writeHopMap writes the flows' hops TTL by TTL, marking the suspects;
+// end names what answers at the end (the destination, or the client).
+func writeHopMap(b *strings.Builder, flows []FlowTrace, suspects []Suspect, end string, p painter) {
 	marks := map[netip.Addr]string{}
-	for i, s := range t.Diagnosis.Suspects {
+	for i, s := range suspects {
 		for _, x := range []netip.Addr{s.Addr, s.Next} {
 			if x.IsValid() {
 				if _, ok := marks[x]; !ok {
@@ -453,11 +504,11 @@ func writePathMap(b *strings.Builder, t Trace, p painter) {
 			}
 		}
 	}
-	rows := pathMap(t.Flows)
+	rows := pathMap(flows)
 	width := len("HOP")
 	for _, row := range rows {
 		for _, c := range row {
-			width = max(width, len(hopLabel(c)))
+			width = max(width, len(hopLabel(c, end)))
 		}
 	}
 	fmt.Fprintf(b, "%3s  %-*s  %5s  %4s\n", "TTL", width, "HOP", "FLOWS", "FAIL")
@@ -467,7 +518,7 @@ func writePathMap(b *strings.Builder, t Trace, p painter) {
 			if j == 0 {
 				ttl = strconv.Itoa(i + 1)
 			}
-			label := fmt.Sprintf("%-*s", width, hopLabel(c))
+			label := fmt.Sprintf("%-*s", width, hopLabel(c, end))
 			if c.silent {
 				label = p.paint("2", label)
 			}
@@ -484,12 +535,12 @@ func writePathMap(b *strings.Builder, t Trace, p painter) {
 	}
 }
 
-func hopLabel(c hopCount) string {
+func hopLabel(c hopCount, end string) string {
 	switch {
 	case c.silent:
 		return "*"
 	case c.reached:
-		return c.addr.String() + " (destination)"
+		return c.addr.String() + " (" + end + ")"
 	}
 	return c.addr.String()
 }

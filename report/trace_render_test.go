@@ -36,6 +36,29 @@ func returnTrace() Trace {
 	return traceOf(fs, 5)
 }
 
+// twoEndedTrace: the return fault of returnTrace, traced with a responder
+// at the server: every failing flow's SYNs arrived, and the responder
+// traced the flows back. The failing flows' answers ride return member b2,
+// which loses them.
+func twoEndedTrace() Trace {
+	const r2, b1, b2, r1 = "198.18.254.1", "198.18.254.11", "198.18.254.12", "198.18.255.1"
+	tr := returnTrace()
+	tr.TwoEnded = &TwoEnded{Responder: "198.18.2.2:7000", Arrived: map[uint16]int{}, TTL: map[uint16]uint8{}}
+	arrived := map[uint16]bool{}
+	for i := range tr.Flows {
+		f := &tr.Flows[i]
+		tr.TwoEnded.Arrived[f.Sport], tr.TwoEnded.TTL[f.Sport], arrived[f.Sport] = 3, 61, true
+		back := flowOf(f.Sport, f.State, r2, b1, r1, "=")
+		back.Hops[3].Addr = src // the client answers (its RST)
+		if f.State == hash.StateFail {
+			back = flowOf(f.Sport, f.State, r2, b2, "*", "*")
+		}
+		f.ReturnHops = back.Hops
+	}
+	tr.Diagnosis = WithReturnPaths(DiagnoseSample(tr.Flows, Sample{Arrived: arrived}), DiagnoseReturnPaths(tr.Flows))
+	return tr
+}
+
 // smallForward exercises every JSON field: Others, MPLS, unreachable codes,
 // a flaky flow and an interrupted run.
 func smallForward() Trace {
@@ -62,7 +85,7 @@ func smallForward() Trace {
 }
 
 func TestRenderTraceGolden(t *testing.T) {
-	link, ret, small := linkTrace(), returnTrace(), smallForward()
+	link, ret, small, two := linkTrace(), returnTrace(), smallForward(), twoEndedTrace()
 	cases := []struct {
 		name   string
 		trace  Trace
@@ -78,6 +101,8 @@ func TestRenderTraceGolden(t *testing.T) {
 		{"valid-trace-return.dot", ret, FormatDOT, Options{}},
 		{"valid-trace-small.json", small, FormatJSON, Options{}},
 		{"valid-trace-small.txt", small, FormatTable, Options{}},
+		{"valid-trace-two-ended.txt", two, FormatTable, Options{}},
+		{"valid-trace-two-ended.json", two, FormatJSON, Options{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -463,7 +463,17 @@ func labResponder(f *lab.Fabric, s *Streams) (func(context.Context) error, error
 		}
 		return nil, fmt.Errorf("responder in %s: %w", f.ServerNS(), err)
 	}
-	srv, err := responder.NewServer(responder.Config{Token: token,
+	// Reverse probes leave from the server namespace too; the goroutine
+	// that opens them runs on whatever thread, so it enters it.
+	openReverse := func(local netip.AddrPort, peer netip.Addr) (responder.ReverseProber, error) {
+		var p responder.ReverseProber
+		err := lab.InNamespace(f.ServerNS(), func() (err error) {
+			p, err = responder.OpenReverse(local, peer)
+			return err
+		})
+		return p, err
+	}
+	srv, err := responder.NewServer(responder.Config{Token: token, OpenReverse: openReverse,
 		IsLocal: func(a netip.Addr) bool { return a == f.Server4 || a == f.Server6 },
 		Log:     func(line string) { fmt.Fprintf(s.Err, "lab %s: responder: %s\n", f.Spec.Name, line) }})
 	if err != nil {

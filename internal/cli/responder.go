@@ -23,6 +23,7 @@ type responderFlags struct {
 	maxRuns     int
 	maxDuration time.Duration
 	rate        float64
+	probeRate   float64
 }
 
 func newResponderCommand(s *Streams) *cobra.Command {
@@ -37,10 +38,17 @@ socket with a filter) and reports, per source port, how many arrived, when,
 and with what TTL. A failing port whose SYNs arrive is lost on the way back;
 one whose SYNs never arrive, on the way there.
 
+For "trace --responder" it also traces the return paths of the flows that
+fail although their SYNs arrived (and of healthy ones): TTL-limited SYN-ACKs
+on each flow's exact reversed tuple, so routers hash them like the flow's
+own answers. It sends them only to the registered client's address and
+ports, from the registered target, one trace at a time, at most
+--probe-rate per second and 64 flows x 32 TTLs x 3 probes per run.
+
 Every request carries an HMAC of a shared token over a nonce and a
 timestamp; wrong tokens, replays, stale clocks, oversized requests and runs
-naming another address than the peer's own are refused with a log line.
-The responder only listens: it sends no probe. It needs CAP_NET_RAW.`,
+naming another address than the peer's own are refused with a log line,
+before anything is sent. It needs CAP_NET_RAW.`,
 		Example: `  ecmpscan responder --new-token /etc/ecmpscan/token
   ecmpscan responder --listen 198.18.2.2:7000 --token-file /etc/ecmpscan/token --allow 198.18.1.0/24`,
 		Args: cobra.NoArgs,
@@ -67,6 +75,7 @@ The responder only listens: it sends no probe. It needs CAP_NET_RAW.`,
 	fl.IntVar(&f.maxRuns, "max-runs", responder.DefaultMaxRuns, "runs watched at once")
 	fl.DurationVar(&f.maxDuration, "max-duration", responder.DefaultMaxDuration, "longest run")
 	fl.Float64Var(&f.rate, "rate", responder.DefaultRate, "control requests per second")
+	fl.Float64Var(&f.probeRate, "probe-rate", responder.DefaultProbeRate, "reverse probes per second (one return-path trace runs at a time)")
 	return cmd
 }
 
@@ -90,12 +99,14 @@ func (f *responderFlags) config() (responder.Config, error) {
 		return cfg, usageError("--max-duration must be 1s-1h, got %s", f.maxDuration)
 	case !(f.rate > 0 && f.rate <= 1000):
 		return cfg, usageError("--rate must be in (0, 1000], got %g", f.rate)
+	case !(f.probeRate >= 1 && f.probeRate <= 50000):
+		return cfg, usageError("--probe-rate must be 1-50000, got %g", f.probeRate)
 	}
 	token, err := responder.LoadToken(f.tokenFile)
 	if err != nil {
 		return cfg, &exitError{code: ExitUsage, err: err}
 	}
-	cfg.Token, cfg.MaxRuns, cfg.MaxDuration, cfg.Rate = token, f.maxRuns, f.maxDuration, f.rate
+	cfg.Token, cfg.MaxRuns, cfg.MaxDuration, cfg.Rate, cfg.ProbeRate = token, f.maxRuns, f.maxDuration, f.rate, f.probeRate
 	return cfg, nil
 }
 

@@ -145,6 +145,8 @@ type Env struct {
 type Responder interface {
 	Register(ctx context.Context, r responder.Register) (responder.Registered, error)
 	Report(ctx context.Context, run string) (responder.Report, error)
+	// Reverse starts tracing the return paths of some of a run's flows.
+	Reverse(ctx context.Context, r responder.ReverseRequest) (responder.ReverseStarted, error)
 	// Name is the responder's HOST:PORT; Retried counts the control
 	// connections it had to try again.
 	Name() string

@@ -70,7 +70,7 @@ func Sweep(ctx context.Context, cfg SweepConfig, env Env) (report.Sweep, error) 
 	}
 	var pathWidth hash.WidthEstimate
 	if cfg.Trace != nil && !s.interrupted {
-		if tr, ok, err := s.trace(out.Ports, target, src, arrivals(out.TwoEnded, cfg.Ports)); err != nil {
+		if tr, ok, err := s.trace(out.Ports, target, src, two, arrivals(out.TwoEnded, cfg.Ports)); err != nil {
 			return report.Sweep{}, err
 		} else if ok {
 			out.Trace = &tr
@@ -244,7 +244,7 @@ func unsettledFlows(tcp []hash.FiveTuple, judged []hash.Judged, repeats int) []h
 // trace follows a sweep: the failing ports, some flaky ones and healthy
 // ones for contrast, hop by hop, with the sweep's states as their
 // end-to-end result. false when tracing cannot run here.
-func (s *sweep) trace(ports []hash.Judged, target netip.AddrPort, src netip.Addr, arrived map[uint16]bool) (report.Trace, bool, error) {
+func (s *sweep) trace(ports []hash.Judged, target netip.AddrPort, src netip.Addr, two *twoEnded, arrived map[uint16]bool) (report.Trace, bool, error) {
 	if !s.set.raw {
 		s.env.notice("--trace skipped: tracing needs raw sockets")
 		return report.Trace{}, false, nil
@@ -263,7 +263,7 @@ func (s *sweep) trace(ports []hash.Judged, target netip.AddrPort, src netip.Addr
 		}
 	}
 	tc := TraceConfig{Target: s.cfg.Target, Probing: s.cfg.Probing, TraceOptions: *s.cfg.Trace}
-	t := &tracer{ctx: s.ctx, cfg: tc, env: s.env, set: s.set.probers, rng: s.rng}
+	t := &tracer{ctx: s.ctx, cfg: tc, env: s.env, set: s.set.probers, rng: s.rng, two: two}
 	// The traced flows are picked by state: each stands for its share of
 	// the sweep's, so the diagnosis weighs them back.
 	weight := func(st hash.State) float64 {

@@ -37,6 +37,7 @@ func Trace(ctx context.Context, cfg TraceConfig, env Env) (report.Trace, error) 
 	if err != nil {
 		return report.Trace{}, err
 	}
+	t.two = two
 
 	c := newCollector()
 	dst := netip.AddrPortFrom(unzoned(target.Addr()), target.Port())
@@ -77,6 +78,9 @@ type tracer struct {
 	// sample weighs the traced flows back when they were picked from a
 	// sweep (zero: every flow was traced).
 	sample report.Sample
+	// two is the run's registration with the target's responder, which
+	// traces the return paths; nil without one.
+	two *twoEnded
 }
 
 // hops probes the flows of e2e at every TTL up to one past the target's
@@ -108,6 +112,9 @@ func (t *tracer) hops(target netip.AddrPort, src netip.Addr, e2e []hash.Judged, 
 	}
 	tr := t.report(target, src, e2e, c.hops)
 	tr.MaxTTL, tr.Interrupted = maxTTL, interrupted
+	if !interrupted {
+		t.traceBack(&tr)
+	}
 	return tr, nil
 }
 

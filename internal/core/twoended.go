@@ -100,9 +100,22 @@ func arrivals(t *report.TwoEnded, ports []uint16) map[uint16]bool {
 	return out
 }
 
-// traceBudget is how long the responder should watch a trace's flows.
+// traceBudget is how long the responder should watch a trace's flows, and
+// have for tracing some back.
 func traceBudget(cfg TraceConfig) time.Duration {
-	return watchBudget(len(cfg.Ports)*(max(cfg.Count, 1)+cfg.MaxTTL*cfg.HopProbes), cfg.Probing)
+	d := watchBudget(len(cfg.Ports)*(max(cfg.Count, 1)+cfg.MaxTTL*cfg.HopProbes), cfg.Probing) + reverseBudget(cfg.TraceOptions, cfg.Probing)
+	return min(d, responder.DefaultMaxDuration)
+}
+
+// reverseBudget is the time the responder's return-path traces may take at
+// its default probe rate.
+func reverseBudget(o TraceOptions, p Probing) time.Duration {
+	probes := responder.MaxReverseFlows * min(o.MaxTTL, responder.MaxReverseTTL) * min(max(o.HopProbes, 1), responder.MaxReversePerHop)
+	rate := float64(responder.DefaultProbeRate)
+	if p.Rate > 0 {
+		rate = min(rate, p.Rate)
+	}
+	return time.Duration(float64(probes)/rate*float64(time.Second)) + p.Timeout
 }
 
 // sweepBudget is how long the responder should watch: the probes at the
@@ -112,7 +125,11 @@ func sweepBudget(cfg SweepConfig) time.Duration {
 	if cfg.Plan != nil {
 		probes = len(cfg.Ports) * hash.DefaultMaxRepeats
 	}
-	return watchBudget(probes, cfg.Probing)
+	d := watchBudget(probes, cfg.Probing)
+	if cfg.Trace != nil {
+		d += watchBudget(64*cfg.Trace.MaxTTL*cfg.Trace.HopProbes, cfg.Probing) + reverseBudget(*cfg.Trace, cfg.Probing)
+	}
+	return min(d, responder.DefaultMaxDuration)
 }
 
 // watchBudget is the time probes take at the configured rate, with room for

@@ -3,10 +3,13 @@ package core
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
 
+	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/internal/responder"
 	"github.com/ecmpscan/ecmpscan/report"
 )
@@ -19,6 +22,7 @@ type fakeResponder struct {
 	refuse     error // Register answers this
 	unreach    bool  // no call gets through
 	registered int   // probes the fabric had seen at registration
+	reverse    *responder.ReverseRequest
 }
 
 func (r *fakeResponder) Register(_ context.Context, reg responder.Register) (responder.Registered, error) {
@@ -45,7 +49,45 @@ func (r *fakeResponder) Report(_ context.Context, run string) (responder.Report,
 	for sp, n := range r.f.arrived {
 		out.Arrivals = append(out.Arrivals, responder.Arrival{Sport: sp, Count: n, TTL: 62})
 	}
+	if r.reverse != nil {
+		out.Return = &responder.ReturnTraces{State: responder.ReverseDone}
+		for _, sp := range r.reverse.Sports {
+			out.Return.Flows = append(out.Return.Flows, responder.ReturnFlow{Sport: sp, Hops: r.f.returnHops(sp, r.reverse.MaxTTL)})
+		}
+	}
 	return out, nil
+}
+
+func (r *fakeResponder) Reverse(_ context.Context, req responder.ReverseRequest) (responder.ReverseStarted, error) {
+	if r.unreach || r.reg == nil || req.Run != r.reg.Run {
+		return responder.ReverseStarted{}, errors.New("no such run")
+	}
+	r.reverse = &req
+	return responder.ReverseStarted{Run: req.Run, Probes: len(req.Sports) * req.MaxTTL * req.PerHop, Rate: 500}, nil
+}
+
+// server-side router of the fake fabric's return paths.
+var r2 = netip.MustParseAddr("198.18.255.2")
+
+// returnHops is a flow's return path as a responder traces it: r2, the
+// flow's member, r1, the client. A blackholed member is silent and passes
+// nothing; a SYN-ACK dropper answers and passes nothing.
+func (f *fabric) returnHops(sport uint16, maxTTL int) []responder.ReturnHop {
+	onBad := f.fault != "" && f.memberOf(hash.FiveTuple{SrcPort: sport}) == f.bad
+	path := []netip.Addr{r2, member(f.memberOf(hash.FiveTuple{SrcPort: sport})), r1, client}
+	var out []responder.ReturnHop
+	for ttl := 1; ttl <= maxTTL; ttl++ {
+		h := responder.ReturnHop{TTL: ttl, Probes: 2}
+		dead := onBad && (ttl > 2 || (ttl == 2 && f.fault == "blackhole-ret"))
+		if !dead && ttl <= len(path) {
+			h.Addr, h.Answers, h.Reached = path[ttl-1].String(), 2, ttl == len(path)
+		}
+		out = append(out, h)
+		if h.Reached {
+			break
+		}
+	}
+	return out
 }
 
 func (r *fakeResponder) Name() string { return "198.18.2.2:7000" }
@@ -137,6 +179,58 @@ func TestSweepThenTraceTwoEnded(t *testing.T) {
 					if n > 3 {
 						t.Errorf("port %d: %d arrivals for 3 probes: the trace's SYNs were counted", sp, n)
 					}
+				}
+			})
+		})
+	}
+}
+
+// trace --responder on a return fault: the responder traces the failing
+// flows back (and healthy ones), and the return-path diagnosis names the
+// bad member as the first suspect.
+func TestTraceBackTwoEnded(t *testing.T) {
+	for _, fault := range []string{"blackhole-ret", "drop-synack", "blackhole-fwd"} {
+		t.Run(fault, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFabric(4, 1, fault)
+				env := testEnv(f)
+				r := &fakeResponder{f: f}
+				env.Responder = r
+				ports := portRange(30000, 48)
+				tr, err := Trace(context.Background(), TraceConfig{Target: sweepConfig(ports, 2).Target,
+					Probing: sweepConfig(ports, 2).Probing, TraceOptions: TraceOptions{MaxTTL: 8, HopProbes: 2}}, env)
+				if err != nil {
+					t.Fatal(err)
+				}
+				d := tr.Diagnosis
+				if fault == "blackhole-fwd" {
+					if r.reverse != nil || d.Return != nil {
+						t.Errorf("a forward fault was traced back: %+v", r.reverse)
+					}
+					return
+				}
+				if r.reverse == nil {
+					t.Fatal("no reverse trace asked for")
+				}
+				failing := f.failing(ports)
+				for _, sp := range r.reverse.Sports {
+					if !slices.Contains(ports, sp) {
+						t.Errorf("traced back port %d, not one of the run's", sp)
+					}
+				}
+				if d.Return == nil || d.Return.Failing != len(failing) || d.Direction != report.DirectionReturn || len(d.Suspects) == 0 {
+					t.Fatalf("diagnosis %s, return paths %+v: %s", d.Direction, d.Return, d.Text)
+				}
+				s := d.Suspects[0]
+				bad := member(f.bad)
+				// The bad member itself, or when it never answers, the
+				// router before it (or the member behind it).
+				ok := s.Direction == report.DirectionReturn && (s.Addr == bad || s.Addr == r2 || (s.Kind == "member" && slices.Contains(s.Behind, r2)))
+				if !ok {
+					t.Errorf("suspects[0] = %s %s %s -> %s behind %v; want the bad member %s on the way back: %s", s.Direction, s.Kind, s.Addr, s.Next, s.Behind, bad, d.Text)
+				}
+				if !strings.Contains(d.Text, "traced back from the responder") {
+					t.Errorf("text does not say how it knows: %s", d.Text)
 				}
 			})
 		})

@@ -88,10 +88,13 @@ func drawCase(rng *rand.Rand) accuracyCase {
 type caseResult struct {
 	direction, suspect bool // right direction; right first suspect (forward faults)
 	forward            bool // the fault is a forward one (suspect counts)
+	// ret: a return fault traced back (two-ended); retSuspect: its first
+	// suspect is where the oracle loses the answers.
+	ret, retSuspect bool
 }
 
 func (r caseResult) String() string {
-	return fmt.Sprintf("direction %v suspect %v", r.direction, r.suspect || !r.forward)
+	return fmt.Sprintf("direction %v suspect %v", r.direction, (r.suspect || !r.forward) && (r.retSuspect || !r.ret))
 }
 
 func runCase(t *testing.T, name string, c accuracyCase) caseResult {
@@ -136,11 +139,23 @@ func runCase(t *testing.T, name string, c accuracyCase) caseResult {
 				res.suspect = res.suspect || (s.Addr == "" && slices.Contains(preds, node(f, &b)))
 			}
 		}
+		// Two-ended, a return fault is traced back: its suspect is
+		// checked against the oracle's return paths.
+		if twoEnded && want == "return" {
+			res.ret = true
+			if len(doc.Diagnosis.Suspects) > 0 {
+				why := checkReturnSuspect(t, f, dst, doc)
+				res.retSuspect = why == ""
+				if why != "" {
+					t.Log(why)
+				}
+			}
+		}
 	})
 	return res
 }
 
-type accuracy struct{ fabrics, direction, forward, suspect int }
+type accuracy struct{ fabrics, direction, forward, suspect, ret, retSuspect int }
 
 func (a *accuracy) add(r caseResult) {
 	a.fabrics++
@@ -153,6 +168,12 @@ func (a *accuracy) add(r caseResult) {
 			a.suspect++
 		}
 	}
+	if r.ret {
+		a.ret++
+		if r.retSuspect {
+			a.retSuspect++
+		}
+	}
 }
 
 func accuracyTable(tally map[string]*accuracy) string {
@@ -162,19 +183,22 @@ func accuracyTable(tally map[string]*accuracy) string {
 	}
 	sort.Strings(keys)
 	var b strings.Builder
-	b.WriteString("| icmp source | icmp path | fault | fabrics | direction right | top suspect right (forward faults) |\n|---|---|---|---|---|---|\n")
+	b.WriteString("| icmp source | icmp path | fault | fabrics | direction right | top suspect right (forward faults) | top suspect right (return faults, two-ended) |\n|---|---|---|---|---|---|---|\n")
 	var total accuracy
 	for _, k := range keys {
 		a := tally[k]
 		parts := strings.Fields(k)
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s |\n", parts[0], parts[1], parts[2], a.fabrics,
-			ratio(a.direction, a.fabrics), ratio(a.suspect, a.forward))
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s |\n", parts[0], parts[1], parts[2], a.fabrics,
+			ratio(a.direction, a.fabrics), ratio(a.suspect, a.forward), ratio(a.retSuspect, a.ret))
 		total.fabrics += a.fabrics
 		total.direction += a.direction
 		total.forward += a.forward
 		total.suspect += a.suspect
+		total.ret += a.ret
+		total.retSuspect += a.retSuspect
 	}
-	fmt.Fprintf(&b, "| all | | | %d | %s | %s |\n", total.fabrics, ratio(total.direction, total.fabrics), ratio(total.suspect, total.forward))
+	fmt.Fprintf(&b, "| all | | | %d | %s | %s | %s |\n", total.fabrics, ratio(total.direction, total.fabrics),
+		ratio(total.suspect, total.forward), ratio(total.retSuspect, total.ret))
 	return b.String()
 }
 

@@ -236,6 +236,10 @@ func TestLabResponder(t *testing.T) {
 // TestTraceResponder: a return blackhole on plain Linux routers that one
 // end cannot decide (TestTraceReturnBlackhole's tr4l) is decided with a
 // responder: every failing flow's SYNs arrived. A forward one stays forward.
+// TestTraceResponder: with a responder at the server, the trace's direction
+// comes from the two-ended evidence, and for a return fault the responder
+// traces the failing flows back: suspects[0] must be the return hop or link
+// where the kernel's own return path (the oracle) loses them.
 func TestTraceResponder(t *testing.T) {
 	for _, c := range []struct {
 		name, fault, want string
@@ -243,6 +247,9 @@ func TestTraceResponder(t *testing.T) {
 	}{
 		{"rs7", "blackhole-ret@q1", "return", []string{"--width", "3", "--width2", "3", "--seed", "12"}},
 		{"rs8", "blackhole-fwd@q2", "forward", []string{"--width", "3", "--width2", "3", "--seed", "12"}},
+		{"rs9", "drop-synack@p2", "return", []string{"--width", "4", "--seed", "5", "--icmp-path", "fixed"}},
+		{"rs10", "blackhole-ret@p3", "return", []string{"--width", "4", "--seed", "6", "--icmp-source", "router-id"}},
+		{"rs11", "drop-synack@q2", "return", []string{"--width", "2", "--width2", "3", "--seed", "8", "--icmp-path", "fixed", "--icmp-source", "inbound"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := fabric(t, c.name, append(c.args, "--fault", c.fault, "--responder", "7002")...)
@@ -253,8 +260,73 @@ func TestTraceResponder(t *testing.T) {
 				t.Errorf("want %s from two-ended evidence; got %s", c.want, describe(doc))
 			}
 			if len(doc.Diagnosis.Suspects) == 0 || doc.Diagnosis.Suspects[0].Direction != c.want {
-				t.Errorf("suspects[0] should be %s: %s", c.want, describe(doc))
+				t.Fatalf("suspects[0] should be %s: %s", c.want, describe(doc))
+			}
+			if c.want == "return" {
+				if why := checkReturnSuspect(t, f, server4, doc); why != "" {
+					t.Error(why)
+				}
 			}
 		})
 	}
+}
+
+// checkReturnSuspect compares suspects[0] of a two-ended trace with the
+// oracle's return paths of the flows that fail although their SYNs
+// arrived: it must name the router that loses them, the router before it
+// on the way back (when the bad one never answers), or the link between
+// them. It returns why not, or "".
+func checkReturnSuspect(t *testing.T, f *lab.Fabric, dst netip.AddrPort, doc traceDoc) string {
+	t.Helper()
+	src := f.Client4
+	if dst.Addr().Is6() {
+		src = f.Client6
+	}
+	// The flows traced back: every failing one whose SYNs arrived, up to
+	// the 32 the trace asks for.
+	var tuples []hash.FiveTuple
+	arrived := 0
+	for _, fl := range doc.Flows {
+		if fl.State == "fail" && fl.Arrived != nil && *fl.Arrived > 0 {
+			arrived++
+			if len(fl.ReturnHops) > 0 {
+				tuples = append(tuples, hash.FiveTuple{Src: src, Dst: dst.Addr(), Proto: hash.ProtoTCP, SrcPort: fl.Sport, DstPort: dst.Port()})
+			}
+		}
+	}
+	if len(tuples) < min(arrived, 32) || len(tuples) == 0 {
+		return fmt.Sprintf("%d of %d failing flows whose SYNs arrived were traced back", len(tuples), arrived)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	exps, err := f.ExpectAll(ctx, tuples)
+	if err != nil {
+		t.Fatalf("oracle: %v", err)
+	}
+	// Where the kernel loses each answer: the last router of its return
+	// path, the one before it, and the router its dead link leads to.
+	ok := map[string]bool{}
+	for i, e := range exps {
+		n := len(e.Return)
+		if e.Verdict != lab.Fails || n == 0 {
+			return fmt.Sprintf("oracle: flow %d does not fail on the way back (%s)", tuples[i].SrcPort, e.Reason)
+		}
+		ok[e.Return[n-1].Node] = true
+		if n > 1 {
+			ok[e.Return[n-2].Node] = true
+		}
+		if out := e.Return[n-1].Out; out != "" {
+			ok[strings.TrimPrefix(out, "to-")] = true
+		}
+	}
+	s := doc.Diagnosis.Suspects[0]
+	from, next := node(f, &s.Addr), node(f, s.Next)
+	good := s.Direction == "return" && (ok[from] || ok[next])
+	for _, b := range s.Behind {
+		good = good || ok[node(f, &b)]
+	}
+	if !good {
+		return fmt.Sprintf("suspects[0] = %s %s %s -> %s behind %v; the oracle loses the answers at %v", s.Direction, s.Kind, from, next, s.Behind, ok)
+	}
+	return ""
 }

@@ -25,6 +25,12 @@ type traceDoc struct {
 			TTL  int     `json:"ttl"`
 			Addr *string `json:"addr"`
 		} `json:"hops"`
+		Arrived    *int `json:"arrived"`
+		ReturnHops []struct {
+			TTL     int     `json:"ttl"`
+			Addr    *string `json:"addr"`
+			Reached bool    `json:"reached"`
+		} `json:"return_hops"`
 	} `json:"flows"`
 	Diagnosis struct {
 		Direction string `json:"direction"`

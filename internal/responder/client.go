@@ -48,6 +48,14 @@ func (c *Client) Report(ctx context.Context, run string) (Report, error) {
 	return out, err
 }
 
+// Reverse asks the responder to trace the return paths of some of a run's
+// flows; Report then carries them as they come.
+func (c *Client) Reverse(ctx context.Context, r ReverseRequest) (ReverseStarted, error) {
+	var out ReverseStarted
+	err := c.call(ctx, OpReverse, r, &out)
+	return out, err
+}
+
 // Name is the responder's HOST:PORT.
 func (c *Client) Name() string { return c.Addr }
 
@@ -120,10 +128,10 @@ func (c *Client) once(ctx context.Context, op string, body, out any) error {
 	if err != nil {
 		return errRefused{err}
 	}
-	if err := WriteFrame(conn, req); err != nil {
+	if err := WriteFrame(conn, req, MaxFrame); err != nil {
 		return err
 	}
-	b, err := ReadFrame(conn, MaxFrame)
+	b, err := ReadFrame(conn, MaxResponse)
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		// The connection worked both ways and was closed unanswered:
 		// that is the responder refusing, not the path.

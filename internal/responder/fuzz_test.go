@@ -2,6 +2,7 @@ package responder
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/netip"
 	"testing"
 
@@ -16,7 +17,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	var nonce [16]byte
 	good, _ := NewRequest(testToken, OpRegister, nonce, t0, reg)
 	var buf bytes.Buffer
-	_ = WriteFrame(&buf, good)
+	_ = WriteFrame(&buf, good, MaxFrame)
 	f.Add(buf.Bytes()[4:])
 	f.Add([]byte(`{"v":1,"op":"report","nonce":"00","ts":0,"body":{},"mac":""}`))
 	f.Add([]byte(`{"client":"198.18.1.1","target":"198.18.2.2:80","sports":[[1,65535]],"duration_ms":1}`))
@@ -32,7 +33,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if r.Op != OpRegister && r.Op != OpReport || len(r.Nonce) != 32 || len(r.MAC) != 64 {
+		if r.Op != OpRegister && r.Op != OpReport && r.Op != OpReverse || len(r.Nonce) != 32 || len(r.MAC) != 64 {
 			t.Fatalf("bad request passed: %+v", r)
 		}
 		if bytes.Equal(b, buf.Bytes()[4:]) {
@@ -40,6 +41,40 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		if err := NewGuard([]byte("another token, not the seed's...")).Check(r, t0); err == nil {
 			t.Fatal("an unsigned request passed the guard")
+		}
+	})
+}
+
+// FuzzDecodeReverse: any reverse body is refused or asks for a bounded
+// trace; any report's return traces are refused or read back into hops
+// in TTL order that end at the client, if they reach it.
+func FuzzDecodeReverse(f *testing.F) {
+	good, _ := json.Marshal(reverseRequest(NewRunID(), 30000, 30001))
+	f.Add(good)
+	rep, _ := json.Marshal(Report{Run: NewRunID(), Arrivals: []Arrival{{Sport: 1, Count: 1}}, Return: &ReturnTraces{State: ReverseDone,
+		Flows: []ReturnFlow{{Sport: 1, Hops: []ReturnHop{{TTL: 1, Addr: "198.19.1.1", Probes: 2, Answers: 1}, {TTL: 2, Addr: "198.18.1.1", Reached: true}}}}}})
+	f.Add(rep)
+	f.Add([]byte(`{"return":{"flows":[{"sport":1,"hops":[{"ttl":1,"others":["::1"]}]}]}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if r, err := DecodeReverse(b); err == nil {
+			if n := len(r.Sports) * r.MaxTTL * r.PerHop; n == 0 || n > MaxReverseFlows*MaxReverseTTL*MaxReversePerHop {
+				t.Fatalf("%d probes asked for", n)
+			}
+		}
+		var rep Report
+		if json.Unmarshal(b, &rep) != nil || rep.Return == nil {
+			return
+		}
+		for _, fl := range rep.Return.Flows {
+			hops, err := fl.TraceHops()
+			if err != nil {
+				continue
+			}
+			for i, h := range hops {
+				if h.TTL != i+1 || h.Answers > h.Probes || (h.Reached && i != len(hops)-1) || (h.Reached && !h.Addr.IsValid()) {
+					t.Fatalf("hop %d read as %+v", i, h)
+				}
+			}
 		}
 	})
 }

@@ -23,8 +23,13 @@ import (
 // The wire: one request and one response per TCP connection, each a frame
 // of a 4-byte big-endian length and that many bytes of JSON.
 
-// MaxFrame bounds a frame; a longer one is refused before it is read.
-const MaxFrame = 64 << 10
+// MaxFrame bounds a request frame; a longer one is refused before it is
+// read. MaxResponse bounds a response: a report of 4096 ports' arrivals
+// and 64 return traces fits.
+const (
+	MaxFrame    = 64 << 10
+	MaxResponse = 1 << 20
+)
 
 // Version is the protocol version.
 const Version = 1
@@ -32,7 +37,8 @@ const Version = 1
 // The operations.
 const (
 	OpRegister = "register" // start watching a run's SYNs
-	OpReport   = "report"   // what arrived so far
+	OpReport   = "report"   // what arrived so far, and the return traces
+	OpReverse  = "reverse"  // trace the return paths of some of a run's flows
 )
 
 // Errors a request is refused with; each is wrapped with the detail.
@@ -43,6 +49,9 @@ var (
 	ErrReplay    = errors.New("replayed or stale request")
 	ErrScope     = errors.New("out of scope")
 	ErrBusy      = errors.New("too busy")
+	// ErrCannotProbe: the responder cannot send reverse probes (no raw
+	// sockets); another attempt will not change it.
+	ErrCannotProbe = errors.New("cannot send reverse probes")
 )
 
 // Request is one authenticated request.
@@ -124,6 +133,8 @@ type Report struct {
 	// Dropped counts packets the responder's socket dropped for want of
 	// buffer space: arrivals may then be missing.
 	Dropped uint32 `json:"dropped"`
+	// Return is the run's return-path traces, once asked for.
+	Return *ReturnTraces `json:"return,omitempty"`
 }
 
 // signedBytes is what a request's MAC covers.
@@ -178,7 +189,7 @@ func DecodeRequest(b []byte) (Request, error) {
 	switch {
 	case r.Version != Version:
 		return r, fmt.Errorf("%w: protocol version %d, want %d", ErrMalformed, r.Version, Version)
-	case r.Op != OpRegister && r.Op != OpReport:
+	case r.Op != OpRegister && r.Op != OpReport && r.Op != OpReverse:
 		return r, fmt.Errorf("%w: unknown op %q", ErrMalformed, r.Op)
 	case !isHex(r.Nonce, 32):
 		return r, fmt.Errorf("%w: nonce must be 32 hex digits", ErrMalformed)
@@ -243,13 +254,13 @@ func DecodeRegister(b []byte) (Register, []uint16, netip.Addr, netip.AddrPort, e
 // MaxPorts bounds the source ports of one run (and so its memory).
 const MaxPorts = 4096
 
-// WriteFrame writes one frame.
-func WriteFrame(w io.Writer, v any) error {
+// WriteFrame writes one frame of at most max bytes.
+func WriteFrame(w io.Writer, v any, max int) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if len(b) > MaxFrame {
+	if len(b) > max {
 		return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(b))
 	}
 	var head [4]byte

@@ -37,6 +37,11 @@ type Config struct {
 	Log func(string)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// ProbeRate caps reverse probes per second (DefaultProbeRate).
+	ProbeRate float64
+	// OpenReverse opens the sockets of a reverse trace (default
+	// probe.OpenReverse: raw sockets).
+	OpenReverse func(local netip.AddrPort, peer netip.Addr) (ReverseProber, error)
 }
 
 // Defaults.
@@ -62,6 +67,12 @@ type Server struct {
 	last   time.Time
 	// dropped is the capture sockets' drop count, last seen.
 	dropped uint32
+	// reversing counts reverse traces under way; they run under ctx,
+	// and wg waits for them.
+	reversing int
+	ctx       context.Context
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // run is one registered run: the tuples watched and what arrived.
@@ -71,6 +82,7 @@ type run struct {
 	target   netip.AddrPort
 	arrivals map[uint16]*Arrival // one per registered port; Count 0 until a SYN arrives
 	expires  time.Time
+	reverse  *reverseRun // nil until asked for
 }
 
 // NewServer checks the policy and returns a server.
@@ -96,8 +108,22 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Server{cfg: cfg, guard: NewGuard(cfg.Token), conns: make(chan struct{}, maxConns),
-		runs: map[string]*run{}, tokens: cfg.Rate}, nil
+	if cfg.ProbeRate <= 0 {
+		cfg.ProbeRate = DefaultProbeRate
+	}
+	if cfg.OpenReverse == nil {
+		cfg.OpenReverse = OpenReverse
+	}
+	s := &Server{cfg: cfg, guard: NewGuard(cfg.Token), conns: make(chan struct{}, maxConns),
+		runs: map[string]*run{}, tokens: cfg.Rate}
+	s.ctx, s.stop = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Close stops the reverse traces under way and waits for them.
+func (s *Server) Close() {
+	s.stop()
+	s.wg.Wait()
 }
 
 // hostAddress reports whether a is an address of one of this host's
@@ -134,6 +160,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, captures ...Capture
 	}
 	g.Go(func() error { return s.accept(ctx, ln) })
 	err := g.Wait()
+	s.Close()
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -203,7 +230,7 @@ func (s *Server) handle(conn net.Conn) {
 	}
 	resp, err := Sign(s.cfg.Token, req.Nonce, errText, body)
 	if err == nil {
-		err = WriteFrame(conn, resp)
+		err = WriteFrame(conn, resp, MaxResponse)
 	}
 	if err != nil {
 		s.cfg.Log(fmt.Sprintf("answering %s: %v", peer, err))
@@ -235,6 +262,8 @@ func (s *Server) serve(peer netip.Addr, req Request) (any, error) {
 	switch req.Op {
 	case OpRegister:
 		return s.register(peer, req.Body)
+	case OpReverse:
+		return s.reverse(peer, req.Body)
 	default:
 		return s.report(peer, req.Body)
 	}
@@ -332,6 +361,9 @@ func (s *Server) report(peer netip.Addr, body json.RawMessage) (any, error) {
 		}
 	}
 	slices.SortFunc(out.Arrivals, func(x, y Arrival) int { return int(x.Sport) - int(y.Sport) })
+	if r.reverse != nil {
+		out.Return = r.reverse.snapshot()
+	}
 	return out, nil
 }
 

@@ -224,7 +224,7 @@ func (h *harness) send(peer netip.Addr, frame []byte) []byte {
 
 func frameOf(t *testing.T, v any) []byte {
 	var buf bytes.Buffer
-	if err := WriteFrame(&buf, v); err != nil {
+	if err := WriteFrame(&buf, v, MaxFrame); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -381,7 +381,7 @@ func TestClientRefusesForgedAnswers(t *testing.T) {
 			return
 		}
 		resp, _ := Sign([]byte(strings.Repeat("y", 40)), "00000000000000000000000000000000", "", Registered{Run: "x"})
-		WriteFrame(b, resp)
+		WriteFrame(b, resp, MaxResponse)
 	}()
 	c2 := &Client{Token: testToken, Attempts: 1, Dial: func(context.Context, string, string) (net.Conn, error) { return a, nil }}
 	if _, err := c2.Register(context.Background(), register(PortRange{1, 2})); !errors.Is(err, ErrAuth) {
@@ -403,5 +403,26 @@ func TestClientRetriesFromNewConnections(t *testing.T) {
 		}}
 	if _, err := c.Register(context.Background(), register(PortRange{1, 2})); err != nil || c.Retries != 2 {
 		t.Errorf("err %v, %d retries", err, c.Retries)
+	}
+}
+
+// A report of every port of the largest run fits a response: a sweep of
+// 4096 ports whose SYNs all arrived must be answered, not dropped as too
+// large.
+func TestReportOfTheLargestRun(t *testing.T) {
+	h := newHarness(t, Config{})
+	c := h.client(clientAddr, testToken)
+	reg := register(PortRange{1024, 1024 + MaxPorts - 1})
+	if _, err := c.Register(context.Background(), reg); err != nil {
+		t.Fatal(err)
+	}
+	for p := range uint16(MaxPorts) {
+		if s, err := parseSYN(synPacket(clientAddr, 1024+p, 3306, 61, 0x02), false, netip.Addr{}, 0); err == nil {
+			h.srv.record(s, t0.Add(time.Second), 0)
+		}
+	}
+	rep, err := c.Report(context.Background(), reg.Run)
+	if err != nil || len(rep.Arrivals) != MaxPorts {
+		t.Fatalf("report: %d arrivals, %v", len(rep.Arrivals), err)
 	}
 }

@@ -41,6 +41,11 @@ type SYN struct {
 	IPID uint16
 	// Window 0 means 65535.
 	Window uint16
+	// SynAck sets ACK too, acknowledging Ack: a segment shaped like a
+	// server's answer, for reverse probes on the answers' own tuple (a
+	// device that drops only SYN-ACKs drops these too).
+	SynAck bool
+	Ack    uint32
 }
 
 // Echo describes one ICMP or ICMPv6 echo request; the family follows Dst.
@@ -182,8 +187,12 @@ func (sc *scratch) serializeTCP(s SYN, src, dst netip.Addr, is6 bool) error {
 		DstPort: layers.TCPPort(s.Tuple.DstPort),
 		Seq:     s.Seq,
 		SYN:     true,
+		ACK:     s.SynAck,
 		Window:  window,
 		Options: sc.tcpOpts[:],
+	}
+	if s.SynAck {
+		sc.tcp.Ack = s.Ack
 	}
 	var err error
 	if is6 {

@@ -17,8 +17,10 @@ var (
 	syn6   = SYN{Tuple: tuple6, Seq: 0x01020304}
 	// ipSYN4 sets the fields only the IP_HDRINCL builder emits.
 	ipSYN4 = SYN{Tuple: tuple4, Seq: 0x01020304, TTL: 5, IPID: 0xbeef}
-	echo4  = Echo{Src: us4, Dst: target4, ID: 0x1234, Seq: 7, Payload: []byte("ecmpscan")}
-	echo6  = Echo{Src: us6, Dst: target6, ID: 0x1234, Seq: 7, Payload: []byte("ecmpscan")}
+	// synAck4 is a reverse probe: the server's answer on the reversed tuple.
+	reverseSYNACK4 = SYN{Tuple: tuple4.Reverse(), Seq: 0x0a0b0c0d, SynAck: true, Ack: 0x01020305}
+	echo4          = Echo{Src: us4, Dst: target4, ID: 0x1234, Seq: 7, Payload: []byte("ecmpscan")}
+	echo6          = Echo{Src: us6, Dst: target6, ID: 0x1234, Seq: 7, Payload: []byte("ecmpscan")}
 )
 
 // builderGoldens are the builder outputs pinned in testdata.
@@ -44,6 +46,15 @@ var builderGoldens = []struct {
 		check: func(t *testing.T, b []byte) {
 			checkSYNHeader(t, b, syn6, 1440)
 			checkSum(t, "TCP", pseudoHeader(us6, target6, hash.ProtoTCP, len(b)), b)
+		},
+	},
+	{
+		file:    "valid-synack4-tcp.hex",
+		comment: "AppendTCPSYN with SynAck: TCP SYN-ACK 198.18.2.2:3306 -> 198.18.1.1:30000 seq 0x0a0b0c0d ack 0x01020305, MSS 1460",
+		build:   func() ([]byte, error) { return AppendTCPSYN(nil, reverseSYNACK4) },
+		check: func(t *testing.T, b []byte) {
+			checkSYNHeader(t, b, reverseSYNACK4, 1460)
+			checkSum(t, "TCP", pseudoHeader(target4, us4, hash.ProtoTCP, len(b)), b)
 		},
 	},
 	{
@@ -115,6 +126,10 @@ func checkSYNHeader(t *testing.T, b []byte, s SYN, mss uint16) {
 	if len(b) != 24 {
 		t.Fatalf("TCP length %d, want 24 (20 + MSS option)", len(b))
 	}
+	ack, flags := uint32(0), uint32(FlagSYN)
+	if s.SynAck {
+		ack, flags = s.Ack, uint32(FlagSYN|FlagACK)
+	}
 	checks := []struct {
 		field     string
 		got, want uint32
@@ -122,9 +137,9 @@ func checkSYNHeader(t *testing.T, b []byte, s SYN, mss uint16) {
 		{"source port", uint32(binary.BigEndian.Uint16(b[0:])), uint32(s.Tuple.SrcPort)},
 		{"destination port", uint32(binary.BigEndian.Uint16(b[2:])), uint32(s.Tuple.DstPort)},
 		{"seq", binary.BigEndian.Uint32(b[4:]), s.Seq},
-		{"ack", binary.BigEndian.Uint32(b[8:]), 0},
+		{"ack", binary.BigEndian.Uint32(b[8:]), ack},
 		{"data offset", uint32(b[12] >> 4), 6},
-		{"flags", uint32(b[13]), uint32(FlagSYN)},
+		{"flags", uint32(b[13]), flags},
 		{"window", uint32(binary.BigEndian.Uint16(b[14:])), 65535},
 		{"urgent", uint32(binary.BigEndian.Uint16(b[18:])), 0},
 		{"option kind", uint32(b[20]), 2},
