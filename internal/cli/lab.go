@@ -66,6 +66,7 @@ Faults (repeat --fault):
   drop-synack@NODE     drop forwarded TCP SYN-ACKs
   loss=PCT@NODE        drop PCT % of forwarded packets
   link-drop@A-B        kill the link between adjacent routers A and B
+  link-oneway@A-B      kill it one way only: A loses what it sends toward B
   silent@NODE          never send ICMP time-exceeded
 NODE is a router: r1, p1..pN, q1..qM, r2.
 

@@ -250,6 +250,8 @@ func TestTraceResponder(t *testing.T) {
 		{"rs9", "drop-synack@p2", "return", []string{"--width", "4", "--seed", "5", "--icmp-path", "fixed"}},
 		{"rs10", "blackhole-ret@p3", "return", []string{"--width", "4", "--seed", "6", "--icmp-source", "router-id"}},
 		{"rs11", "drop-synack@q2", "return", []string{"--width", "2", "--width2", "3", "--seed", "8", "--icmp-path", "fixed", "--icmp-source", "inbound"}},
+		{"rs12", "link-oneway@q2-p1", "return", []string{"--width", "3", "--width2", "3", "--seed", "9"}},
+		{"rs13", "link-oneway@r2-p2", "return", []string{"--width", "3", "--seed", "10", "--icmp-path", "fixed"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := fabric(t, c.name, append(c.args, "--fault", c.fault, "--responder", "7002")...)

@@ -365,9 +365,9 @@ func drawFault(rng *rand.Rand, w, w2 int, withNone bool) faultDraw {
 		}
 		return fmt.Sprintf("p%d", 1+rng.IntN(w))
 	}
-	kinds := []string{"blackhole-fwd", "blackhole-ret", "drop-synack", "link-drop", "none"}
+	kinds := []string{"blackhole-fwd", "blackhole-ret", "drop-synack", "link-drop", "link-oneway", "none"}
 	if !withNone {
-		kinds = kinds[:4]
+		kinds = kinds[:5]
 	}
 	d := faultDraw{kind: kinds[rng.IntN(len(kinds))]}
 	switch d.kind {
@@ -383,6 +383,14 @@ func drawFault(rng *rand.Rand, w, w2 int, withNone bool) faultDraw {
 			d.before, d.at = "r1", pick()
 		}
 		d.fault, d.want = fmt.Sprintf("link-drop@%s-%s", d.before, d.at), "forward"
+	case "link-oneway":
+		// Dead on the way back only: from the tier nearer the server.
+		if w2 > 0 {
+			d.fault = fmt.Sprintf("link-oneway@q%d-p%d", 1+rng.IntN(w2), 1+rng.IntN(w))
+		} else {
+			d.fault = fmt.Sprintf("link-oneway@r2-%s", pick())
+		}
+		d.want = "return"
 	default:
 		d.want = "none"
 	}

@@ -445,9 +445,10 @@ func (f *Fabric) nftRules(n string) string {
 			fwd = append(fwd, "tcp flags & (syn | ack) == (syn | ack) counter drop")
 		case ft.Kind == Loss && ft.Node == n:
 			fwd = append(fwd, fmt.Sprintf("numgen random mod 100 < %d counter drop", ft.Percent))
-		case ft.Kind == LinkDrop && (ft.Node == n || ft.Peer == n):
+		case (ft.Kind == LinkDrop && (ft.Node == n || ft.Peer == n)) || (ft.Kind == LinkOneway && ft.Node == n):
 			// A dead link carries nothing: neither forwarded packets nor the
-			// router's own (its ICMP errors).
+			// router's own (its ICMP errors). Each end drops what it sends
+			// into it; a link dead one way, only the end it is dead from.
 			peer := ft.Peer
 			if ft.Peer == n {
 				peer = ft.Node

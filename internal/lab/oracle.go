@@ -211,7 +211,7 @@ func (f *Fabric) judgeObserved(t hash.FiveTuple, obs observation, ok bool, how s
 		var outs []string
 		for _, nb := range f.topology().neighbours(last, hs.dir) {
 			for _, ft := range f.Spec.Faults {
-				if ft.Kind == LinkDrop && ((ft.Node == last && ft.Peer == nb) || (ft.Peer == last && ft.Node == nb)) {
+				if ft.DropsInto(last, nb) {
 					outs = append(outs, IfName(nb))
 				}
 			}
@@ -562,9 +562,8 @@ func (f *Fabric) nftDrop(t hash.FiveTuple, hops []Hop, ret bool) (int, string) {
 				if ret && ft.Node == h.Node && t.Proto == hash.ProtoTCP {
 					return i, fmt.Sprintf("%s drops the SYN-ACK (%s path)", ft, dir)
 				}
-			case LinkDrop:
-				if (ft.Node == h.Node && h.Out == IfName(ft.Peer)) ||
-					(ft.Peer == h.Node && h.Out == IfName(ft.Node)) {
+			case LinkDrop, LinkOneway:
+				if ft.DropsInto(h.Node, strings.TrimPrefix(h.Out, IfName(""))) {
 					return i, fmt.Sprintf("%s: %s sends into the dead link (%s path)", ft, h.Node, dir)
 				}
 			}

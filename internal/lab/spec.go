@@ -156,12 +156,32 @@ const (
 	// discovery) alike. ARP still works and routing keeps using the link,
 	// as with a link that fails without bringing its carrier down.
 	LinkDrop FaultKind = "link-drop"
+	// LinkOneway kills the link from Node to Peer only: what Node sends
+	// into it is lost, what Peer sends gets through (a fibre or optic dead
+	// in one direction). link-oneway@q2-p1 loses the answers that q2 hashes
+	// onto p1, and nothing on the way out.
+	LinkOneway FaultKind = "link-oneway"
 	// Silent drops the router's own ICMP/ICMPv6 time-exceeded messages.
 	Silent FaultKind = "silent"
 )
 
 // FaultKinds lists every kind, in documentation order.
-var FaultKinds = []FaultKind{BlackholeFwd, BlackholeRet, DropSynAck, Loss, LinkDrop, Silent}
+var FaultKinds = []FaultKind{BlackholeFwd, BlackholeRet, DropSynAck, Loss, LinkDrop, LinkOneway, Silent}
+
+// isLink reports whether a fault kind is on a link (it names a peer).
+func (k FaultKind) isLink() bool { return k == LinkDrop || k == LinkOneway }
+
+// DropsInto reports whether the fault loses what node sends into its link
+// toward peer.
+func (f Fault) DropsInto(node, peer string) bool {
+	switch f.Kind {
+	case LinkDrop:
+		return (f.Node == node && f.Peer == peer) || (f.Peer == node && f.Node == peer)
+	case LinkOneway:
+		return f.Node == node && f.Peer == peer
+	}
+	return false
+}
 
 // Fault is one injected failure on a router.
 type Fault struct {
@@ -209,17 +229,17 @@ func ParseFault(s string) (Fault, error) {
 			return bad("loss percent must be 1..100")
 		}
 		f.Percent = p
-	case BlackholeFwd, BlackholeRet, DropSynAck, LinkDrop, Silent:
+	case BlackholeFwd, BlackholeRet, DropSynAck, LinkDrop, LinkOneway, Silent:
 		if hasArg {
 			return bad("%s takes no =VALUE", kind)
 		}
 	default:
 		return bad("unknown kind %q (kinds: %s)", kind, kindList())
 	}
-	if f.Kind == LinkDrop {
+	if f.Kind.isLink() {
 		a, b, ok := strings.Cut(where, "-")
 		if !ok || a == "" || b == "" {
-			return bad("want link-drop@NODE-NODE")
+			return bad("want %s@NODE-NODE", f.Kind)
 		}
 		f.Node, f.Peer = a, b
 	} else {
@@ -251,7 +271,7 @@ func (f Fault) String() string {
 		kind += "=" + strconv.Itoa(f.Percent)
 	}
 	where := f.Node
-	if f.Kind == LinkDrop {
+	if f.Kind.isLink() {
 		where += "-" + f.Peer
 	}
 	return kind + "@" + where
@@ -328,12 +348,12 @@ func (s Spec) Validate() error {
 					f, n, strings.Join(t.routers(), ", "))
 			}
 		}
-		if f.Kind == LinkDrop {
+		if f.Kind.isLink() {
 			if f.Node == f.Peer || t.link(f.Node, f.Peer) == nil {
 				return bad("fault %s: %s and %s are not adjacent", f, f.Node, f.Peer)
 			}
 		} else if f.Peer != "" {
-			return bad("fault %s: only link-drop takes a peer", f)
+			return bad("fault %s: only link-drop and link-oneway take a peer", f)
 		}
 		if f.Kind == Loss && (f.Percent < 1 || f.Percent > 100) {
 			return bad("fault %s: loss percent must be 1..100", f)

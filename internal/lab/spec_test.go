@@ -12,7 +12,7 @@ import (
 func TestParseFaultRoundTrip(t *testing.T) {
 	for _, s := range []string{
 		"blackhole-fwd@p2", "blackhole-ret@q1", "drop-synack@p1", "loss=20@p3",
-		"link-drop@p1-q2", "silent@q1", "loss=100@r2", "link-drop@r1-p16",
+		"link-drop@p1-q2", "silent@q1", "loss=100@r2", "link-drop@r1-p16", "link-oneway@q2-p1",
 	} {
 		f, err := ParseFault(s)
 		if err != nil {
@@ -36,7 +36,7 @@ func TestParseFaultRoundTrip(t *testing.T) {
 func TestParseFaultErrors(t *testing.T) {
 	for _, s := range []string{
 		"", "p2", "blackhole@p2", "blackhole-fwd", "blackhole-fwd@", "loss@p1", "loss=0@p1",
-		"loss=101@p1", "loss=x@p1", "drop-synack=3@p1", "link-drop@p1", "link-drop@p1-",
+		"loss=101@p1", "loss=x@p1", "drop-synack=3@p1", "link-drop@p1", "link-drop@p1-", "link-oneway@p1",
 		"silent@x1", "silent@P1", "silent@p0",
 	} {
 		_, err := ParseFault(s)
