@@ -14,7 +14,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Every platform the binary must build for, with CGO_ENABLED=0.
 CROSS := linux/amd64 linux/arm64 linux/386 linux/arm darwin/arm64 darwin/amd64
 
-.PHONY: all build test unit race cross staticcheck vet fuzz-smoke deps demo bench fuzz man accuracy clean
+.PHONY: all build test unit race cross staticcheck vet fuzz-smoke deps demo bench fuzz man accuracy clean deploy-check
 
 all: build
 
@@ -31,10 +31,11 @@ deps:
 	command -v nft >/dev/null 2>&1 || need="$$need nftables"; \
 	command -v gcc >/dev/null 2>&1 || need="$$need gcc libc6-dev"; \
 	[ -x /usr/bin/time ]           || need="$$need time"; \
+	command -v promtool >/dev/null 2>&1 || need="$$need prometheus"; \
 	if [ -n "$$need" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing:$$need"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$need >/dev/null; \
 	  else \
 	    echo "missing:$$need (integration tests skip, make race needs gcc)"; \
 	  fi; \
@@ -67,9 +68,17 @@ race:
 # a short run of every fuzz target. The fuzz budget is a count, not a time:
 # Go 1.26's fuzz coordinator can fail a target with a spurious "context
 # deadline exceeded" at the end of a -fuzztime duration (Go issue 75804).
-test: deps vet staticcheck cross build race
+test: deps vet staticcheck cross build race deploy-check
 	$(GO) test -count=1 -timeout 25m $(PKGS)
 	$(MAKE) --no-print-directory fuzz-smoke FUZZTIME=100000x
+
+# The deploy/ files: Prometheus's own checks of the scrape config and the
+# alert rules, the rules' unit tests, and the exporter's example config.
+deploy-check: deps build
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool check rules deploy/prometheus/ecmpscan-alerts.yml
+	cd deploy/prometheus && promtool test rules ecmpscan-alerts_test.yml
+	$(BIN) exporter --config deploy/exporter.yml --check-config
 
 unit:
 	$(GO) test -count=1 -short $(PKGS)
@@ -79,7 +88,7 @@ FUZZ_TARGETS := probe/packet:FuzzParseIPv4 probe/packet:FuzzParseICMP4 probe/pac
                 probe/packet:FuzzParseICMP6 internal/rawsock:FuzzControl report:FuzzDecodeSweep \
                 internal/cli:FuzzParsePorts internal/cli:FuzzParseTarget internal/lab:FuzzParseFault \
                 report:FuzzDiagnose internal/responder:FuzzDecodeRequest internal/responder:FuzzParseSYN \
-                internal/responder:FuzzDecodeReverse
+                internal/responder:FuzzDecodeReverse internal/exporter:FuzzParseConfig
 fuzz-smoke:
 	@for pt in $(FUZZ_TARGETS); do \
 	  $(GO) test -run='^$$' -fuzz="^$${pt#*:}$$" -fuzztime=$(FUZZTIME) ./$${pt%%:*}/ || exit 1; \

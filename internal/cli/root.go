@@ -60,7 +60,7 @@ which flows fail on every try.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: ExitUsage, err: err}
 	})
-	root.AddCommand(newSweepCommand(s), newTraceCommand(s), newHashCommand(s), newLabCommand(s), newResponderCommand(s))
+	root.AddCommand(newSweepCommand(s), newTraceCommand(s), newHashCommand(s), newLabCommand(s), newResponderCommand(s), newExporterCommand(s))
 	return root
 }
 

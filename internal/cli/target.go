@@ -1,12 +1,11 @@
 package cli
 
 import (
-	"net"
-	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ecmpscan/ecmpscan/internal/core"
 )
 
 // oneTarget checks that a probing command got exactly one HOST[:PORT].
@@ -18,87 +17,24 @@ func oneTarget(cmd *cobra.Command, args []string) error {
 }
 
 // parseTarget splits HOST[:PORT], [V6]:PORT or a bare IPv6 address.
-// portFlag is the --port value (0 when not given).
+// portFlag is the --port value (0 when not given: port 80).
 func parseTarget(arg string, portFlag int) (host string, port uint16, err error) {
-	if arg == "" {
-		return "", 0, usageError("empty target")
+	def := portFlag
+	if def == 0 {
+		def = 80
 	}
-	host, portText := arg, ""
-	switch {
-	case strings.HasPrefix(arg, "["):
-		h, p, splitErr := net.SplitHostPort(arg)
-		if splitErr != nil {
-			end := strings.IndexByte(arg, ']')
-			if end < 0 || end != len(arg)-1 {
-				return "", 0, usageError("bad target %q: want [ADDR]:PORT", arg)
-			}
-			h, p = arg[1:end], ""
-		}
-		host, portText = h, p
-	case strings.Count(arg, ":") == 1:
-		h, p, splitErr := net.SplitHostPort(arg)
-		if splitErr != nil {
-			return "", 0, usageError("bad target %q: %v", arg, splitErr)
-		}
-		host, portText = h, p
+	host, port, err = core.ParseTarget(arg, def, portFlag)
+	if err != nil {
+		return "", 0, usageError("bad %s", strings.TrimPrefix(err.Error(), core.ErrBadInput.Error()+": "))
 	}
-	if host == "" {
-		return "", 0, usageError("bad target %q: no host", arg)
-	}
-	if portText != "" {
-		n, convErr := strconv.Atoi(portText)
-		if convErr != nil || n < 1 || n > 65535 {
-			return "", 0, usageError("bad target port %q: want 1-65535", portText)
-		}
-		if portFlag != 0 && portFlag != n {
-			return "", 0, usageError("target port %d and --port %d disagree", n, portFlag)
-		}
-		return host, uint16(n), nil
-	}
-	switch {
-	case portFlag == 0:
-		return host, 80, nil
-	case portFlag < 1 || portFlag > 65535:
-		return "", 0, usageError("bad --port %d: want 1-65535", portFlag)
-	}
-	return host, uint16(portFlag), nil
+	return host, port, nil
 }
 
-// parsePorts reads a port list such as "30000-30063,31000". Duplicates are
-// dropped; the result is sorted.
+// parsePorts reads a port list such as "30000-30063,31000" (core.ParsePorts).
 func parsePorts(list string) ([]uint16, error) {
-	var out []uint16
-	for _, part := range strings.Split(list, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			return nil, usageError("bad port list %q: empty element", list)
-		}
-		lo, hi, isRange := strings.Cut(part, "-")
-		first, err := portNumber(lo)
-		if err != nil {
-			return nil, err
-		}
-		last := first
-		if isRange {
-			if last, err = portNumber(hi); err != nil {
-				return nil, err
-			}
-			if last < first {
-				return nil, usageError("bad port range %q: reversed", part)
-			}
-		}
-		for p := first; p <= last; p++ {
-			out = append(out, uint16(p))
-		}
+	ports, err := core.ParsePorts(list)
+	if err != nil {
+		return nil, usageError("bad %s", strings.TrimPrefix(err.Error(), core.ErrBadInput.Error()+": "))
 	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
-}
-
-func portNumber(s string) (int, error) {
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil || n < 1 || n > 65535 {
-		return 0, usageError("bad port %q: want 1-65535", s)
-	}
-	return n, nil
+	return ports, nil
 }

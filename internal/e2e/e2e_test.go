@@ -25,6 +25,9 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if os.Getenv("ECMPSCAN_E2E_HELPER") == "1" {
+		os.Exit(helperMain(os.Args[1:])) // this binary, run again in a namespace
+	}
 	code := func() int {
 		if os.Geteuid() != 0 {
 			return m.Run() // every test skips with its reason

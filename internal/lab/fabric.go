@@ -455,7 +455,10 @@ func (f *Fabric) nftRules(n string) string {
 			}
 			rule := fmt.Sprintf("oifname %q counter drop", IfName(peer))
 			fwd = append(fwd, rule)
-			out = append(out, rule)
+			// Neighbour discovery still works, as ARP does (nftables never
+			// sees ARP): otherwise an IPv6 link dead one way would lose its
+			// neighbours and die the other way too.
+			out = append(out, fmt.Sprintf("oifname %q icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept", IfName(peer)), rule)
 		case ft.Kind == Silent && ft.Node == n:
 			out = append(out,
 				"icmp type time-exceeded counter drop",

@@ -152,9 +152,9 @@ const (
 	// Loss drops Percent % of all forwarded packets at random.
 	Loss FaultKind = "loss"
 	// LinkDrop kills the link between Node and Peer in both directions:
-	// forwarded packets and the routers' own (ICMP errors, neighbour
-	// discovery) alike. ARP still works and routing keeps using the link,
-	// as with a link that fails without bringing its carrier down.
+	// forwarded packets and the routers' own (ICMP errors) alike. ARP and
+	// IPv6 neighbour discovery still work and routing keeps using the
+	// link, as with a link that fails without bringing its carrier down.
 	LinkDrop FaultKind = "link-drop"
 	// LinkOneway kills the link from Node to Peer only: what Node sends
 	// into it is lost, what Peer sends gets through (a fibre or optic dead
