@@ -108,6 +108,9 @@ type Hypothesis struct {
 	Behind      []netip.Addr
 	Beside      int
 	BesideAddrs int
+	// BehindSilent counts the hops, silent for every flow, that the unseen
+	// member is behind too.
+	BehindSilent int
 	// TTL is the first TTL the fault stops (forward), or the stage of a
 	// return member; 0 when unknown.
 	TTL int
@@ -523,7 +526,9 @@ func (e *evidence) pairLoglik(f, r *candidate, qf, qr float64) (ll float64, kf, 
 func (a *analysis) forwardCandidates(e *evidence) []*candidate {
 	byKey := map[string]*candidate{}
 	var out []*candidate
-	stageBehind := map[int]map[netip.Addr]bool{}
+	// The routers failing flows die behind, per TTL: answering ones by
+	// router, silent hops (that healthy flows cross) by node.
+	stageBehind := map[int]map[string]netip.Addr{}
 	for _, i := range e.failing {
 		p := a.paths[i]
 		last := lastAnswer(p)
@@ -540,17 +545,31 @@ func (a *analysis) forwardCandidates(e *evidence) []*candidate {
 				byKey[key] = c
 				out = append(out, c)
 			}
-			if p[t].answered() {
+			if t > 0 {
 				if stageBehind[t] == nil {
-					stageBehind[t] = map[netip.Addr]bool{}
+					stageBehind[t] = map[string]netip.Addr{}
 				}
-				stageBehind[t][a.routerOf(p[t].addr)] = true
+				addr := netip.Addr{}
+				if p[t].answered() {
+					addr = a.routerOf(p[t].addr)
+				}
+				stageBehind[t][a.nodeKey(p[t])] = addr
 			}
 		}
 	}
 	for t, behind := range stageBehind {
 		if len(behind) >= 2 {
-			out = append(out, a.memberCandidate(e, t, sortedAddrs(behind)))
+			answering, silent := map[netip.Addr]bool{}, 0
+			for _, x := range behind {
+				if x.IsValid() {
+					answering[x] = true
+				} else {
+					silent++
+				}
+			}
+			c := a.memberCandidate(e, t, sortedAddrs(answering))
+			c.h.BehindSilent = silent
+			out = append(out, c)
 		}
 	}
 	return append(out, a.explicitCandidates(e)...)

@@ -18,7 +18,7 @@ func hypothesisEvidence(h Hypothesis) string {
 	case HypMember:
 		return fmt.Sprintf("%d %s %s at TTL %d behind %s while healthy flows through each of them go on: "+
 			"%s at TTL %d that never answers and that no healthy flow reaches (dead, blackholed or silent)",
-			n, flows, verb("dies", "die"), h.TTL, addrList(h.Behind, 6), memberName(h), h.TTL)
+			n, flows, verb("dies", "die"), h.TTL, behindText(h), memberName(h), h.TTL)
 	case HypReturnMember:
 		return fmt.Sprintf("%d %s %s up to TTL %d and no further, whatever forward member they took (%.0f%% of the flows): "+
 			"where routers send their errors along the flow's return path, one member of that stage (or its link toward the client) "+
@@ -38,6 +38,22 @@ func hypothesisEvidence(h Hypothesis) string {
 	}
 	return fmt.Sprintf("%d %s %s right after %s (TTL %d) while healthy flows through it go on: the next hop they take never answers",
 		n, flows, verb("dies", "die"), h.Addr, h.TTL-1)
+}
+
+// behindText lists the routers an unseen member is behind, with the
+// silent hops among them.
+func behindText(h Hypothesis) string {
+	silent := ""
+	if h.BehindSilent > 0 {
+		silent = fmt.Sprintf("%d %s", h.BehindSilent, plural(h.BehindSilent, "hop silent for every flow", "hops silent for every flow"))
+	}
+	switch {
+	case len(h.Behind) == 0:
+		return silent
+	case silent == "":
+		return addrList(h.Behind, 6)
+	}
+	return addrList(h.Behind, 6) + " and " + silent
 }
 
 // memberName names an unseen member by where it must be: "the 3rd member"
@@ -84,7 +100,7 @@ func hypothesisLead(h Hypothesis) string {
 		return fmt.Sprintf("failing flows die on the forward path right after %s (TTL %d): the next hop they take never answers", h.Addr, h.TTL-1)
 	case h.Kind == HypMember:
 		return fmt.Sprintf("failing flows die on the forward path at TTL %d behind %s: %s there never answers and no healthy flow reaches it",
-			h.TTL, addrList(h.Behind, 6), memberName(h))
+			h.TTL, behindText(h), memberName(h))
 	case h.Kind == HypHop:
 		return fmt.Sprintf("failing flows die on the forward path at %s, which answers them and passes them no further", h.Addr)
 	case h.Kind == HypReturnMember:

@@ -61,7 +61,18 @@ func DiagnoseReturnPaths(flows []FlowTrace) *ReturnPaths {
 	if rp.Failing == 0 {
 		return rp
 	}
-	d := Diagnose(rf)
+	// These flows' SYNs arrived: the way from the client to the target
+	// works for them, and with it the client's RST and, where routers hash
+	// their errors with the flow, the routers' errors to the responder.
+	// So only a fault on the way toward the client may explain them: in
+	// the return paths' frame, their "SYNs" never arrived.
+	toward := map[uint16]bool{}
+	for _, f := range rf {
+		if f.State == hash.StateFail {
+			toward[f.Sport] = false
+		}
+	}
+	d := DiagnoseSample(rf, Sample{Arrived: toward})
 	rp.Direction, rp.Margin = flipDirection(d.Direction), d.Margin
 	for _, h := range d.Hypotheses {
 		rp.Hypotheses = append(rp.Hypotheses, flipHypothesis(h))

@@ -183,7 +183,7 @@ func placeName(h Hypothesis) string {
 	case h.Direction == DirectionReturn:
 		return "the return path"
 	case h.Kind == HypMember:
-		return "the unseen member at TTL " + strconv.Itoa(h.TTL) + " behind " + addrList(h.Behind, 4)
+		return "the unseen member at TTL " + strconv.Itoa(h.TTL) + " behind " + behindText(h)
 	case h.Next.IsValid():
 		return h.Addr.String() + " -> " + h.Next.String()
 	case h.Addr.IsValid():
