@@ -380,6 +380,14 @@ func TestExporterLoad(t *testing.T) {
     rate: 500
     timeout: 300ms
     icmp: 2
+  traced:
+    port: 3306
+    sport: 30000-30031
+    count: 2
+    timeout: 300ms
+    icmp: 0
+    mode: raw
+    trace: true
 allow: [198.18.0.0/15]
 limits:
   concurrent: 4
@@ -443,5 +451,10 @@ limits:
 	}
 	if _, err := helper(t, f, "get", fmt.Sprintf("http://127.0.0.1:%d/-/healthy", port)); err != nil {
 		t.Errorf("the exporter is down after the load: %v", err)
+	}
+	// A module with trace: true exports where the trace puts the fault.
+	body, err := helper(t, f, "get", fmt.Sprintf("http://127.0.0.1:%d/probe?target=%s&module=traced", port, server4))
+	if err != nil || !regexp.MustCompile(`ecmpscan_suspect_info\{addr="[^"]+",direction="forward",kind="[a-z-]+",next="[^"]*"\} 1`).MatchString(body) {
+		t.Errorf("traced probe: %v, no forward ecmpscan_suspect_info in\n%s", err, body)
 	}
 }

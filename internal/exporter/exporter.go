@@ -219,7 +219,8 @@ func (a *allowResolver) Resolve(host string, family int) (netip.Addr, error) {
 func sweepTime(m Module, limit float64) time.Duration {
 	probes := (len(m.Sports) + m.ICMP) * m.Count
 	if m.Trace {
-		probes += 72 * traceMaxTTL * traceHopProbes
+		// sweep --trace follows at most 72 flows, every TTL to 16 at most.
+		probes += min(72, len(m.Sports)) * traceMaxTTL * traceHopProbes
 	}
 	rate := min(m.Rate, limit)
 	d := time.Duration(float64(probes)/rate*float64(time.Second)) + m.Timeout
