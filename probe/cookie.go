@@ -52,3 +52,15 @@ func (k cookieKey) cookieOf(p Probe, i int) uint32 {
 	}
 	return k.seal(uint32(i), 32)
 }
+
+// ProbeOf decodes the sequence number of a SYN that left with a run's
+// secret back into the probe it is, among the run's probes (src); false
+// when it is none of them: another run's, or not one of ours at all.
+func ProbeOf(secret uint64, src Source, seq uint32) (Probe, bool) {
+	i := int(cookieKey(secret).open(seq, 32))
+	if i >= src.Len() {
+		return Probe{}, false
+	}
+	p := src.At(i)
+	return p, p.Kind == KindTCPSYN || p.Kind == KindTCPSYNACK
+}

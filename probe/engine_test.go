@@ -680,3 +680,26 @@ var _ Collector = (*Results)(nil)
 
 func (c *Results) Collect(r Result) { c.List = append(c.List, r) }
 func (c *Results) Late(p Probe)     { c.Lates = append(c.Lates, p) }
+
+// A SYN's sequence number names its probe to whoever holds the run's
+// secret (a responder's arrivals, told apart by probe).
+func TestProbeOfDecodesSYNs(t *testing.T) {
+	src := testPlan(ports(30000, 8), 2, 3).Probes
+	const secret = 99
+	for i := range src.Len() {
+		p := src.At(i)
+		got, ok := ProbeOf(secret, src, cookieKey(secret).cookieOf(p, i))
+		if want := p.Kind == KindTCPSYN; ok != want || (ok && got != p) {
+			t.Fatalf("probe %d (%s): decoded %v %v", i, p.Kind, got, ok)
+		}
+	}
+	hits := 0
+	for seq := uint32(0); seq < 1000; seq++ {
+		if _, ok := ProbeOf(secret+1, src, cookieKey(secret).cookieOf(src.At(0), int(seq))); ok {
+			hits++
+		}
+	}
+	if hits > 5 {
+		t.Errorf("another run's secret decodes %d of 1000 sequence numbers to probes", hits)
+	}
+}

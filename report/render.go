@@ -178,6 +178,10 @@ type jsonResponder struct {
 	Addr    string `json:"addr"`
 	Retries int    `json:"retries"`
 	Dropped uint32 `json:"dropped"`
+	// ByProbe: arrivals were told apart by probe (raw mode); Foreign
+	// counts SYNs on the run's tuples that were none of its probes.
+	ByProbe bool   `json:"by_probe"`
+	Foreign int    `json:"foreign"`
 	Error   string `json:"error,omitempty"`
 }
 
@@ -236,7 +240,7 @@ func responderJSON(t *TwoEnded) *jsonResponder {
 	if t == nil {
 		return nil
 	}
-	return &jsonResponder{Addr: t.Responder, Retries: t.Retries, Dropped: t.Dropped, Error: t.Err}
+	return &jsonResponder{Addr: t.Responder, Retries: t.Retries, Dropped: t.Dropped, ByProbe: t.ByProbe, Foreign: t.Foreign, Error: t.Err}
 }
 
 func summaryJSON(s Sweep) *jsonSummary {

@@ -20,6 +20,11 @@ type TwoEnded struct {
 	// Dropped counts packets the responder's socket dropped: a SYN may
 	// have arrived unseen.
 	Dropped uint32
+	// ByProbe: each SYN was decoded into its probe by its cookie (raw
+	// mode), and Foreign counts those on the run's tuples that were none
+	// of its probes (another run's). Without it every SYN counted.
+	ByProbe bool
+	Foreign int
 	// Err says why the responder could not be asked; the sweep stands
 	// without its evidence.
 	Err string

@@ -33,7 +33,8 @@ type fabric struct {
 	replies  chan probe.Arrival
 	halfOpen map[hash.FiveTuple]uint32 // server connections left in SYN_RECV
 	sent     int
-	arrived  map[uint16]int // SYNs that reached the server, by source port
+	arrived  map[uint16]int      // SYNs that reached the server, by source port
+	seqs     map[uint16][]uint32 // and their sequence numbers
 }
 
 var (
@@ -112,9 +113,10 @@ func (f *fabric) transmit(p probe.Probe) (time.Time, error) {
 	}
 	if !(onBad && f.fault == "blackhole-fwd") && p.Kind == probe.KindTCPSYN {
 		if f.arrived == nil {
-			f.arrived = map[uint16]int{}
+			f.arrived, f.seqs = map[uint16]int{}, map[uint16][]uint32{}
 		}
 		f.arrived[p.Tuple.SrcPort]++
+		f.seqs[p.Tuple.SrcPort] = append(f.seqs[p.Tuple.SrcPort], p.Cookie)
 	}
 	f.answer(p, onBad)
 	return now, nil

@@ -14,6 +14,15 @@ type probers struct {
 	sender    probe.Sender
 	receivers []probe.Receiver
 	closers   []func() error
+	// passes are the engine passes run so far: a responder's arrivals are
+	// decoded with their secrets into probes.
+	passes []pass
+}
+
+// pass is one engine pass: its cookie secret and its probes.
+type pass struct {
+	secret uint64
+	src    probe.Source
 }
 
 func single(p Prober) *probers {
@@ -33,6 +42,7 @@ func (p *probers) run(ctx context.Context, src probe.Source, pr Probing, c probe
 		Sender: p.sender, Receivers: p.receivers, Clock: env.Clock,
 		Secret: env.random(), OnProgress: env.Progress,
 	}
+	p.passes = append(p.passes, pass{secret: eng.Secret, src: src})
 	plan := probe.Plan{
 		Probes: src, Rate: pr.Rate, Timeout: pr.Timeout,
 		Grace: min(pr.Timeout, 500*time.Millisecond),

@@ -66,7 +66,11 @@ func Sweep(ctx context.Context, cfg SweepConfig, env Env) (report.Sweep, error) 
 		// Asked even after an interrupt: what arrived so far is evidence.
 		// Asked before the trace, whose TTL-limited SYNs are not the
 		// sweep's, and whose diagnosis uses what arrived.
-		out.TwoEnded = two.fetch(ctx)
+		var passes []pass
+		if set.raw {
+			passes = set.passes // raw SYNs carry their cookies
+		}
+		out.TwoEnded = two.fetch(ctx, passes)
 	}
 	var pathWidth hash.WidthEstimate
 	if cfg.Trace != nil && !s.interrupted {

@@ -52,7 +52,7 @@ func Trace(ctx context.Context, cfg TraceConfig, env Env) (report.Trace, error) 
 	if two != nil {
 		// What arrived of the end-to-end probes, before the TTL-limited
 		// ones: the direction of each failing flow, for the diagnosis.
-		seen = two.fetch(ctx)
+		seen = two.fetch(ctx, set.passes)
 		t.sample.Arrived = arrivals(seen, cfg.Ports)
 	}
 	if interrupted {

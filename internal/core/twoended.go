@@ -9,6 +9,7 @@ import (
 
 	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/internal/responder"
+	"github.com/ecmpscan/ecmpscan/probe"
 	"github.com/ecmpscan/ecmpscan/report"
 )
 
@@ -59,21 +60,28 @@ func refused(err error) bool {
 }
 
 // fetch asks what arrived, even after an interrupt (what arrived so far is
-// evidence), within its own deadline.
-func (t *twoEnded) fetch(ctx context.Context) *report.TwoEnded {
+// evidence), within its own deadline. passes, when the probes were raw
+// SYNs carrying their cookies, tell the run's own SYNs from others on the
+// same tuples; nil (connect mode: the kernel picks the sequence numbers)
+// takes every SYN.
+func (t *twoEnded) fetch(ctx context.Context, passes []pass) *report.TwoEnded {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
-	return t.report(ctx)
+	return t.report(ctx, passes)
 }
 
 // report fetches what arrived, for the sweep's report.
-func (t *twoEnded) report(ctx context.Context) *report.TwoEnded {
-	out := &report.TwoEnded{Responder: t.r.Name(), Arrived: map[uint16]int{}, TTL: map[uint16]uint8{}}
+func (t *twoEnded) report(ctx context.Context, passes []pass) *report.TwoEnded {
+	out := &report.TwoEnded{Responder: t.r.Name(), Arrived: map[uint16]int{}, TTL: map[uint16]uint8{}, ByProbe: passes != nil}
 	if t.err == nil {
 		rep, err := t.r.Report(ctx, t.run)
 		t.err = err
 		for _, a := range rep.Arrivals {
-			out.Arrived[a.Sport], out.TTL[a.Sport] = a.Count, a.TTL
+			n, ttl, foreign := ownArrivals(a, passes)
+			out.Foreign += foreign
+			if n > 0 {
+				out.Arrived[a.Sport], out.TTL[a.Sport] = n, ttl
+			}
 		}
 		out.Dropped = rep.Dropped
 	}
@@ -153,4 +161,40 @@ func portRanges(ports []uint16) []responder.PortRange {
 		out = append(out, responder.PortRange{First: p, Last: p})
 	}
 	return out
+}
+
+// ownArrivals counts a port's SYNs that are this run's probes on that port,
+// decoded from their sequence numbers with the passes' secrets; SYNs past
+// the ones the responder recorded one by one cannot be checked and count
+// as the run's. Without passes every SYN counts.
+func ownArrivals(a responder.Arrival, passes []pass) (n int, ttl uint8, foreign int) {
+	if passes == nil {
+		return a.Count, a.TTL, 0
+	}
+	for _, pa := range a.Probes {
+		if ownSYN(pa.Seq, a.Sport, passes) {
+			if n == 0 {
+				ttl = pa.TTL
+			}
+			n++
+		} else {
+			foreign++
+		}
+	}
+	if rest := a.Count - len(a.Probes); rest > 0 {
+		n += rest
+		if ttl == 0 {
+			ttl = a.TTL
+		}
+	}
+	return n, ttl, foreign
+}
+
+func ownSYN(seq uint32, sport uint16, passes []pass) bool {
+	for _, ps := range passes {
+		if p, ok := probe.ProbeOf(ps.secret, ps.src, seq); ok && p.Kind == probe.KindTCPSYN && p.Tuple.SrcPort == sport {
+			return true
+		}
+	}
+	return false
 }

@@ -47,7 +47,13 @@ func (r *fakeResponder) Report(_ context.Context, run string) (responder.Report,
 	defer r.f.mu.Unlock()
 	var out responder.Report
 	for sp, n := range r.f.arrived {
-		out.Arrivals = append(out.Arrivals, responder.Arrival{Sport: sp, Count: n, TTL: 62})
+		a := responder.Arrival{Sport: sp, Count: n, TTL: 62}
+		for _, seq := range r.f.seqs[sp] {
+			if len(a.Probes) < responder.MaxProbesPerPort {
+				a.Probes = append(a.Probes, responder.ProbeArrival{Seq: seq, TTL: 62})
+			}
+		}
+		out.Arrivals = append(out.Arrivals, a)
 	}
 	if r.reverse != nil {
 		out.Return = &responder.ReturnTraces{State: responder.ReverseDone}
@@ -235,4 +241,40 @@ func TestTraceBackTwoEnded(t *testing.T) {
 			})
 		})
 	}
+}
+
+// SYNs on the run's tuples that are none of its probes (another run's, from
+// the same client) are not taken for its own: a port whose only arrivals
+// are foreign did not get through.
+func TestTwoEndedCountsOwnProbesOnly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFabric(4, 1, "blackhole-fwd")
+		env := testEnv(f)
+		env.Responder = &fakeResponder{f: f}
+		ports := portRange(30000, 32)
+		failing := f.failing(ports)
+		var victim uint16
+		for sp := range failing {
+			victim = sp
+			break
+		}
+		// Another run's SYNs arrived on a failing port (and a healthy one).
+		f.mu.Lock()
+		f.arrived, f.seqs = map[uint16]int{victim: 2, 30001: 1}, map[uint16][]uint32{victim: {12345, 67890}, 30001: {4242}}
+		f.mu.Unlock()
+		sw, err := Sweep(context.Background(), sweepConfig(ports, 3), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		two := sw.TwoEnded
+		if two == nil || !two.ByProbe || two.Foreign < 2 || two.Arrived[victim] != 0 {
+			t.Fatalf("two-ended %+v: want the foreign SYNs on %d not counted", two, victim)
+		}
+		if d := sw.Summary.Direction; d == nil || d.Kind != report.TwoEndedForward || d.Return != 0 {
+			t.Errorf("direction %+v, want forward for every failing port", d)
+		}
+		if n := two.Arrived[30001]; !failing[30001] && n != 3 {
+			t.Errorf("healthy port 30001: %d of its own 3 SYNs counted", n)
+		}
+	})
 }

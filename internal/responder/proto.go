@@ -24,11 +24,11 @@ import (
 // of a 4-byte big-endian length and that many bytes of JSON.
 
 // MaxFrame bounds a request frame; a longer one is refused before it is
-// read. MaxResponse bounds a response: a report of 4096 ports' arrivals
-// and 64 return traces fits.
+// read. MaxResponse bounds a response: a report of 4096 ports' arrivals,
+// each with its first SYNs, and 64 return traces fits.
 const (
 	MaxFrame    = 64 << 10
-	MaxResponse = 1 << 20
+	MaxResponse = 4 << 20
 )
 
 // Version is the protocol version.
@@ -124,7 +124,22 @@ type Arrival struct {
 	// TTL is the IP TTL (hop limit) the first arrived with, which gives
 	// the forward hop count.
 	TTL uint8 `json:"ttl"`
+	// Probes are the first MaxProbesPerPort SYNs one by one: the client
+	// decodes each sequence number into its probe (the cookie), so a SYN
+	// of another run on the same tuple is not taken for one of its own.
+	Probes []ProbeArrival `json:"probes,omitempty"`
 }
+
+// ProbeArrival is one SYN that arrived.
+type ProbeArrival struct {
+	Seq uint32 `json:"seq"`
+	MS  int64  `json:"ms"`  // Unix milliseconds
+	TTL uint8  `json:"ttl"` // as it arrived
+}
+
+// MaxProbesPerPort bounds the SYNs recorded one by one per port (and so a
+// run's memory and its report).
+const MaxProbesPerPort = 8
 
 // Report answers a ReportRequest.
 type Report struct {

@@ -405,6 +405,9 @@ func (s *Server) record(syn syn, at time.Time, dropped uint32) {
 				a.FirstMS, a.TTL = at.UnixMilli(), syn.ttl
 			}
 			a.Count++
+			if len(a.Probes) < MaxProbesPerPort {
+				a.Probes = append(a.Probes, ProbeArrival{Seq: syn.seq, MS: at.UnixMilli(), TTL: syn.ttl})
+			}
 		}
 	}
 }

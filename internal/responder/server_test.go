@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -154,9 +155,10 @@ func TestRegisterWatchReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Arrival{{Sport: 30001, Count: 2, FirstMS: t0.Add(time.Second).UnixMilli(), TTL: 61},
-		{Sport: 30003, Count: 1, FirstMS: t0.Add(time.Second).UnixMilli(), TTL: 60}}
-	if len(rep.Arrivals) != 2 || rep.Arrivals[0] != want[0] || rep.Arrivals[1] != want[1] {
+	ms := t0.Add(time.Second).UnixMilli()
+	want := []Arrival{{Sport: 30001, Count: 2, FirstMS: ms, TTL: 61, Probes: []ProbeArrival{{MS: ms, TTL: 61}, {MS: ms, TTL: 61}}},
+		{Sport: 30003, Count: 1, FirstMS: ms, TTL: 60, Probes: []ProbeArrival{{MS: ms, TTL: 60}}}}
+	if !reflect.DeepEqual(rep.Arrivals, want) {
 		t.Errorf("arrivals %+v, want %+v", rep.Arrivals, want)
 	}
 	// A retried register finds the same run.
