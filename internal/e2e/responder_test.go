@@ -108,6 +108,8 @@ type twoEndedDoc struct {
 		} `json:"direction"`
 		Responder *struct {
 			Retries int    `json:"retries"`
+			ByProbe bool   `json:"by_probe"`
+			Foreign int    `json:"foreign"`
 			Error   string `json:"error"`
 		} `json:"responder"`
 	} `json:"summary"`
@@ -155,6 +157,11 @@ func TestSweepResponderDirection(t *testing.T) {
 			d := doc.Summary.Direction
 			if d == nil || d.Kind != c.want {
 				t.Fatalf("direction %+v, want %s; verdict %s", d, c.want, doc.Summary.Verdict)
+			}
+			// Raw mode: every SYN the responder saw decodes into one of
+			// this sweep's probes.
+			if rs := doc.Summary.Responder; rs == nil || !rs.ByProbe || rs.Foreign != 0 {
+				t.Errorf("responder summary %+v: want arrivals by probe, none foreign", rs)
 			}
 			// Port by port against the kernel: a failing flow's SYN
 			// reaches the server iff the oracle's path gets there.
