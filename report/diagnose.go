@@ -146,6 +146,13 @@ type analysis struct {
 	// watched: a responder at the target watched the flows, and traces
 	// the return paths itself (no need to tell the user how).
 	watched bool
+	// behindSilent lets an unseen member sit behind hops that are silent
+	// for every flow as well as behind routers that answer. Only the
+	// return paths traced back use it, where the direction is known: from
+	// one end it outscores a silent return member it should tie with (the
+	// seed's incident was called forward, 32 to 1), until return members
+	// and links are priced apart.
+	behindSilent bool
 }
 
 func newAnalysis(flows []FlowTrace) *analysis {
@@ -460,8 +467,12 @@ func Diagnose(flows []FlowTrace) Diagnosis { return DiagnoseSample(flows, Sample
 // DiagnoseSample is Diagnose for flows picked from a sweep by state (see
 // Sample).
 func DiagnoseSample(flows []FlowTrace, sample Sample) Diagnosis {
+	return diagnose(flows, sample, false)
+}
+
+func diagnose(flows []FlowTrace, sample Sample, behindSilent bool) Diagnosis {
 	a := newAnalysis(flows)
-	a.watched = sample.Arrived != nil
+	a.watched, a.behindSilent = sample.Arrived != nil, behindSilent
 	n := a.count()
 	if d, done := a.trivial(n); done {
 		return d

@@ -545,7 +545,7 @@ func (a *analysis) forwardCandidates(e *evidence) []*candidate {
 				byKey[key] = c
 				out = append(out, c)
 			}
-			if t > 0 {
+			if t > 0 && (p[t].answered() || a.behindSilent) {
 				if stageBehind[t] == nil {
 					stageBehind[t] = map[string]netip.Addr{}
 				}

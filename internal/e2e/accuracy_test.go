@@ -35,13 +35,19 @@ func TestTraceAccuracy(t *testing.T) {
 	if s := os.Getenv("ECMPSCAN_ACCURACY_ONLY"); s != "" {
 		only, _ = strconv.Atoi(s)
 	}
+	// ECMPSCAN_ACCURACY_PREFIX names the labs (default a0..a7), so two
+	// draws can run at once.
+	prefix := "a"
+	if p := os.Getenv("ECMPSCAN_ACCURACY_PREFIX"); p != "" {
+		prefix = p
+	}
 	tally := map[string]*accuracy{}
 	for i := range n {
 		c := drawCase(rng)
 		if only >= 0 && i != only {
 			continue
 		}
-		got := runCase(t, fmt.Sprintf("a%d", i%8), c)
+		got := runCase(t, fmt.Sprintf("%s%d", prefix, i%8), c)
 		key := c.source + " " + c.path + " " + c.kind
 		if tally[key] == nil {
 			tally[key] = &accuracy{}
