@@ -103,7 +103,8 @@ man:
 
 # Real ECMP fabrics of plain Linux routers (the lab's default): one
 # forward-blackholed member and a sweep; then the seed's incident, a member
-# that loses the SYN-ACKs on the way back, swept and traced; teardown.
+# that loses the answers on the way back, swept and traced two-ended with a
+# responder in the server namespace; teardown.
 demo: deps build
 	@set -e; \
 	trap './$(BIN) lab down --name demo >/dev/null 2>&1 || true' EXIT; \
@@ -111,9 +112,10 @@ demo: deps build
 	echo; echo '$$ ip netns exec esl-demo-c ecmpscan sweep 198.18.2.2:3306 --sport 30000-30031'; \
 	ip netns exec esl-demo-c ./$(BIN) sweep 198.18.2.2:3306 --sport 30000-30031 --no-color || test $$? -eq 1; \
 	./$(BIN) lab down --name demo >/dev/null; echo; \
-	./$(BIN) lab up --name demo --width 4 --width2 3 --seed 5 --fault blackhole-ret@q2; \
-	echo; echo '$$ ip netns exec esl-demo-c ecmpscan sweep 198.18.2.2:3306 --sport 30000-30095 --trace --quiet'; \
-	ip netns exec esl-demo-c ./$(BIN) sweep 198.18.2.2:3306 --sport 30000-30095 --trace --quiet --no-color || test $$? -eq 1
+	./$(BIN) lab up --name demo --width 4 --width2 3 --seed 5 --fault blackhole-ret@q2 --responder 7000; \
+	echo; echo '$$ ip netns exec esl-demo-c ecmpscan sweep 198.18.2.2:3306 --sport 30000-30095 --trace --quiet --responder 198.18.2.2:7000 --token-file /run/ecmpscan/lab-demo-token'; \
+	ip netns exec esl-demo-c ./$(BIN) sweep 198.18.2.2:3306 --sport 30000-30095 --trace --quiet --no-color \
+	  --responder 198.18.2.2:7000 --token-file /run/ecmpscan/lab-demo-token || test $$? -eq 1
 
 # Engine benchmarks, then the documented sweeps on a healthy 8-way lab
 # fabric (see README, "Speed"): 2048 ports x 3 at 20000/s, and the memory
