@@ -174,7 +174,11 @@ func parseModule(file, name string, m *yaml.Node) (Module, error) {
 		case "sport":
 			ports, err := core.ParsePorts(v.Value)
 			if err != nil || v.Kind != yaml.ScalarNode {
-				return bad("want source ports like 30000-30063,31000 (%v)", err)
+				why := "not a list"
+				if err != nil {
+					why = strings.TrimPrefix(err.Error(), core.ErrBadInput.Error()+": ")
+				}
+				return bad("want source ports like 30000-30063,31000 (%s)", why)
 			}
 			if len(ports) > maxPorts {
 				return bad("%d source ports, at most %d", len(ports), maxPorts)
