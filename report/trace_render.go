@@ -471,9 +471,9 @@ func suspectName(s Suspect) string {
 	case "member":
 		return fmt.Sprintf("unseen member at TTL %d behind %s", s.TTL, addrList(s.Behind, 4))
 	case "return-member":
-		return fmt.Sprintf("return stage at TTL %d (a member or its link toward the client)", s.TTL)
+		return fmt.Sprintf("stage at TTL %d on the way back (a member or its link toward the client)", s.TTL)
 	case "return-path":
-		return "return path (answers lost on the way back, or the target)"
+		return "path back (answers lost on the way back, or the target)"
 	}
 	if s.Next.IsValid() {
 		return fmt.Sprintf("link %s -> %s", addrOrStar(s.Addr), s.Next)
