@@ -120,26 +120,9 @@ func (f *sweepFlags) config(target string, s *Streams) (sweepConfig, error) {
 	if cfg.responder, err = f.twoEndedFlags.client(); err != nil {
 		return cfg, err
 	}
-	return cfg, common.checkProbes(sweepProbes(cfg.core))
+	return cfg, common.checkProbes(core.SweepProbes(cfg.core))
 }
 
-// sweepProbes is the most probes a sweep can send: every round of every
-// flow, and the trace after it.
-func sweepProbes(c core.SweepConfig) int {
-	repeats := c.Count
-	if c.Plan != nil {
-		repeats = hash.DefaultMaxRepeats
-	}
-	total := (len(c.Ports) + c.ICMP) * repeats
-	if c.Trace != nil {
-		total += maxTracedFlows * c.Trace.MaxTTL * c.Trace.HopProbes
-	}
-	return total
-}
-
-// maxTracedFlows bounds the flows sweep --trace follows (32 failing, 8
-// flaky and 32 healthy at most).
-const maxTracedFlows = 72
 
 // makePlan sizes a sweep by confidence. Without --sport the ports are the
 // planned number from the start of the default range; with it, the user's.

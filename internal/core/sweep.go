@@ -284,6 +284,25 @@ func (s *sweep) trace(ports []hash.Judged, target netip.AddrPort, src netip.Addr
 	return tr, true, err
 }
 
+// SweepProbes is the most probes a sweep can send: every round of every
+// flow, and the trace after it. The CLI's --max-probes and the exporter's
+// deadline check both count with it.
+func SweepProbes(c SweepConfig) int {
+	repeats := c.Count
+	if c.Plan != nil {
+		repeats = hash.DefaultMaxRepeats
+	}
+	total := (len(c.Ports) + c.ICMP) * repeats
+	if c.Trace != nil {
+		total += min(MaxTracedFlows, len(c.Ports)) * c.Trace.MaxTTL * c.Trace.HopProbes
+	}
+	return total
+}
+
+// MaxTracedFlows bounds the flows sweep --trace follows (32 failing, 8
+// flaky and 32 healthy at most; never more than the ports swept).
+const MaxTracedFlows = 72
+
 // tracePorts picks the flows to trace after a sweep: every failing port (up
 // to 32), some flaky ones, and as many healthy ones for contrast, spread over
 // the swept range.

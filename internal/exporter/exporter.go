@@ -142,7 +142,7 @@ func (e *Exporter) probe(w http.ResponseWriter, r *http.Request) {
 		e.refuse(w, r, http.StatusForbidden, rejectForbidden, "target %s is outside allow", req.addr)
 		return
 	}
-	need := sweepTime(req.module, e.cfg.Limits.Rate)
+	need := sweepTime(e.sweepConfig(req))
 	if need > req.deadline {
 		e.refuse(w, r, http.StatusBadRequest, rejectTooSlow, "module %s takes about %s, more than the %s the scrape leaves: raise scrape_timeout, or lower count or sport",
 			req.module.Name, need.Round(100*time.Millisecond), req.deadline.Round(100*time.Millisecond))
@@ -171,9 +171,9 @@ func (e *Exporter) probe(w http.ResponseWriter, r *http.Request) {
 	e.answer(w, r, req, res)
 }
 
-// sweep runs the module's sweep of the target through the core. A target
-// name that resolves outside allow is refused before anything is sent.
-func (e *Exporter) sweep(ctx context.Context, req request) (probeResult, error) {
+// sweepConfig is the core's sweep of a module: its rate capped by the
+// exporter's.
+func (e *Exporter) sweepConfig(req request) core.SweepConfig {
 	mod := req.module
 	cfg := core.SweepConfig{
 		Target:  core.Target{Host: req.host, Port: req.port},
@@ -183,6 +183,13 @@ func (e *Exporter) sweep(ctx context.Context, req request) (probeResult, error) 
 	if mod.Trace {
 		cfg.Trace = &core.TraceOptions{MaxTTL: traceMaxTTL, HopProbes: traceHopProbes}
 	}
+	return cfg
+}
+
+// sweep runs the module's sweep of the target through the core. A target
+// name that resolves outside allow is refused before anything is sent.
+func (e *Exporter) sweep(ctx context.Context, req request) (probeResult, error) {
+	mod, cfg := req.module, e.sweepConfig(req)
 	guard := &allowResolver{Resolver: e.Resolver, cfg: e.cfg}
 	env := core.Env{Probers: pacedProbers{Probers: e.Probers, pacer: e.pacer, ctx: ctx}, Resolver: guard,
 		Notice: func(s string) { e.Log(fmt.Sprintf("probe %s module %s: %s", req.host, mod.Name, s)) }}
@@ -215,17 +222,11 @@ func (a *allowResolver) Resolve(host string, family int) (netip.Addr, error) {
 }
 
 // sweepTime is how long a module's sweep takes at its rate (capped by the
-// exporter's), with its timeout, and its trace.
-func sweepTime(m Module, limit float64) time.Duration {
-	probes := (len(m.Sports) + m.ICMP) * m.Count
-	if m.Trace {
-		// sweep --trace follows at most 72 flows, every TTL to 16 at most.
-		probes += min(72, len(m.Sports)) * traceMaxTTL * traceHopProbes
-	}
-	rate := min(m.Rate, limit)
-	d := time.Duration(float64(probes)/rate*float64(time.Second)) + m.Timeout
-	if m.Trace {
-		d += m.Timeout
+// exporter's): its probes (core.SweepProbes), its timeout, and its trace's.
+func sweepTime(cfg core.SweepConfig) time.Duration {
+	d := time.Duration(float64(core.SweepProbes(cfg))/cfg.Rate*float64(time.Second)) + cfg.Timeout
+	if cfg.Trace != nil {
+		d += cfg.Timeout
 	}
 	return d
 }
