@@ -123,7 +123,6 @@ func (f *sweepFlags) config(target string, s *Streams) (sweepConfig, error) {
 	return cfg, common.checkProbes(core.SweepProbes(cfg.core))
 }
 
-
 // makePlan sizes a sweep by confidence. Without --sport the ports are the
 // planned number from the start of the default range; with it, the user's.
 func (f *sweepFlags) makePlan(pr *core.Probing, maxProbes int) (*hash.Plan, error) {
