@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -435,6 +437,81 @@ func synsSeen(f *lab.Fabric) int {
 		}
 	}
 	return 0
+}
+
+// proc is a long-running program in a namespace, stopped at cleanup; log
+// is what it wrote on stderr.
+type proc struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (p *proc) text() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.log, "\n")
+}
+
+func (p *proc) logged(s string) bool {
+	return strings.Contains(p.text(), s)
+}
+
+// startIn runs name in namespace ns until the test ends. With ready set it
+// waits (20 s at most) for a line of stderr containing it, and fails if the
+// program exits first.
+func startIn(t *testing.T, ns, ready, name string, args ...string) *proc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{}
+	up := make(chan bool, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pipe)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			if len(p.log) < 5000 {
+				p.log = append(p.log, sc.Text())
+			}
+			p.mu.Unlock()
+			if ready != "" && strings.Contains(sc.Text(), ready) {
+				select {
+				case up <- true:
+				default:
+				}
+			}
+		}
+		up <- false
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", filepath.Base(name), p.text())
+		}
+	})
+	if ready == "" {
+		return p
+	}
+	select {
+	case ok := <-up:
+		if !ok {
+			t.Fatalf("%s exited: %s", filepath.Base(name), p.text())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not start", filepath.Base(name))
+	}
+	return p
 }
 
 // waitFor polls a condition with a ticker, bounded in time.

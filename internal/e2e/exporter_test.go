@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -105,55 +104,6 @@ func helper(t *testing.T, f *lab.Fabric, args ...string) (string, error) {
 	return string(out), err
 }
 
-// proc is a long-running program in a namespace, stopped at cleanup.
-type proc struct {
-	mu  sync.Mutex
-	log []string
-}
-
-func (p *proc) text() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.log, "\n")
-}
-
-func startIn(t *testing.T, ns string, name string, args ...string) *proc {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = nil
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			if len(p.log) < 5000 {
-				p.log = append(p.log, sc.Text())
-			}
-			p.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", filepath.Base(name), p.text())
-		}
-	})
-	return p
-}
-
 // startExporter runs the exporter in the client namespace on 127.0.0.1:port.
 func startExporter(t *testing.T, f *lab.Fabric, config string, port int) {
 	t.Helper()
@@ -161,17 +111,9 @@ func startExporter(t *testing.T, f *lab.Fabric, config string, port int) {
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	startIn(t, f.ClientNS(), binary, "exporter", "--config", path, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
-	u := fmt.Sprintf("http://127.0.0.1:%d/-/healthy", port)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := helper(t, f, "get", u); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the exporter did not come up")
-		}
-		time.Sleep(200 * time.Millisecond) // polling a process we started: no event to wait on
+	startIn(t, f.ClientNS(), "listening on", binary, "exporter", "--config", path, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	if _, err := helper(t, f, "get", fmt.Sprintf("http://127.0.0.1:%d/-/healthy", port)); err != nil {
+		t.Fatalf("the exporter says it listens but is not healthy: %v", err)
 	}
 }
 
@@ -290,7 +232,7 @@ func TestExporterWithPrometheus(t *testing.T) {
 			startExporter(t, f, fmt.Sprintf(exporterModule, sports), exporterPort)
 			vantage := fmt.Sprintf("127.0.0.1:%d", exporterPort)
 			cfg := prometheusConfig(t, t.TempDir(), vantage, server4.String())
-			startIn(t, f.ClientNS(), promBin, "--config.file="+cfg, "--storage.tsdb.path="+t.TempDir(),
+			startIn(t, f.ClientNS(), "", promBin, "--config.file="+cfg, "--storage.tsdb.path="+t.TempDir(),
 				fmt.Sprintf("--web.listen-address=127.0.0.1:%d", promPort), "--log.level=warn")
 			fails, _, _ := oracle(t, f, server4, portRange(first, 64))
 			if c.fault && len(fails) == 0 {

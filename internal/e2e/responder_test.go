@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,21 +20,9 @@ import (
 // responderProc is `ecmpscan responder` running in a fabric's server
 // namespace.
 type responderProc struct {
+	*proc
 	addr  string
 	token string // the token file
-	mu    sync.Mutex
-	log   []string
-}
-
-func (r *responderProc) logged(s string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, l := range r.log {
-		if strings.Contains(l, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // startResponder starts a responder on the server's address and waits for
@@ -48,47 +34,8 @@ func startResponder(t *testing.T, f *lab.Fabric, extra ...string) *responderProc
 	if out, err := exec.Command(binary, "responder", "--new-token", r.token).CombinedOutput(); err != nil {
 		t.Fatalf("new token: %v\n%s", err, out)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", f.ServerNS(), binary, "responder",
+	r.proc = startIn(t, f.ServerNS(), "listening on", binary, append([]string{"responder",
 		"--listen", r.addr, "--token-file", r.token}, extra...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	listening := make(chan bool, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			r.mu.Lock()
-			r.log = append(r.log, sc.Text())
-			r.mu.Unlock()
-			if strings.Contains(sc.Text(), "listening on") {
-				listening <- true
-			}
-		}
-		listening <- false
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("responder log:\n%s", strings.Join(r.log, "\n"))
-		}
-	})
-	select {
-	case ok := <-listening:
-		if !ok {
-			t.Fatalf("responder exited: %s", strings.Join(r.log, "\n"))
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("responder did not start")
-	}
 	return r
 }
 
@@ -206,7 +153,7 @@ func TestResponderRefuses(t *testing.T) {
 		t.Errorf("wrong token: exit %d, %s", code, stderr)
 	}
 	if !r.logged("not authenticated") {
-		t.Errorf("no refusal logged: %q", r.log)
+		t.Errorf("no refusal logged: %q", r.text())
 	}
 	// The right token from the client's address passes.
 	doc, stderr, code := sweepTwoEnded(t, f, r, r.token, "30000-30007")
