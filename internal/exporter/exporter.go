@@ -142,7 +142,8 @@ func (e *Exporter) probe(w http.ResponseWriter, r *http.Request) {
 		e.refuse(w, r, http.StatusForbidden, rejectForbidden, "target %s is outside allow", req.addr)
 		return
 	}
-	need := sweepTime(e.sweepConfig(req))
+	cfg := e.sweepConfig(req)
+	need := sweepTime(cfg)
 	if need > req.deadline {
 		e.refuse(w, r, http.StatusBadRequest, rejectTooSlow, "module %s takes about %s, more than the %s the scrape leaves: raise scrape_timeout, or lower count or sport",
 			req.module.Name, need.Round(100*time.Millisecond), req.deadline.Round(100*time.Millisecond))
@@ -162,7 +163,7 @@ func (e *Exporter) probe(w http.ResponseWriter, r *http.Request) {
 	defer func() { <-e.sem }()
 	e.self.inFlight.Inc()
 	defer e.self.inFlight.Dec()
-	res, forbidden := e.sweep(ctx, req)
+	res, forbidden := e.sweep(ctx, req, cfg)
 	if forbidden != nil {
 		e.refuse(w, r, http.StatusForbidden, rejectForbidden, "%v", forbidden)
 		return
@@ -188,8 +189,8 @@ func (e *Exporter) sweepConfig(req request) core.SweepConfig {
 
 // sweep runs the module's sweep of the target through the core. A target
 // name that resolves outside allow is refused before anything is sent.
-func (e *Exporter) sweep(ctx context.Context, req request) (probeResult, error) {
-	mod, cfg := req.module, e.sweepConfig(req)
+func (e *Exporter) sweep(ctx context.Context, req request, cfg core.SweepConfig) (probeResult, error) {
+	mod := req.module
 	guard := &allowResolver{Resolver: e.Resolver, cfg: e.cfg}
 	env := core.Env{Probers: pacedProbers{Probers: e.Probers, pacer: e.pacer, ctx: ctx}, Resolver: guard,
 		Notice: func(s string) { e.Log(fmt.Sprintf("probe %s module %s: %s", req.host, mod.Name, s)) }}
