@@ -88,7 +88,8 @@ FUZZ_TARGETS := probe/packet:FuzzParseIPv4 probe/packet:FuzzParseICMP4 probe/pac
                 probe/packet:FuzzParseICMP6 internal/rawsock:FuzzControl report:FuzzDecodeSweep \
                 internal/cli:FuzzParsePorts internal/cli:FuzzParseTarget internal/lab:FuzzParseFault \
                 report:FuzzDiagnose internal/responder:FuzzDecodeRequest internal/responder:FuzzParseSYN \
-                internal/responder:FuzzDecodeReverse internal/exporter:FuzzParseConfig
+                internal/responder:FuzzDecodeReverse internal/exporter:FuzzParseConfig \
+                report:FuzzDecodeTrace
 fuzz-smoke:
 	@for pt in $(FUZZ_TARGETS); do \
 	  $(GO) test -run='^$$' -fuzz="^$${pt#*:}$$" -fuzztime=$(FUZZTIME) ./$${pt%%:*}/ || exit 1; \

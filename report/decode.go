@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/ecmpscan/ecmpscan/hash"
 )
@@ -69,6 +70,120 @@ func DecodeSweep(data []byte) (SweepDocument, error) {
 			return SweepDocument{}, fmt.Errorf("%w: bad port record %d", ErrNotSweep, p.Sport)
 		}
 		out.Ports = append(out.Ports, DocumentPort{Sport: p.Sport, State: st, Sent: p.Sent, Received: p.Received})
+	}
+	return out, nil
+}
+
+// ErrNotTrace is returned for bytes that are not a trace document this
+// version can read.
+var ErrNotTrace = errors.New("not a trace JSON document (ecmpscan trace --format json)")
+
+// maxDecodedHops bounds the hops of one flow read back: more than any
+// trace's max TTL allows.
+const maxDecodedHops = 255
+
+// DecodeTrace reads back the evidence of a trace document written by
+// RenderTrace with FormatJSON: the target, the flows and their hops, and
+// what a responder saw arrive, so that a saved trace can be diagnosed
+// again. The diagnosis in the document is not read: it is recomputed.
+func DecodeTrace(data []byte) (Trace, error) {
+	var doc traceDoc
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return Trace{}, fmt.Errorf("%w: %v", ErrNotTrace, err)
+	}
+	if doc.SchemaVersion < 1 || doc.SchemaVersion > SchemaVersion || doc.Type != "trace" {
+		return Trace{}, fmt.Errorf("%w: schema_version %d type %q", ErrNotTrace, doc.SchemaVersion, doc.Type)
+	}
+	dst, err := netip.ParseAddr(doc.Target.Addr)
+	if err != nil || doc.Target.Port == 0 {
+		return Trace{}, fmt.Errorf("%w: bad target %q port %d", ErrNotTrace, doc.Target.Addr, doc.Target.Port)
+	}
+	t := Trace{Host: doc.Target.Host, Target: netip.AddrPortFrom(dst, doc.Target.Port), Mode: doc.Mode,
+		MaxTTL: doc.MaxTTL, ProbesPerHop: doc.ProbesPerHop, Count: doc.Count, Interrupted: doc.Interrupted,
+		NotProbed: doc.NotProbed}
+	if t.Source, err = netip.ParseAddr(doc.Source); err != nil || t.Source.Is4() != dst.Is4() {
+		return Trace{}, fmt.Errorf("%w: bad source %q", ErrNotTrace, doc.Source)
+	}
+	seen := map[uint16]bool{}
+	for _, fj := range doc.Flows {
+		f, err := decodeFlow(fj, dst)
+		if err != nil {
+			return Trace{}, err
+		}
+		if seen[f.Sport] {
+			return Trace{}, fmt.Errorf("%w: source port %d twice", ErrNotTrace, f.Sport)
+		}
+		seen[f.Sport] = true
+		t.Flows = append(t.Flows, f)
+		if fj.Arrived != nil {
+			if t.TwoEnded == nil {
+				t.TwoEnded = &TwoEnded{Arrived: map[uint16]int{}}
+			}
+			t.TwoEnded.Arrived[f.Sport] = max(*fj.Arrived, 0)
+		}
+	}
+	return t, nil
+}
+
+func decodeFlow(fj traceFlowJSON, dst netip.Addr) (FlowTrace, error) {
+	st := hash.State(fj.State)
+	switch st {
+	case hash.StateOK, hash.StateFail, hash.StateFlaky, hash.StateError:
+	default:
+		return FlowTrace{}, fmt.Errorf("%w: flow %d has unknown state %q", ErrNotTrace, fj.Sport, fj.State)
+	}
+	if fj.Sport == 0 || fj.Sent < 0 || fj.Received < 0 || fj.Received > fj.Sent || fj.ReachedTTL < 0 {
+		return FlowTrace{}, fmt.Errorf("%w: bad flow record %d", ErrNotTrace, fj.Sport)
+	}
+	f := FlowTrace{Sport: fj.Sport, State: st, Sent: fj.Sent, Received: fj.Received, ReachedTTL: fj.ReachedTTL}
+	var err error
+	if f.Hops, err = decodeHops(fj.Hops, dst.Is4()); err != nil {
+		return FlowTrace{}, fmt.Errorf("flow %d: %w", fj.Sport, err)
+	}
+	if f.ReturnHops, err = decodeHops(fj.ReturnHops, dst.Is4()); err != nil {
+		return FlowTrace{}, fmt.Errorf("flow %d return: %w", fj.Sport, err)
+	}
+	return f, nil
+}
+
+// decodeHops reads hops TTL 1, 2, ... in order, of one address family.
+func decodeHops(hs []traceHopJSON, v4 bool) ([]TraceHop, error) {
+	if len(hs) > maxDecodedHops {
+		return nil, fmt.Errorf("%w: %d hops", ErrNotTrace, len(hs))
+	}
+	var out []TraceHop
+	for i, hj := range hs {
+		h := TraceHop{TTL: hj.TTL, Probes: hj.Probes, Answers: hj.Answers, Reached: hj.Reached,
+			ICMPType: hj.ICMPType, ICMPCode: hj.ICMPCode, MPLS: hj.MPLS}
+		if hj.TTL != i+1 || hj.Probes < 0 || hj.Answers < 0 {
+			return nil, fmt.Errorf("%w: hop %d: ttl %d probes %d answers %d", ErrNotTrace, i+1, hj.TTL, hj.Probes, hj.Answers)
+		}
+		parse := func(s string) (netip.Addr, error) {
+			a, err := netip.ParseAddr(s)
+			if err != nil || a.Is4() != v4 || a.Zone() != "" {
+				return netip.Addr{}, fmt.Errorf("%w: hop %d: bad address %q", ErrNotTrace, i+1, s)
+			}
+			return a, nil
+		}
+		var err error
+		if hj.Addr != nil {
+			if h.Addr, err = parse(*hj.Addr); err != nil {
+				return nil, err
+			}
+		} else if h.Reached || len(hj.Others) > 0 {
+			return nil, fmt.Errorf("%w: hop %d: an answer without an address", ErrNotTrace, i+1)
+		}
+		for _, o := range hj.Others {
+			a, err := parse(o)
+			if err != nil {
+				return nil, err
+			}
+			h.Others = append(h.Others, a)
+		}
+		if hj.RTTMS != nil && *hj.RTTMS >= 0 && *hj.RTTMS < 3.6e6 {
+			h.RTT = time.Duration(*hj.RTTMS * float64(time.Millisecond))
+		}
+		out = append(out, h)
 	}
 	return out, nil
 }

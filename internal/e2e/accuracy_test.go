@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -131,6 +133,9 @@ func runCase(t *testing.T, name string, c accuracyCase) caseResult {
 			want = "none" // no traced flow crosses the fault
 		}
 		res.direction = doc.Diagnosis.Direction == want
+		if dir := os.Getenv("ECMPSCAN_RECORD"); dir != "" {
+			record(t, dir, f, c, want, doc)
+		}
 		res.forward = want == "forward"
 		if res.forward && len(doc.Diagnosis.Suspects) > 0 {
 			s := doc.Diagnosis.Suspects[0]
@@ -213,4 +218,58 @@ func ratio(k, n int) string {
 		return "-"
 	}
 	return fmt.Sprintf("%d/%d", k, n)
+}
+
+// recorded is a traced fabric kept for the diagnosis's offline tests
+// (report/testdata/recorded, report.TestRecordedTraces): the trace as
+// written, what the kernel's oracle says is wrong, and the lab node of
+// every address in it, so a suspect can be checked without the lab.
+type recorded struct {
+	Fabric string            `json:"fabric"`
+	Want   string            `json:"want"`
+	At     string            `json:"at,omitempty"`
+	Before string            `json:"before,omitempty"`
+	Nodes  map[string]string `json:"nodes"`
+	Trace  json.RawMessage   `json:"trace"`
+}
+
+// record writes the case to DIR/NAME.json (ECMPSCAN_RECORD=DIR).
+func record(t *testing.T, dir string, f *lab.Fabric, c accuracyCase, want string, doc traceDoc) {
+	// The evidence only: the diagnosis is recomputed when it is read.
+	var evidence map[string]json.RawMessage
+	if err := json.Unmarshal(doc.Raw, &evidence); err != nil {
+		t.Log(err)
+		return
+	}
+	delete(evidence, "buckets")
+	delete(evidence, "diagnosis")
+	raw, _ := json.Marshal(evidence)
+	r := recorded{Fabric: strings.Join(c.args, " "), Want: want, At: c.at, Before: c.before, Nodes: map[string]string{}, Trace: raw}
+	if c.v6 {
+		r.Fabric += " (IPv6)"
+	}
+	for _, fl := range doc.Flows {
+		for _, h := range fl.Hops {
+			if n := node(f, h.Addr); n != "" {
+				r.Nodes[*h.Addr] = n
+			}
+		}
+		for _, h := range fl.ReturnHops {
+			if n := node(f, h.Addr); n != "" {
+				r.Nodes[*h.Addr] = n
+			}
+		}
+	}
+	data, err := json.MarshalIndent(r, "", " ")
+	if err == nil {
+		name := strings.NewReplacer("--width2 ", "x", "--width ", "w", "--seed ", "-s", "--icmp-source ", "-",
+			"--icmp-path ", "-", "--fault ", "-", "@", "-", " ", "").Replace(strings.Join(c.args, " "))
+		if c.v6 {
+			name += "-v6"
+		}
+		err = os.WriteFile(filepath.Join(dir, name+".json"), data, 0o644)
+	}
+	if err != nil {
+		t.Log(err)
+	}
 }

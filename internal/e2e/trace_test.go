@@ -17,7 +17,9 @@ import (
 
 // traceDoc is the part of the trace JSON contract the tests check.
 type traceDoc struct {
-	SchemaVersion int `json:"schema_version"`
+	// Raw is the whole document as written.
+	Raw           json.RawMessage `json:"-"`
+	SchemaVersion int             `json:"schema_version"`
 	Flows         []struct {
 		Sport uint16 `json:"sport"`
 		State string `json:"state"`
@@ -54,6 +56,7 @@ func trace(t *testing.T, f *lab.Fabric, dst netip.AddrPort, sports string, extra
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("trace: exit %d, not one JSON document: %v\nstdout: %s\nstderr: %s", code, err, out, stderr)
 	}
+	doc.Raw = json.RawMessage(out)
 	if err := schematest.Validate(schematest.Trace, []byte(out)); err != nil {
 		t.Errorf("trace: the document breaks its schema: %v", err)
 	}

@@ -1,0 +1,101 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+// traceFlowsJSON is the flows part of a trace document, as written.
+func traceFlowsJSON(t *testing.T, data []byte) []traceFlowJSON {
+	t.Helper()
+	var doc traceDoc
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Flows
+}
+
+// A trace document read back and written again has the same flows, and
+// diagnosed again the same verdict.
+func TestDecodeTraceReadsWhatRenderWrites(t *testing.T) {
+	for _, name := range []string{"valid-trace-return.json", "valid-trace-small.json", "valid-trace-two-ended.json"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := DecodeTrace(data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var buf bytes.Buffer
+		if err := RenderTrace(&buf, FormatJSON, tr, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := traceFlowsJSON(t, buf.Bytes()), traceFlowsJSON(t, data); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: the flows written again differ:\n got %+v\nwant %+v", name, got, want)
+		}
+		var doc traceDoc
+		_ = json.Unmarshal(data, &doc)
+		if d := Diagnose(tr.Flows); tr.TwoEnded == nil && d.Direction != doc.Diagnosis.Direction {
+			t.Errorf("%s: diagnosed again %s, the document says %s", name, d.Direction, doc.Diagnosis.Direction)
+		}
+	}
+}
+
+func TestDecodeTraceRefuses(t *testing.T) {
+	head := `{"schema_version": 1, "type": "trace", "target": {"addr": "198.18.2.2", "port": 80}, "source": "198.18.1.1", `
+	for name, in := range map[string]string{
+		"not json":            `{"schema`,
+		"a sweep":             `{"schema_version": 1, "target": {"addr": "198.18.2.2", "port": 80}, "source": "198.18.1.1"}`,
+		"future schema":       `{"schema_version": 99, "type": "trace", "target": {"addr": "198.18.2.2", "port": 80}, "source": "198.18.1.1"}`,
+		"mixed families":      `{"schema_version": 1, "type": "trace", "target": {"addr": "2001:db8::2", "port": 80}, "source": "198.18.1.1"}`,
+		"unknown state":       head + `"flows": [{"sport": 1, "state": "dead"}]}`,
+		"more received":       head + `"flows": [{"sport": 1, "state": "ok", "sent": 1, "received": 2}]}`,
+		"a port twice":        head + `"flows": [{"sport": 1, "state": "ok"}, {"sport": 1, "state": "fail"}]}`,
+		"ttl out of order":    head + `"flows": [{"sport": 1, "state": "ok", "hops": [{"ttl": 2, "addr": null}]}]}`,
+		"v6 hop":              head + `"flows": [{"sport": 1, "state": "ok", "hops": [{"ttl": 1, "addr": "2001:db8::1"}]}]}`,
+		"reached, no address": head + `"flows": [{"sport": 1, "state": "ok", "hops": [{"ttl": 1, "addr": null, "reached": true}]}]}`,
+		"zoned address":       `{"schema_version": 1, "type": "trace", "target": {"addr": "2001:db8::2", "port": 80}, "source": "2001:db8::1", "flows": [{"sport": 1, "state": "ok", "hops": [{"ttl": 1, "addr": "fe80::1%eth0"}]}]}`,
+	} {
+		if _, err := DecodeTrace([]byte(in)); !errors.Is(err, ErrNotTrace) {
+			t.Errorf("%s: err = %v, want ErrNotTrace", name, err)
+		}
+	}
+}
+
+// FuzzDecodeTrace: no input panics the reader or the diagnosis of what it
+// accepts, and what it accepts is well-formed.
+func FuzzDecodeTrace(f *testing.F) {
+	for _, name := range []string{"valid-trace-return.json", "valid-trace-small.json", "valid-trace-two-ended.json"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tr, err := DecodeTrace(data)
+		if err != nil {
+			if !errors.Is(err, ErrNotTrace) {
+				t.Fatalf("error %v does not wrap ErrNotTrace", err)
+			}
+			return
+		}
+		if !tr.Target.IsValid() || !tr.Source.IsValid() {
+			t.Fatalf("accepted a document without a target or source: %+v", tr)
+		}
+		for _, fl := range tr.Flows {
+			if fl.Sport == 0 || fl.Received > fl.Sent || len(fl.Hops) > maxDecodedHops {
+				t.Fatalf("accepted a bad flow: %+v", fl)
+			}
+		}
+		if len(tr.Flows) <= 256 {
+			_ = Diagnose(tr.Flows)
+		}
+	})
+}
