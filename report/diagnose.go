@@ -135,23 +135,24 @@ type occ struct{ flow, pos int }
 
 // analysis holds the flows (sorted) and their paths, indexed by node.
 type analysis struct {
-	flows   []FlowTrace
-	paths   [][]pnode
-	all     map[string][]occ // first occurrence of each node per flow
-	healthy map[string][]occ // the same for ok flows only
-	router  map[netip.Addr]netip.Addr
-	nexts   map[string]*nextInfo // by TTL and node
-	silence map[string]bool      // structural, by node and silence
-	fated   map[int]fate         // fateOf, by flow
+	flows    []FlowTrace
+	paths    [][]pnode
+	all      map[string][]occ // first occurrence of each node per flow
+	healthy  map[string][]occ // the same for ok flows only
+	router   map[netip.Addr]netip.Addr
+	nexts    map[string]*nextInfo     // by TTL and node
+	silence  map[string]bool          // structural, by node and silence
+	fated    map[int]fate             // fateOf, by flow
+	readings map[alter]*fabricReading // reading, cached
 	// watched: a responder at the target watched the flows, and traces
 	// the return paths itself (no need to tell the user how).
 	watched bool
 	// behindSilent lets an unseen member sit behind hops that are silent
 	// for every flow as well as behind routers that answer. Only the
 	// return paths traced back use it, where the direction is known: from
-	// one end it outscores a silent return member it should tie with (the
-	// seed's incident was called forward, 32 to 1), until return members
-	// and links are priced apart.
+	// one end it ties with a silent return member (the same flows die at
+	// the same TTL), and on the recorded lab traces it turns a right
+	// return call into unknown and fixes none.
 	behindSilent bool
 }
 

@@ -13,13 +13,15 @@ package report
 //   - forward, a hop that answers the failing flows and passes them no
 //     further (destination unreachable, a loop, an address only failing
 //     flows cross): the flows that show it.
-//   - return, a member of the stage at a TTL (or its link toward the
-//     client): every flow is exposed, since the reverse tuple's hash is not
+//   - return, a member of the stage at a TTL, or a link toward the client
+//     into it: every flow is exposed, since the reverse tuple's hash is not
 //     observed. Where routers send their ICMP errors along the flow's own
 //     return path (plain Linux), the errors of every router beyond that
 //     stage are lost with the answers: the failing flows answer up to that
 //     TTL and no further. Such a member also loses its own errors, so it
-//     is silent for every flow while healthy flows cross it.
+//     is silent for every flow while healthy flows cross it (a link into
+//     it does not). A flow a router said it could not forward (an
+//     unreachable, a loop) is never one a return fault explains.
 //   - return, the answers alone: the failing flows answer as far as healthy
 //     flows do and only the destination's answer is missing (routers that
 //     send their errors along a fixed path, a device dropping only
@@ -41,14 +43,15 @@ package report
 // bad member of a stage is meant, the share it would give (1/M) is scored
 // too, so a return fault at a stage of 4 and an unseen forward member at a
 // stage of 2 are told apart by how many flows fail. M counts the stage's
-// routers, addresses grouped as diagnose.go groups them, or, where the
-// addresses are a whole multiple of the members behind, read as one per
-// link toward the stage before (routers that answer from the interface an
-// error leaves by); the two readings are averaged. Two priors are written down:
-// a router is silent by its own configuration 1 time in 10 (silentPrior),
-// so a return member that is silent for every flow while healthy flows
-// cross it explains that silence too; a member that loses traffic toward
-// the client but gets its own errors out, 1 time in 20
+// routers under two readings of the fabric's addresses, one router each or
+// one per link toward the stage before, weighed by how well each fits the
+// addresses seen (readings.go). Three priors are written down: a router is
+// silent by its own configuration 1 time in 10 (silentPrior), so a return
+// member that is silent for every flow while healthy flows cross it
+// explains that silence too; a member that loses traffic toward the
+// client but gets its own errors out, 1 time in 20 (returnSilentPrior); a
+// return fault that fits a link dead toward the client into a member (its
+// own errors get out) is one, 1 time in 4 (returnLinkPrior).
 // (returnSilentPrior). The score is the log-likelihood ratio against
 // "every failure is chance", less half a log of the flows per fitted share
 // (BIC). Two faults at once (a link dead both ways) are every forward
@@ -150,6 +153,12 @@ type Sample struct {
 // alone drops does.
 const returnSilentPrior = 0.05
 
+// returnLinkPrior is the probability that a return fault that fits a
+// link dead toward the client into a member, the member's own errors
+// getting out, is one: a link failing in one direction only (one fibre of
+// a pair, a bad optic) is rarer than a member failing, 1 in 4.
+const returnLinkPrior = 0.25
+
 // silentPrior is the probability that a router is silent by its own
 // configuration (sends no time-exceeded), 1 in 10: a return member that loses its own
 // errors explains one silent router, which other hypotheses must take as
@@ -167,7 +176,7 @@ type candidate struct {
 	h       Hypothesis
 	exposed []bool          // by flow index
 	cost    map[int]float64 // failing flow -> log P(its hops | the fault); absent: inconsistent
-	widths  []int           // the stage's width under each alias reading, when one bad member is meant
+	shares  shares          // the stage's widths under each reading, when one bad member or link is meant
 	prior   float64         // log prior
 	dead    []int           // healthy flows over a link it says is dead
 }
@@ -295,17 +304,15 @@ func (e *evidence) score(c *candidate) {
 		q = min(max(e.wf*float64(k), 0.5)/n, 1)
 	}
 	ll, explains := e.loglik(c, min(q, 1-1e-9))
-	if len(c.widths) > 0 {
-		// One bad member of a stage of M fails 1/M of the flows: score
-		// that share too, averaged over the readings of the stage's width
-		// (equally likely a priori), and keep the worse. A fitted share
-		// far from the readings is evidence against the hypothesis.
-		lls := make([]float64, len(c.widths))
-		for k, w := range c.widths {
-			lls[k], _ = e.loglik(c, 1/float64(w))
-		}
-		ll = min(ll, logMeanExp(lls))
-	}
+	// One bad member of a stage of M fails 1/M of the flows: score that
+	// share, under each reading of the stage's width (readings.go), and
+	// keep the worse of it and the fitted share. A fitted share far from
+	// the readings is evidence against the hypothesis.
+	mixed := mixture(modeWeights(e.a.reading(c.shares.alter).fit), c.shares.widths, ll, func(q float64) float64 {
+		l, _ := e.loglik(c, q)
+		return l
+	})
+	ll = min(ll, mixed)
 	c.h.Share, c.h.Explains = q, explains
 	c.h.Contradicts = len(e.failing) - explains + len(c.dead)
 	c.h.Score = ll - e.null() - 0.5*math.Log(e.population()) + c.prior
@@ -453,27 +460,8 @@ func (e *evidence) pair(f, r *candidate) *candidate {
 	}
 	ll, kf, kr := e.pairLoglik(f, r, qf, qr)
 	// The shares one bad member of a stage would give, as for a single
-	// hypothesis: averaged over the width readings, the worse kept.
-	if len(f.widths) > 0 || len(r.widths) > 0 {
-		shares := func(c *candidate, fitted float64) []float64 {
-			if len(c.widths) == 0 {
-				return []float64{fitted}
-			}
-			out := make([]float64, len(c.widths))
-			for k, w := range c.widths {
-				out[k] = 1 / float64(w)
-			}
-			return out
-		}
-		var lls []float64
-		for _, sf := range shares(f, qf) {
-			for _, sr := range shares(r, qr) {
-				l, _, _ := e.pairLoglik(f, r, sf, sr)
-				lls = append(lls, l)
-			}
-		}
-		ll = min(ll, logMeanExp(lls))
-	}
+	// hypothesis, under one reading of the fabric for both.
+	ll = min(ll, e.pairMixture(f, r, qf, qr, ll))
 	h := f.h
 	second := r.h
 	second.Explains, second.Share = kr, qr
@@ -485,6 +473,48 @@ func (e *evidence) pair(f, r *candidate) *candidate {
 		h.Score = math.Inf(-1) // one of them explains nothing the other does not
 	}
 	return &candidate{h: h}
+}
+
+// pairMixture is pairLoglik under each reading of the stages' widths
+// (readings.go), each half at its readings' shares or, without widths, at
+// its fitted share.
+func (e *evidence) pairMixture(f, r *candidate, qf, qr, fitted float64) float64 {
+	weights := modeWeights(e.a.reading(alter{unseen: f.shares.alter.unseen, short: r.shares.alter.short}).fit)
+	if !f.shares.any() && !r.shares.any() {
+		return mixture(weights, [aliasModes][]int{}, fitted, nil)
+	}
+	var comps []float64
+	for m, w := range weights {
+		sf, sr := pairShares(f, aliasMode(m), qf), pairShares(r, aliasMode(m), qr)
+		if w == 0 || len(sf) == 0 || len(sr) == 0 {
+			continue
+		}
+		var lls []float64
+		for _, a := range sf {
+			for _, b := range sr {
+				l, _, _ := e.pairLoglik(f, r, a, b)
+				lls = append(lls, l)
+			}
+		}
+		comps = append(comps, math.Log(w)+logMeanExp(lls))
+	}
+	if len(comps) == 0 {
+		return math.Inf(-1)
+	}
+	return logSumExp(comps)
+}
+
+// pairShares are a pair's half's shares under reading m: its fitted one
+// when it has no widths.
+func pairShares(c *candidate, m aliasMode, fitted float64) []float64 {
+	if !c.shares.any() {
+		return []float64{fitted}
+	}
+	out := make([]float64, 0, len(c.shares.widths[m]))
+	for _, w := range c.shares.widths[m] {
+		out = append(out, 1/float64(w))
+	}
+	return out
 }
 
 // pairLoglik is the log-likelihood of two faults at once with shares qf and
@@ -616,11 +646,17 @@ func (a *analysis) memberCandidate(e *evidence, t int, behind []netip.Addr) *can
 			}
 		}
 	}
-	for _, m := range a.stageWidths(t + 1) {
-		c.widths = append(c.widths, m+1) // the members seen there and the unseen one
+	c.shares.alter = alter{unseen: t + 1}
+	r := a.reading(c.shares.alter)
+	for m := range aliasModes {
+		if w := r.width(t+1, m); w > 1 && (m == byRouter || r.fit > 0) {
+			c.shares.widths[m] = []int{w} // the members seen there and the unseen one
+			if c.h.Beside == 0 || w-1 < c.h.Beside {
+				c.h.Beside = w - 1
+			}
+		}
 	}
-	if ws := a.stageWidths(t + 1); len(ws) > 0 {
-		c.h.Beside = slices.Min(ws)
+	if c.h.Beside > 0 {
 		c.h.BesideAddrs, _ = a.stageCount(t + 1)
 	}
 	a.fillCosts(e, c, t)
@@ -678,44 +714,36 @@ func (a *analysis) stageWidth(t int) int {
 	return answering + silent
 }
 
-// stageWidths are the stage's width under two readings of its addresses:
-// as grouped (stageWidth), and as one address per link toward the stage
-// before, as routers that answer from the interface an error leaves by do
-// where errors follow the flow (so a router of a full mesh shows one
-// address per member behind it). Empty when no healthy flow gets there.
-func (a *analysis) stageWidths(t int) []int {
-	answering, silent := a.stageCount(t)
-	if answering+silent == 0 {
-		return nil
-	}
-	out := []int{answering + silent}
-	// Read per link only where the addresses are a whole multiple of the
-	// answering members behind: each router then shows one per link.
-	// (A silent member behind has links too: count it or not, whichever
-	// divides.)
-	if t >= 2 {
-		ans, sil := a.stageCount(t - 1)
-		for _, before := range []int{ans, ans + sil} {
-			if before > 1 && answering >= before && answering%before == 0 {
-				if perLink := answering/before + silent; perLink != out[0] {
-					out = append(out, perLink)
-				}
-				break
+// returnShares are the widths a return member of stage s fails 1/width
+// of the flows by, under each reading: the member, 1/W(s), or one link
+// into it from the stage beyond, 1/(W(s) W(s+1)). It explains a short
+// address count beyond it.
+func (a *analysis) returnShares(s int) shares {
+	out := shares{alter: alter{short: s + 1}}
+	r := a.reading(out.alter)
+	for m := range aliasModes {
+		if w := r.width(s, m); w > 0 {
+			out.widths[m] = []int{w}
+			if beyond := r.width(s+1, m); beyond > 1 {
+				out.widths[m] = append(out.widths[m], w*beyond)
 			}
 		}
 	}
 	return out
 }
 
-// returnWidths are the shares (as 1/width) a return fault at stage s
-// fails: one bad member, 1/W(s), or one bad link into it from the stage
-// beyond, 1/(W(s) W(s+1)), under each reading of the stage's width.
-func (a *analysis) returnWidths(s int) []int {
-	out := a.stageWidths(s)
-	if beyond := a.stageWidth(s + 1); beyond > 1 {
-		for _, w := range slices.Clone(out) {
-			out = append(out, w*beyond)
-		}
+// linkShares are the widths of a link dead toward the client into a
+// member of stage s, read by link only (by router, the member hypothesis
+// covers its links, at the member's prior): R routers beyond, each
+// hashing 1/W(s) of what it sends back onto its link into the member,
+// fail 1/(W(s) R). Read by link, the stage beyond may show the dead
+// link's address missing (readings.go). None where the link reading does
+// not fit at all.
+func (a *analysis) linkShares(s int) shares {
+	out := shares{alter: alter{short: s + 1}}
+	r := a.reading(out.alter)
+	if r.fit > 0 && r.width(s+1, byLink) > 0 {
+		out.widths[byLink] = []int{r.width(s, byLink) * r.width(s+1, byLink)}
 	}
 	return out
 }
@@ -777,36 +805,57 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 		if m < 2 {
 			continue
 		}
+		// A member loses its own errors too, so it is silent for every
+		// flow, unless only its forwarding plane drops.
 		prior := math.Log(returnSilentPrior)
 		if a.silentCrossedAt(s) {
 			prior = -math.Log(silentPrior) // it explains a silent router too
 		}
-		// Errors along the flow's return path: every failing flow goes
-		// silent after s.
-		c := &candidate{exposed: all, cost: map[int]float64{}, widths: a.returnWidths(s), prior: prior}
-		c.h = Hypothesis{Direction: DirectionReturn, Kind: HypReturnMember, TTL: s, ICMPPath: "flow"}
-		a.fillCosts(e, c, s)
-		out = append(out, c)
-		// Errors hashed apart from the answers: a failing flow goes
-		// silent after s or answers as far as healthy flows, even odds.
-		mixed := &candidate{exposed: all, cost: map[int]float64{}, widths: c.widths, prior: prior}
-		mixed.h = c.h
-		mixed.h.ICMPPath = ""
-		for _, i := range e.failing {
-			cs, okS := c.cost[i]
-			cf, okF := full[i]
-			switch {
-			case okS && okF:
-				mixed.cost[i] = math.Log(0.5*math.Exp(cs) + 0.5*math.Exp(cf))
-			case okS:
-				mixed.cost[i] = cs + math.Log(0.5)
-			case okF:
-				mixed.cost[i] = cf + math.Log(0.5)
-			}
+		out = append(out, a.returnAt(e, s, a.returnShares(s), prior, full)...)
+		// A link into a member, dead toward the client: the member's own
+		// errors get out.
+		if sh := a.linkShares(s); sh.any() {
+			out = append(out, a.returnAt(e, s, sh, math.Log(returnLinkPrior), full)...)
 		}
-		out = append(out, mixed)
 	}
 	c := &candidate{exposed: all, cost: full}
 	c.h = Hypothesis{Direction: DirectionReturn, Kind: HypReturnPath}
 	return append(out, c)
+}
+
+// returnAt is a return fault at stage s with the given shares and prior:
+// with the routers' errors along the flow's return path (every failing
+// flow goes silent after s), and hashed apart from the answers (a failing
+// flow goes silent after s or answers as far as healthy flows do, full,
+// even odds). A flow a router said it could not forward (unreachable, a
+// loop) was not lost on the way back.
+func (a *analysis) returnAt(e *evidence, s int, sh shares, prior float64, full map[int]float64) []*candidate {
+	all := make([]bool, len(a.flows))
+	for i := range all {
+		all[i] = true
+	}
+	c := &candidate{exposed: all, cost: map[int]float64{}, shares: sh, prior: prior}
+	c.h = Hypothesis{Direction: DirectionReturn, Kind: HypReturnMember, TTL: s, ICMPPath: "flow"}
+	a.fillCosts(e, c, s)
+	for i := range c.cost {
+		if k := a.fateOf(i).kind; k == fateUnreach || k == fateLoop {
+			delete(c.cost, i)
+		}
+	}
+	mixed := &candidate{exposed: all, cost: map[int]float64{}, shares: sh, prior: prior}
+	mixed.h = c.h
+	mixed.h.ICMPPath = ""
+	for _, i := range e.failing {
+		cs, okS := c.cost[i]
+		cf, okF := full[i]
+		switch {
+		case okS && okF:
+			mixed.cost[i] = math.Log(0.5*math.Exp(cs) + 0.5*math.Exp(cf))
+		case okS:
+			mixed.cost[i] = cs + math.Log(0.5)
+		case okF:
+			mixed.cost[i] = cf + math.Log(0.5)
+		}
+	}
+	return []*candidate{c, mixed}
 }
