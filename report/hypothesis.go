@@ -86,6 +86,9 @@ const (
 	HypMember HypothesisKind = "unseen-member"
 	// HypHop: Addr answers the failing flows and forwards them no further.
 	HypHop HypothesisKind = "hop"
+	// HypReturnLink: a link toward the client into a member of the stage
+	// at TTL, dead that way; the member's own errors get out.
+	HypReturnLink HypothesisKind = "return-link"
 	// HypReturnMember: a member of the stage at TTL, or its link toward
 	// the client, loses the answers and the ICMP errors that ride back
 	// with them.
@@ -815,7 +818,11 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 		// A link into a member, dead toward the client: the member's own
 		// errors get out.
 		if sh := a.linkShares(s); sh.any() {
-			out = append(out, a.returnAt(e, s, sh, math.Log(returnLinkPrior), full)...)
+			links := a.returnAt(e, s, sh, math.Log(returnLinkPrior), full)
+			for _, c := range links {
+				c.h.Kind = HypReturnLink
+			}
+			out = append(out, links...)
 		}
 	}
 	c := &candidate{exposed: all, cost: full}

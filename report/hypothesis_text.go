@@ -24,6 +24,11 @@ func hypothesisEvidence(h Hypothesis) string {
 			"where routers send their errors along the flow's return path, one member of that stage (or its link toward the client) "+
 			"loses the answers and the errors of every router beyond it",
 			n, flows, verb("answers", "answer"), h.TTL, 100*h.Share)
+	case HypReturnLink:
+		return fmt.Sprintf("%d %s %s up to TTL %d and no further, whatever forward member they took (%.0f%% of the flows): "+
+			"a link toward the client into one member of that stage, dead that way, loses the answers and the errors of every router beyond it "+
+			"(the member's own errors get out)",
+			n, flows, verb("answers", "answer"), h.TTL, 100*h.Share)
 	case HypReturnPath:
 		return fmt.Sprintf("%d %s %s as far as healthy flows do but never the destination's answer: "+
 			"it is lost on the way back (or the target does not answer these flows)", n, flows, verb("gets", "get"))
@@ -105,6 +110,8 @@ func hypothesisLead(h Hypothesis) string {
 		return fmt.Sprintf("failing flows die on the forward path at %s, which answers them and passes them no further", h.Addr)
 	case h.Kind == HypReturnMember:
 		return fmt.Sprintf("the failing flows' answers are lost on the way back, at the return stage of TTL %d (a member or its link toward the client)", h.TTL)
+	case h.Kind == HypReturnLink:
+		return fmt.Sprintf("the failing flows' answers are lost on the way back, on a link toward the client into the stage of TTL %d", h.TTL)
 	}
 	return "the failing flows' answers are lost on the way back"
 }

@@ -3,6 +3,8 @@ package report
 import (
 	"math"
 	"net/netip"
+
+	"github.com/ecmpscan/ecmpscan/hash"
 )
 
 // How many routers a stage has is read off the addresses that answer
@@ -69,17 +71,22 @@ func (a *analysis) reading(h alter) *fabricReading {
 	prevSilent := 0
 	for t := 1; t <= deepest; t++ {
 		answering, silent := a.stageCount(t)
+		unseen := 0
 		if t == h.unseen {
-			silent++ // a member without addresses, for this reading
+			unseen = 1 // a member without addresses, for this reading
 		}
-		r.router[t], r.link[t] = answering+silent, answering+silent
+		r.router[t] = answering + a.silentMembers(t, answering, silent) + unseen
+		r.link[t] = r.router[t]
 		// Addresses grouped into routers are read as routers either way.
 		if prev := r.link[t-1]; t >= 2 && prev > 1 && answering > 0 && a.ungrouped(t) {
 			routers, p := perLink(answering, a.answeringFlows(t), []int{prev, prev - prevSilent}, t == h.short)
-			r.link[t] = routers + silent
+			silent = a.silentMembers(t, routers, silent)
+			r.link[t] = routers + silent + unseen
 			r.fit *= p
+		} else {
+			silent = a.silentMembers(t, answering, silent)
 		}
-		prevSilent = silent
+		prevSilent = silent + unseen
 	}
 	if a.readings == nil {
 		a.readings = map[alter]*fabricReading{}
@@ -124,6 +131,23 @@ func seenExactly(m, k, n int) float64 {
 	d := k - m
 	lg, _ := math.Lgamma(float64(d + 1))
 	return math.Exp(-lambda + float64(d)*math.Log(max(lambda, 1e-300)) - lg)
+}
+
+// silentMembers is how many members the silent hops at position t stand
+// for, where healthy flows cross them: as many as take the share of
+// healthy flows one of the answering members (routers, as read) does
+// there, at least one.
+func (a *analysis) silentMembers(t, answering, silent int) int {
+	if silent == 0 || answering == 0 {
+		return silent
+	}
+	crossing, ans := 0, a.answeringFlows(t)
+	for i, p := range a.paths {
+		if a.flows[i].State == hash.StateOK && t < len(p) && !p[t].answered() && !p[t].reached && nextRouter(a, p, t) != "" {
+			crossing++
+		}
+	}
+	return max(1, int(math.Round(float64(crossing)*float64(answering)/float64(max(ans, 1)))))
 }
 
 // answeringFlows counts the healthy flows that answer at position t.

@@ -98,7 +98,8 @@ type Suspect struct {
 	Direction Direction
 	// Kind is "hop", "link", "member" (a forward member nobody sees,
 	// behind the routers in Behind), "return-member" (a member of the
-	// return stage at TTL) or "return-path" (somewhere on the way back).
+	// return stage at TTL), "return-link" (a link toward the client into
+	// one) or "return-path" (somewhere on the way back).
 	Kind     string
 	Addr     netip.Addr
 	Next     netip.Addr

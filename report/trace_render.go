@@ -472,6 +472,8 @@ func suspectName(s Suspect) string {
 		return fmt.Sprintf("unseen member at TTL %d behind %s", s.TTL, addrList(s.Behind, 4))
 	case "return-member":
 		return fmt.Sprintf("stage at TTL %d on the way back (a member or its link toward the client)", s.TTL)
+	case "return-link":
+		return fmt.Sprintf("link toward the client into the stage at TTL %d", s.TTL)
 	case "return-path":
 		return "path back (answers lost on the way back, or the target)"
 	}

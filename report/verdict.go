@@ -148,7 +148,7 @@ func suspectKindOf(h Hypothesis) string {
 		return "link"
 	case HypMember:
 		return "member"
-	case HypReturnMember, HypReturnPath:
+	case HypReturnMember, HypReturnLink, HypReturnPath:
 		return string(h.Kind)
 	case HypHop:
 		if h.Next.IsValid() {
@@ -180,6 +180,8 @@ func placeName(h Hypothesis) string {
 	switch {
 	case h.Direction == DirectionReturn && h.Kind == HypReturnMember:
 		return "the return stage at TTL " + strconv.Itoa(h.TTL)
+	case h.Direction == DirectionReturn && h.Kind == HypReturnLink:
+		return "a return link into the stage at TTL " + strconv.Itoa(h.TTL)
 	case h.Direction == DirectionReturn:
 		return "the return path"
 	case h.Kind == HypMember:

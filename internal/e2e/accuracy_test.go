@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -221,8 +223,8 @@ func ratio(k, n int) string {
 }
 
 // recorded is a traced fabric kept for the diagnosis's offline tests
-// (report/testdata/recorded, report.TestRecordedTraces): the trace as
-// written, what the kernel's oracle says is wrong, and the lab node of
+// (report/testdata/recorded, report.TestRecordedTraces): the trace's
+// evidence, what the kernel's oracle says is wrong, and the lab node of
 // every address in it, so a suspect can be checked without the lab.
 type recorded struct {
 	Fabric string            `json:"fabric"`
@@ -230,24 +232,21 @@ type recorded struct {
 	At     string            `json:"at,omitempty"`
 	Before string            `json:"before,omitempty"`
 	Nodes  map[string]string `json:"nodes"`
-	Trace  json.RawMessage   `json:"trace"`
+	Trace  map[string]any    `json:"trace"`
 }
 
-// record writes the case to DIR/NAME.json (ECMPSCAN_RECORD=DIR).
+// record writes the case to DIR/NAME.json.gz (ECMPSCAN_RECORD=DIR), ready
+// to copy into report/testdata/recorded.
 func record(t *testing.T, dir string, f *lab.Fabric, c accuracyCase, want string, doc traceDoc) {
-	// The evidence only: the diagnosis is recomputed when it is read.
-	var evidence map[string]json.RawMessage
-	if err := json.Unmarshal(doc.Raw, &evidence); err != nil {
-		t.Log(err)
-		return
-	}
-	delete(evidence, "buckets")
-	delete(evidence, "diagnosis")
-	raw, _ := json.Marshal(evidence)
-	r := recorded{Fabric: strings.Join(c.args, " "), Want: want, At: c.at, Before: c.before, Nodes: map[string]string{}, Trace: raw}
+	r := recorded{Fabric: strings.Join(c.args, " "), Want: want, At: c.at, Before: c.before, Nodes: map[string]string{}}
 	if c.v6 {
 		r.Fabric += " (IPv6)"
 	}
+	if err := json.Unmarshal(doc.Raw, &r.Trace); err != nil {
+		t.Log(err)
+		return
+	}
+	evidenceOnly(r.Trace)
 	for _, fl := range doc.Flows {
 		for _, h := range fl.Hops {
 			if n := node(f, h.Addr); n != "" {
@@ -260,16 +259,41 @@ func record(t *testing.T, dir string, f *lab.Fabric, c accuracyCase, want string
 			}
 		}
 	}
-	data, err := json.MarshalIndent(r, "", " ")
+	name := strings.NewReplacer("--width2 ", "x", "--width ", "w", "--seed ", "-s", "--icmp-source ", "-",
+		"--icmp-path ", "-", "--fault ", "-", "@", "-", " ", "").Replace(strings.Join(c.args, " "))
+	if c.v6 {
+		name += "-v6"
+	}
+	data, err := json.Marshal(r)
 	if err == nil {
-		name := strings.NewReplacer("--width2 ", "x", "--width ", "w", "--seed ", "-s", "--icmp-source ", "-",
-			"--icmp-path ", "-", "--fault ", "-", "@", "-", " ", "").Replace(strings.Join(c.args, " "))
-		if c.v6 {
-			name += "-v6"
-		}
-		err = os.WriteFile(filepath.Join(dir, name+".json"), data, 0o644)
+		var buf bytes.Buffer
+		z, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		_, _ = z.Write(data)
+		_ = z.Close()
+		err = os.WriteFile(filepath.Join(dir, name+".json.gz"), buf.Bytes(), 0o644)
 	}
 	if err != nil {
 		t.Log(err)
+	}
+}
+
+// evidenceOnly strips a trace document to what the diagnosis reads: the
+// diagnosis itself is recomputed, and timings do not matter.
+func evidenceOnly(doc map[string]any) {
+	for _, k := range []string{"buckets", "diagnosis", "started", "duration_ms"} {
+		delete(doc, k)
+	}
+	flows, _ := doc["flows"].([]any)
+	for _, fl := range flows {
+		m, _ := fl.(map[string]any)
+		delete(m, "signature")
+		for _, key := range []string{"hops", "return_hops"} {
+			hops, _ := m[key].([]any)
+			for _, h := range hops {
+				if hm, ok := h.(map[string]any); ok {
+					delete(hm, "rtt_ms")
+				}
+			}
+		}
 	}
 }
