@@ -64,6 +64,14 @@ var knownMisses = map[string]string{
 	"w3x4-s1602739534-outgoing-flow-link-oneway-q3-p1-v6": "forward, want return",
 	// A silent return member against an unseen forward member, again.
 	"w3x5-s2359592942-outgoing-flow-blackhole-ret-q4": "unknown",
+	// Seed 9001, measured before it was recorded: two links dead toward
+	// the client, and 2 second-tier addresses behind 3 first-tier
+	// members, one each (TestDiagnoseForwardBlackholedSecondTier's 3x3),
+	// unknown; a link dead both ways called return.
+	"w2x0-s3148930766-inbound-flow-link-oneway-r2-p2-v6": "unknown",
+	"w7x0-s274263942-outgoing-flow-link-oneway-r2-p7":    "unknown",
+	"w3x3-s351869265-router-id-flow-blackhole-fwd-q3-v6": "unknown",
+	"w5x4-s554145599-outgoing-flow-link-drop-p5-q4":      "return, want forward",
 }
 
 func loadRecorded(t *testing.T) map[string]recordedTrace {
