@@ -147,13 +147,6 @@ type analysis struct {
 	// watched: a responder at the target watched the flows, and traces
 	// the return paths itself (no need to tell the user how).
 	watched bool
-	// behindSilent lets an unseen member sit behind hops that are silent
-	// for every flow as well as behind routers that answer. Only the
-	// return paths traced back use it, where the direction is known: from
-	// one end it ties with a silent return member (the same flows die at
-	// the same TTL), and on the recorded lab traces it turns a right
-	// return call into unknown and fixes none.
-	behindSilent bool
 }
 
 func newAnalysis(flows []FlowTrace) *analysis {
@@ -468,19 +461,22 @@ func Diagnose(flows []FlowTrace) Diagnosis { return DiagnoseSample(flows, Sample
 // DiagnoseSample is Diagnose for flows picked from a sweep by state (see
 // Sample).
 func DiagnoseSample(flows []FlowTrace, sample Sample) Diagnosis {
-	return diagnose(flows, sample, false)
+	return diagnose(flows, sample)
 }
 
-func diagnose(flows []FlowTrace, sample Sample, behindSilent bool) Diagnosis {
+func diagnose(flows []FlowTrace, sample Sample) Diagnosis {
 	a := newAnalysis(flows)
-	a.watched, a.behindSilent = sample.Arrived != nil, behindSilent
+	a.watched = sample.Arrived != nil
 	n := a.count()
 	if d, done := a.trivial(n); done {
 		return d
 	}
 	f := a.fates()
-	d := Diagnosis{Hypotheses: namedFirst(a.hypotheses(sample))}
-	d.Direction, d.Margin, d.Separate = decide(d.Hypotheses)
+	// Decided on the ranking by score; then the one that names the most
+	// of those pointing at the same place goes first.
+	hs := a.hypotheses(sample)
+	d := Diagnosis{Hypotheses: namedFirst(hs)}
+	d.Direction, d.Margin, d.Separate = decide(hs)
 	d.Suspects = a.suspectsOf(d.Hypotheses, a.suspectInfos(f.fwd))
 	d.Text = a.verdictText(d, n, f) + a.arrivalText(sample.Arrived)
 	return d

@@ -578,7 +578,7 @@ func (a *analysis) forwardCandidates(e *evidence) []*candidate {
 				byKey[key] = c
 				out = append(out, c)
 			}
-			if t > 0 && (p[t].answered() || a.behindSilent) {
+			if t > 0 {
 				if stageBehind[t] == nil {
 					stageBehind[t] = map[string]netip.Addr{}
 				}
@@ -830,6 +830,29 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 	return append(out, c)
 }
 
+// silentBeyond is the log-likelihood ratio by which a return fault at
+// stage s, with the routers' errors taking paths of their own, explains
+// the stages beyond it that are silent for every healthy flow crossing
+// them: a router whose errors all take one path back loses them all
+// through the bad member 1 time in W(s), or is silent by its own
+// configuration (silentPrior), against the configuration alone.
+func (a *analysis) silentBeyond(s int) float64 {
+	w := a.stageWidth(s)
+	if w < 1 {
+		return 0
+	}
+	lr := 0.0
+	for t := s + 1; ; t++ {
+		answering, silent := a.stageCount(t)
+		if answering+silent == 0 {
+			return lr
+		}
+		if answering == 0 {
+			lr += math.Log((1/float64(w) + silentPrior) / silentPrior)
+		}
+	}
+}
+
 // returnAt is a return fault at stage s with the given shares and prior:
 // with the routers' errors along the flow's return path (every failing
 // flow goes silent after s), and hashed apart from the answers (a failing
@@ -849,7 +872,7 @@ func (a *analysis) returnAt(e *evidence, s int, sh shares, prior float64, full m
 			delete(c.cost, i)
 		}
 	}
-	mixed := &candidate{exposed: all, cost: map[int]float64{}, shares: sh, prior: prior}
+	mixed := &candidate{exposed: all, cost: map[int]float64{}, shares: sh, prior: prior + a.silentBeyond(s)}
 	mixed.h = c.h
 	mixed.h.ICMPPath = ""
 	for _, i := range e.failing {

@@ -192,15 +192,14 @@ func TestHypothesesScoreAgainstChance(t *testing.T) {
 
 // An unseen member behind one router that answers and one that is silent
 // for every flow: the member explains every failing flow, which dies
-// behind either. The return paths traced back use this hypothesis; the
-// one-ended diagnosis does not yet (see behindSilent), and calls this
-// forward fault return: a known defect. With it, from one end a return
-// member at the stage before fits as well: unknown would be the honest
-// verdict, with the member among the two.
+// behind either. Without it this forward fault was called return, over a
+// million to one; with it a return member at the stage before (the silent
+// p2) fits as well, and the verdict is forward or an honest unknown, with
+// the member among the two.
 func TestHypothesesMemberBehindASilentHop(t *testing.T) {
 	l := newLab(2, 2, false, "p2")
 	fs := l.flows(96, on("q2", 2))
-	d := diagnose(fs, Sample{}, true)
+	d := Diagnose(fs)
 	if (d.Direction != DirectionForward && d.Direction != DirectionUnknown) || len(d.Suspects) < 2 {
 		t.Fatalf("got %s", describe(d))
 	}

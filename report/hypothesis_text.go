@@ -19,6 +19,12 @@ func hypothesisEvidence(h Hypothesis) string {
 		return fmt.Sprintf("%d %s %s at TTL %d behind %s while healthy flows through each of them go on: "+
 			"%s at TTL %d that never answers and that no healthy flow reaches (dead, blackholed or silent)",
 			n, flows, verb("dies", "die"), h.TTL, behindText(h), memberName(h), h.TTL)
+	case HypReturnMember, HypReturnLink:
+		if h.ICMPPath == "" {
+			return returnApartEvidence(h, flows)
+		}
+	}
+	switch h.Kind {
 	case HypReturnMember:
 		return fmt.Sprintf("%d %s %s up to TTL %d and no further, whatever forward member they took (%.0f%% of the flows): "+
 			"where routers send their errors along the flow's return path, one member of that stage (or its link toward the client) "+
@@ -43,6 +49,18 @@ func hypothesisEvidence(h Hypothesis) string {
 	}
 	return fmt.Sprintf("%d %s %s right after %s (TTL %d) while healthy flows through it go on: the next hop they take never answers",
 		n, flows, verb("dies", "die"), h.Addr, h.TTL-1)
+}
+
+// returnApartEvidence is a return fault's evidence where the routers'
+// errors take paths of their own: some failing flows go silent after the
+// stage, some answer as far as healthy flows do.
+func returnApartEvidence(h Hypothesis, flows string) string {
+	what := "one member of the return stage at TTL %d (or its link toward the client)"
+	if h.Kind == HypReturnLink {
+		what = "a link toward the client into one member of the stage at TTL %d, dead that way,"
+	}
+	return fmt.Sprintf("%d %s %s whatever forward member they took (%.0f%% of the flows), silent after TTL %d or answering as far as healthy flows do: "+
+		what+" loses the answers, and the routers' errors that happen to take it", h.Explains, flows, plural(h.Explains, "fails", "fail"), 100*h.Share, h.TTL, h.TTL)
 }
 
 // behindText lists the routers an unseen member is behind, with the

@@ -72,7 +72,7 @@ func DiagnoseReturnPaths(flows []FlowTrace) *ReturnPaths {
 			toward[f.Sport] = false
 		}
 	}
-	d := diagnose(rf, Sample{Arrived: toward}, true)
+	d := diagnose(rf, Sample{Arrived: toward})
 	rp.Direction, rp.Margin = flipDirection(d.Direction), d.Margin
 	for _, h := range d.Hypotheses {
 		rp.Hypotheses = append(rp.Hypotheses, flipHypothesis(h))

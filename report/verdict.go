@@ -134,6 +134,11 @@ func namedFirst(hs []Hypothesis) []Hypothesis {
 			continue
 		}
 		b := out[best]
+		// Return hypotheses are not reordered: which stage of an
+		// unobserved path is no better named by a shallower one.
+		if h.Direction == DirectionReturn {
+			continue
+		}
 		if (h.Next.IsValid() && !b.Next.IsValid()) || (h.Next.IsValid() == b.Next.IsValid() && h.TTL < b.TTL) {
 			best = i + 1
 		}

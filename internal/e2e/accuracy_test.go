@@ -85,8 +85,17 @@ func drawCase(rng *rand.Rand) accuracyCase {
 	if fd.fault != "" {
 		c.args = append(c.args, "--fault", fd.fault)
 	}
-	if w2 > 0 && rng.IntN(3) == 0 {
-		c.args = append(c.args, "--fault", fmt.Sprintf("silent@q%d", 1+rng.IntN(w2)))
+	// A router that sends no time-exceeded, a third of the time: at
+	// either tier, or the last router before the server.
+	if rng.IntN(3) == 0 {
+		silent := fmt.Sprintf("p%d", 1+rng.IntN(w))
+		switch k := rng.IntN(3); {
+		case k == 1 && w2 > 0:
+			silent = fmt.Sprintf("q%d", 1+rng.IntN(w2))
+		case k == 2:
+			silent = "r2"
+		}
+		c.args = append(c.args, "--fault", "silent@"+silent)
 	}
 	c.v6 = rng.IntN(3) == 0
 	c.ports = 64 + 32*min(w2, 1)
