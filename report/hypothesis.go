@@ -8,8 +8,8 @@ package report
 //     silent hop) that failing flows cross. Flows through that node are
 //     exposed; a share q of them (those the router hashes onto the bad
 //     member or link) die there and answer no TTL beyond it.
-//   - forward, an unseen member at a TTL behind several routers: every flow
-//     that gets that far is exposed.
+//   - forward, an unseen member at a TTL behind several routers (or hops
+//     silent for every flow): every flow that gets that far is exposed.
 //   - forward, a hop that answers the failing flows and passes them no
 //     further (destination unreachable, a loop, an address only failing
 //     flows cross): the flows that show it.
@@ -51,7 +51,9 @@ package report
 // explains that silence too; a member that loses traffic toward the
 // client but gets its own errors out, 1 time in 20 (returnSilentPrior); a
 // return fault that fits a link dead toward the client into a member (its
-// own errors get out) is one, 1 time in 4 (returnLinkPrior).
+// own errors get out) is one, 1 time in 4 (returnLinkPrior). A return
+// fault whose routers' errors take paths of their own also explains the
+// stages beyond it that are silent for everyone (silentBeyond).
 // (returnSilentPrior). The score is the log-likelihood ratio against
 // "every failure is chance", less half a log of the flows per fitted share
 // (BIC). Two faults at once (a link dead both ways) are every forward
