@@ -816,11 +816,11 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 		if a.silentCrossedAt(s) {
 			prior = -math.Log(silentPrior) // it explains a silent router too
 		}
-		out = append(out, a.returnAt(e, s, a.returnShares(s), prior, full)...)
+		out = append(out, a.returnAt(e, s, a.returnShares(s), prior, all, full)...)
 		// A link into a member, dead toward the client: the member's own
 		// errors get out.
 		if sh := a.linkShares(s); sh.any() {
-			links := a.returnAt(e, s, sh, math.Log(returnLinkPrior), full)
+			links := a.returnAt(e, s, sh, math.Log(returnLinkPrior), all, full)
 			for _, c := range links {
 				c.h.Kind = HypReturnLink
 			}
@@ -855,17 +855,13 @@ func (a *analysis) silentBeyond(s int) float64 {
 	}
 }
 
-// returnAt is a return fault at stage s with the given shares and prior:
-// with the routers' errors along the flow's return path (every failing
-// flow goes silent after s), and hashed apart from the answers (a failing
-// flow goes silent after s or answers as far as healthy flows do, full,
-// even odds). A flow a router said it could not forward (unreachable, a
-// loop) was not lost on the way back.
-func (a *analysis) returnAt(e *evidence, s int, sh shares, prior float64, full map[int]float64) []*candidate {
-	all := make([]bool, len(a.flows))
-	for i := range all {
-		all[i] = true
-	}
+// returnAt is a return fault at stage s with the given shares and prior,
+// exposing every flow (all): with the routers' errors along the flow's
+// return path (every failing flow goes silent after s), and hashed apart
+// from the answers (a failing flow goes silent after s or answers as far
+// as healthy flows do, full, even odds). A flow a router said it could
+// not forward (unreachable, a loop) was not lost on the way back.
+func (a *analysis) returnAt(e *evidence, s int, sh shares, prior float64, all []bool, full map[int]float64) []*candidate {
 	c := &candidate{exposed: all, cost: map[int]float64{}, shares: sh, prior: prior}
 	c.h = Hypothesis{Direction: DirectionReturn, Kind: HypReturnMember, TTL: s, ICMPPath: "flow"}
 	a.fillCosts(e, c, s)

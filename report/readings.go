@@ -3,8 +3,6 @@ package report
 import (
 	"math"
 	"net/netip"
-
-	"github.com/ecmpscan/ecmpscan/hash"
 )
 
 // How many routers a stage has is read off the addresses that answer
@@ -142,8 +140,8 @@ func (a *analysis) silentMembers(t, answering, silent int) int {
 		return silent
 	}
 	crossing, ans := 0, a.answeringFlows(t)
-	for i, p := range a.paths {
-		if a.flows[i].State == hash.StateOK && t < len(p) && !p[t].answered() && !p[t].reached && nextRouter(a, p, t) != "" {
+	for i := range a.paths {
+		if a.crossesSilent(i, t) {
 			crossing++
 		}
 	}

@@ -120,12 +120,19 @@ func (a *analysis) badMemberSeen(pos int) bool {
 // silentCrossedAt reports whether some healthy flow crosses a silent hop at
 // TTL t and answers after it.
 func (a *analysis) silentCrossedAt(t int) bool {
-	for i, p := range a.paths {
-		if a.flows[i].State == hash.StateOK && t < len(p) && !p[t].answered() && !p[t].reached && nextRouter(a, p, t) != "" {
+	for i := range a.paths {
+		if a.crossesSilent(i, t) {
 			return true
 		}
 	}
 	return false
+}
+
+// crossesSilent reports whether flow i is healthy, silent at TTL t and
+// answers after it.
+func (a *analysis) crossesSilent(i, t int) bool {
+	p := a.paths[i]
+	return a.flows[i].State == hash.StateOK && t < len(p) && !p[t].answered() && !p[t].reached && nextRouter(a, p, t) != ""
 }
 
 // diesAtSilentCrossed reports whether a failing flow goes silent for good
