@@ -53,8 +53,8 @@ package report
 // return fault that fits a link dead toward the client into a member (its
 // own errors get out) is one, 1 time in 4 (returnLinkPrior). A return
 // fault whose routers' errors take paths of their own also explains the
-// stages beyond it that are silent for everyone (silentBeyond).
-// (returnSilentPrior). The score is the log-likelihood ratio against
+// stages beyond it that are silent for everyone (silentBeyond). The
+// score is the log-likelihood ratio against
 // "every failure is chance", less half a log of the flows per fitted share
 // (BIC). Two faults at once (a link dead both ways) are every forward
 // hypothesis with every return one, each flow taking the likelier; they pay
