@@ -135,15 +135,18 @@ type occ struct{ flow, pos int }
 
 // analysis holds the flows (sorted) and their paths, indexed by node.
 type analysis struct {
-	flows    []FlowTrace
-	paths    [][]pnode
-	all      map[string][]occ // first occurrence of each node per flow
-	healthy  map[string][]occ // the same for ok flows only
-	router   map[netip.Addr]netip.Addr
-	nexts    map[string]*nextInfo     // by TTL and node
-	silence  map[string]bool          // structural, by node and silence
-	fated    map[int]fate             // fateOf, by flow
-	readings map[alter]*fabricReading // reading, cached
+	flows   []FlowTrace
+	paths   [][]pnode
+	all     map[string][]occ // first occurrence of each node per flow
+	healthy map[string][]occ // the same for ok flows only
+	router  map[netip.Addr]netip.Addr
+	nexts   map[string]*nextInfo // by TTL and node
+	silence map[string]bool      // structural, by node and silence
+	fated   map[int]fate         // fateOf, by flow
+	// tentative is a forward and a return fault together that fit better
+	// than the best single return fault, but not by the decisive ratio.
+	tentative *Hypothesis
+	readings  map[alter]*fabricReading // reading, cached
 	// watched: a responder at the target watched the flows, and traces
 	// the return paths itself (no need to tell the user how).
 	watched bool
@@ -479,6 +482,11 @@ func diagnose(flows []FlowTrace, sample Sample) Diagnosis {
 	d.Direction, d.Margin, d.Separate = decide(hs)
 	d.Suspects = a.suspectsOf(d.Hypotheses, a.suspectInfos(f.fwd))
 	d.Text = a.verdictText(d, n, f) + a.arrivalText(sample.Arrived)
+	if t := a.tentative; t != nil && d.Direction == DirectionReturn && len(d.Suspects) < maxSuspects {
+		s := tentativeSuspect(*t)
+		d.Suspects = append(d.Suspects, s)
+		d.Text += "; " + tentativeText(*t)
+	}
 	return d
 }
 

@@ -386,7 +386,16 @@ func (a *analysis) hypotheses(sample Sample) []Hypothesis {
 	if len(cands) > 0 {
 		single = cands[0].h.Score
 	}
-	pairs := slices.DeleteFunc(e.pairs(cands), func(c *candidate) bool {
+	pairs := e.pairs(cands)
+	sortCandidates(pairs)
+	// A pair that fits better, but not by the decisive ratio, is kept
+	// aside: its forward half is a place to look, not the verdict.
+	if len(pairs) > 0 && len(cands) > 0 && cands[0].h.Direction == DirectionReturn &&
+		pairs[0].h.Score > single && pairs[0].h.Score < single+decisive {
+		t := pairs[0].h
+		a.tentative = &t
+	}
+	pairs = slices.DeleteFunc(pairs, func(c *candidate) bool {
 		return math.IsInf(c.h.Score, -1) || c.h.Score < single+decisive
 	})
 	cands = append(cands, pairs...)

@@ -290,3 +290,21 @@ func explainCandidates(t *testing.T, flows []FlowTrace, sample Sample) {
 			c.h.Score, c.h.Direction, c.h.Kind, c.h.TTL, c.shares.widths, c.shares.alter, a.reading(c.shares.alter).fit, c.prior, c.h.Share, c.h.Explains, c.h.ICMPPath)
 	}
 }
+
+// A link dead both ways whose few flows lost on the way out do not make
+// the pair decisive: the verdict is the return fault, and the forward
+// link is still named, last, as a place to look.
+func TestRecordedTentativeSecondFault(t *testing.T) {
+	r := loadRecorded(t)["w2x4-s1624420553-outgoing-flow-link-drop-p1-q4-v6"]
+	tr, err := DecodeTrace(r.Trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Diagnose(tr.Flows)
+	last := d.Suspects[len(d.Suspects)-1]
+	if d.Direction != DirectionReturn || d.Suspects[0].Direction != DirectionReturn || last.Direction != DirectionForward ||
+		r.Nodes[last.Addr.String()] != "p1" || r.Nodes[last.Next.String()] != "q4" ||
+		!strings.Contains(last.Evidence, "not by 10 to 1") || !strings.Contains(d.Text, "a second fault on the way out") {
+		t.Errorf("got %s, last suspect %s %s -> %s: %s", d.Direction, last.Direction, r.Nodes[last.Addr.String()], r.Nodes[last.Next.String()], d.Text)
+	}
+}
