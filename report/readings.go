@@ -73,16 +73,16 @@ func (a *analysis) reading(h alter) *fabricReading {
 		if t == h.unseen {
 			unseen = 1 // a member without addresses, for this reading
 		}
-		r.router[t] = answering + a.silentMembers(t, answering, silent) + unseen
-		r.link[t] = r.router[t]
+		n := a.answeringFlows(t)
+		routerSilent := a.silentMembers(t, answering, silent, n)
+		r.router[t], r.link[t] = answering+routerSilent+unseen, answering+routerSilent+unseen
+		silent = routerSilent
 		// Addresses grouped into routers are read as routers either way.
 		if prev := r.link[t-1]; t >= 2 && prev > 1 && answering > 0 && a.ungrouped(t) {
-			routers, p := perLink(answering, a.answeringFlows(t), []int{prev, prev - prevSilent}, t == h.short)
-			silent = a.silentMembers(t, routers, silent)
+			routers, p := perLink(answering, n, []int{prev, prev - prevSilent}, t == h.short)
+			silent = a.silentMembers(t, routers, silent, n)
 			r.link[t] = routers + silent + unseen
 			r.fit *= p
-		} else {
-			silent = a.silentMembers(t, answering, silent)
 		}
 		prevSilent = silent + unseen
 	}
@@ -133,13 +133,13 @@ func seenExactly(m, k, n int) float64 {
 
 // silentMembers is how many members the silent hops at position t stand
 // for, where healthy flows cross them: as many as take the share of
-// healthy flows one of the answering members (routers, as read) does
-// there, at least one.
-func (a *analysis) silentMembers(t, answering, silent int) int {
+// healthy flows one of the answering members (routers, as read, that ans
+// healthy flows answer from) does there, at least one.
+func (a *analysis) silentMembers(t, answering, silent, ans int) int {
 	if silent == 0 || answering == 0 {
 		return silent
 	}
-	crossing, ans := 0, a.answeringFlows(t)
+	crossing := 0
 	for i := range a.paths {
 		if a.crossesSilent(i, t) {
 			crossing++
