@@ -33,7 +33,8 @@ package report
 // explained with probability q times the chance of its hop pattern: hops
 // before the fault that should answer but are silent cost the share of
 // healthy flows through the same node that are silent there (Jeffreys
-// estimate), an answer beyond the fault is impossible. Any other failing
+// estimate; where every healthy flow is, the hop may be a router that
+// never answers), an answer beyond the fault is impossible. Any other failing
 // flow failed by chance: the background loss (measured on the flows that
 // answered) to the power of its probes, or a stray failure, allowed about
 // once in a hundred traces (but not to the null hypothesis, "no fault", against
@@ -170,6 +171,18 @@ const returnLinkPrior = 0.25
 // configured that way.
 const silentPrior = 0.1
 
+// answeringSilence is the second parameter of the Beta prior of how often
+// a router that answers is silent for a flow (mean 1/11): rarely.
+const answeringSilence = 5.0
+
+// logBeta is log B(x, y).
+func logBeta(x, y float64) float64 {
+	a, _ := math.Lgamma(x)
+	b, _ := math.Lgamma(y)
+	c, _ := math.Lgamma(x + y)
+	return a + b - c
+}
+
 // maxPairs bounds the forward hypotheses paired with return ones.
 const maxPairs = 64
 
@@ -232,7 +245,8 @@ func (a *analysis) evidence(sample Sample) *evidence {
 }
 
 // silentShare is the share of healthy flows through node prev whose next
-// node is id (Jeffreys estimate), as a log.
+// node is id (Jeffreys estimate, or, where all are, a router that may
+// never answer), as a log.
 func (e *evidence) silentShare(prev, id string) float64 {
 	key := prev + " " + id
 	if v, ok := e.silent[key]; ok {
@@ -249,7 +263,19 @@ func (e *evidence) silentShare(prev, id string) float64 {
 			k++
 		}
 	}
-	v := math.Log((float64(k) + 0.5) / (float64(n) + 1))
+	share := (float64(k) + 0.5) / (float64(n) + 1)
+	if k == n && n > 0 {
+		// Every healthy flow is silent there: a router that never
+		// answers (silentPrior), or one that answers and happened not
+		// to, n times in n (m, its silence rate drawn from
+		// Beta(0.5, answeringSilence): rare, a lost or rate-limited
+		// answer). A router that never answers is silent for the
+		// failing flows too.
+		m := math.Exp(logBeta(float64(n)+0.5, answeringSilence) - logBeta(0.5, answeringSilence))
+		w := silentPrior / (silentPrior + (1-silentPrior)*m)
+		share = w + (1-w)*share
+	}
+	v := math.Log(share)
 	e.silent[key] = v
 	return v
 }
@@ -896,3 +922,4 @@ func (a *analysis) returnAt(e *evidence, s int, sh shares, prior float64, all []
 	}
 	return []*candidate{c, mixed}
 }
+

@@ -91,7 +91,7 @@ var knownMisses = map[string]string{
 	"w11x0-s2355846545-inbound-flow-link-oneway-r2-p7-v6":         "unknown",
 	"w9x0-s482601944-outgoing-flow-link-oneway-r2-p7":             "unknown",
 	"w5x2-s2834777052-outgoing-fixed-drop-synack-q2-silent-r2":    "unknown",
-	"w2x4-s738947519-inbound-fixed-blackhole-ret-p2-silent-r2":    "forward, want return",
+	"w2x4-s738947519-inbound-fixed-blackhole-ret-p2-silent-r2":    "unknown",
 	"w2x5-s2547353686-router-id-flow-link-drop-p1-q2-silent-q5":   "return, want forward",
 	"w3x5-s3674725687-router-id-fixed-blackhole-fwd-q3-silent-p3": "return, want forward",
 }
