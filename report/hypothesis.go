@@ -922,4 +922,3 @@ func (a *analysis) returnAt(e *evidence, s int, sh shares, prior float64, all []
 	}
 	return []*candidate{c, mixed}
 }
-
