@@ -106,6 +106,7 @@ func drawCase(rng *rand.Rand) accuracyCase {
 // caseResult is how the diagnosis did on one fabric.
 type caseResult struct {
 	direction, suspect bool // right direction; right first suspect (forward faults)
+	unknown            bool // the direction is unknown (not right, and not wrong either)
 	forward            bool // the fault is a forward one (suspect counts)
 	// ret: a return fault traced back (two-ended); retSuspect: its first
 	// suspect is where the oracle loses the answers.
@@ -144,6 +145,7 @@ func runCase(t *testing.T, name string, c accuracyCase) caseResult {
 			want = "none" // no traced flow crosses the fault
 		}
 		res.direction = doc.Diagnosis.Direction == want
+		res.unknown = doc.Diagnosis.Direction == "unknown" && want != "unknown"
 		if dir := os.Getenv("ECMPSCAN_RECORD"); dir != "" {
 			record(t, dir, f, c, want, doc)
 		}
@@ -177,12 +179,15 @@ func runCase(t *testing.T, name string, c accuracyCase) caseResult {
 	return res
 }
 
-type accuracy struct{ fabrics, direction, forward, suspect, ret, retSuspect int }
+type accuracy struct{ fabrics, direction, unknown, forward, suspect, ret, retSuspect int }
 
 func (a *accuracy) add(r caseResult) {
 	a.fabrics++
 	if r.direction {
 		a.direction++
+	}
+	if r.unknown {
+		a.unknown++
 	}
 	if r.forward {
 		a.forward++
@@ -205,22 +210,23 @@ func accuracyTable(tally map[string]*accuracy) string {
 	}
 	sort.Strings(keys)
 	var b strings.Builder
-	b.WriteString("| icmp source | icmp path | fault | fabrics | direction right | top suspect right (forward faults) | top suspect right (return faults, two-ended) |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| icmp source | icmp path | fault | fabrics | direction right | unknown | top suspect right (forward faults) | top suspect right (return faults, two-ended) |\n|---|---|---|---|---|---|---|---|\n")
 	var total accuracy
 	for _, k := range keys {
 		a := tally[k]
 		parts := strings.Fields(k)
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s |\n", parts[0], parts[1], parts[2], a.fabrics,
-			ratio(a.direction, a.fabrics), ratio(a.suspect, a.forward), ratio(a.retSuspect, a.ret))
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %d | %s | %s |\n", parts[0], parts[1], parts[2], a.fabrics,
+			ratio(a.direction, a.fabrics), a.unknown, ratio(a.suspect, a.forward), ratio(a.retSuspect, a.ret))
 		total.fabrics += a.fabrics
 		total.direction += a.direction
+		total.unknown += a.unknown
 		total.forward += a.forward
 		total.suspect += a.suspect
 		total.ret += a.ret
 		total.retSuspect += a.retSuspect
 	}
-	fmt.Fprintf(&b, "| all | | | %d | %s | %s | %s |\n", total.fabrics, ratio(total.direction, total.fabrics),
-		ratio(total.suspect, total.forward), ratio(total.retSuspect, total.ret))
+	fmt.Fprintf(&b, "| all | | | %d | %s | %d | %s | %s |\n", total.fabrics, ratio(total.direction, total.fabrics),
+		total.unknown, ratio(total.suspect, total.forward), ratio(total.retSuspect, total.ret))
 	return b.String()
 }
 
