@@ -480,12 +480,14 @@ func diagnose(flows []FlowTrace, sample Sample) Diagnosis {
 	hs := a.hypotheses(sample)
 	d := Diagnosis{Hypotheses: namedFirst(hs)}
 	d.Direction, d.Margin, d.Separate = decide(hs)
-	d.Suspects = a.suspectsOf(d.Hypotheses, a.suspectInfos(f.fwd))
+	tentative := a.tentative
+	if d.Direction != DirectionReturn {
+		tentative = nil
+	}
+	d.Suspects = a.suspectsOf(d.Hypotheses, a.suspectInfos(f.fwd), tentative)
 	d.Text = a.verdictText(d, n, f) + a.arrivalText(sample.Arrived)
-	if t := a.tentative; t != nil && d.Direction == DirectionReturn && len(d.Suspects) < maxSuspects {
-		s := tentativeSuspect(*t)
-		d.Suspects = append(d.Suspects, s)
-		d.Text += "; " + tentativeText(*t)
+	if tentative != nil {
+		d.Text += "; " + tentativeText(*tentative)
 	}
 	return d
 }

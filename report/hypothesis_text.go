@@ -197,17 +197,8 @@ func ratioText(logRatio float64) string {
 	return fmt.Sprintf("%.0f", math.Exp(logRatio))
 }
 
-// tentativeSuspect is the forward half of a pair that fits better than
-// the return fault alone, but not by the decisive ratio: a place to look.
-func tentativeSuspect(pair Hypothesis) Suspect {
-	h := pair
-	h.And = nil
-	return Suspect{Direction: DirectionForward, Kind: suspectKindOf(h), Addr: h.Addr, Next: h.Next, Behind: h.Behind,
-		TTL: h.TTL, Explains: h.Explains, Score: h.Explains,
-		Evidence: hypothesisEvidence(h) + "; with the return fault this fits the failing flows better, not by 10 to 1 (a link dead both ways, or two faults)"}
-}
-
-// tentativeText says so in the verdict.
+// tentativeText names the forward half of a pair that fits better than
+// the return verdict alone, but not by the decisive ratio.
 func tentativeText(pair Hypothesis) string {
 	h := pair
 	h.And = nil

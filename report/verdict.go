@@ -87,11 +87,12 @@ func separatePlaces(a, b Hypothesis) string {
 
 // suspectsOf turns the hypotheses that beat chance into suspects, best
 // first, with the evidence the older per-flow reading wrote where it names
-// the same place.
-func (a *analysis) suspectsOf(hs []Hypothesis, infos []suspectInfo) []Suspect {
+// the same place; then the forward half of a tentative pair (see
+// analysis.tentative), when there is one, as a place to look.
+func (a *analysis) suspectsOf(hs []Hypothesis, infos []suspectInfo, tentative *Hypothesis) []Suspect {
 	out := []Suspect{}
 	seen := map[string]bool{}
-	add := func(h Hypothesis) {
+	add := func(h Hypothesis, evidence string) {
 		s := Suspect{Direction: h.Direction, Kind: suspectKindOf(h), Addr: h.Addr, Next: h.Next, Behind: h.Behind,
 			TTL: h.TTL, Explains: h.Explains, Score: h.Explains - h.Contradicts}
 		key := string(s.Direction) + " " + s.Kind + " " + s.Addr.String() + " " + s.Next.String() + " " + strconv.Itoa(s.TTL)
@@ -99,7 +100,7 @@ func (a *analysis) suspectsOf(hs []Hypothesis, infos []suspectInfo) []Suspect {
 			return
 		}
 		seen[key] = true
-		s.Evidence = evidenceFor(h, infos)
+		s.Evidence = evidence
 		out = append(out, s)
 	}
 	for _, h := range hs {
@@ -107,10 +108,15 @@ func (a *analysis) suspectsOf(hs []Hypothesis, infos []suspectInfo) []Suspect {
 		if h.Score <= 0 || hs[0].Score-h.Score >= decisive {
 			break
 		}
-		add(h)
+		add(h, evidenceFor(h, infos))
 		if h.And != nil {
-			add(*h.And)
+			add(*h.And, evidenceFor(*h.And, infos))
 		}
+	}
+	if tentative != nil {
+		h := *tentative
+		h.And, h.Contradicts = nil, 0
+		add(h, hypothesisEvidence(h)+"; with the return fault this fits the failing flows better, not by 10 to 1 (a link dead both ways, or two faults)")
 	}
 	return out
 }
