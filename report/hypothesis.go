@@ -851,15 +851,12 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 		if a.silentCrossedAt(s) {
 			prior = -math.Log(silentPrior) // it explains a silent router too
 		}
-		out = append(out, a.returnAt(e, s, a.returnShares(s), prior, all, full)...)
+		beyond := a.silentBeyond(s)
+		out = append(out, a.returnAt(e, s, HypReturnMember, a.returnShares(s), prior, beyond, all, full)...)
 		// A link into a member, dead toward the client: the member's own
 		// errors get out.
 		if sh := a.linkShares(s); sh.any() {
-			links := a.returnAt(e, s, sh, math.Log(returnLinkPrior), all, full)
-			for _, c := range links {
-				c.h.Kind = HypReturnLink
-			}
-			out = append(out, links...)
+			out = append(out, a.returnAt(e, s, HypReturnLink, sh, math.Log(returnLinkPrior), beyond, all, full)...)
 		}
 	}
 	c := &candidate{exposed: all, cost: full}
@@ -890,22 +887,23 @@ func (a *analysis) silentBeyond(s int) float64 {
 	}
 }
 
-// returnAt is a return fault at stage s with the given shares and prior,
-// exposing every flow (all): with the routers' errors along the flow's
-// return path (every failing flow goes silent after s), and hashed apart
-// from the answers (a failing flow goes silent after s or answers as far
-// as healthy flows do, full, even odds). A flow a router said it could
-// not forward (unreachable, a loop) was not lost on the way back.
-func (a *analysis) returnAt(e *evidence, s int, sh shares, prior float64, all []bool, full map[int]float64) []*candidate {
+// returnAt is a return fault of the kind at stage s with the given shares
+// and prior, exposing every flow (all): with the routers' errors along the
+// flow's return path (every failing flow goes silent after s), and hashed
+// apart from the answers (a failing flow goes silent after s or answers as
+// far as healthy flows do, full, even odds; the silent stages beyond it
+// add beyond, silentBeyond). A flow a router said it could not forward
+// (unreachable, a loop) was not lost on the way back.
+func (a *analysis) returnAt(e *evidence, s int, kind HypothesisKind, sh shares, prior, beyond float64, all []bool, full map[int]float64) []*candidate {
 	c := &candidate{exposed: all, cost: map[int]float64{}, shares: sh, prior: prior}
-	c.h = Hypothesis{Direction: DirectionReturn, Kind: HypReturnMember, TTL: s, ICMPPath: "flow"}
+	c.h = Hypothesis{Direction: DirectionReturn, Kind: kind, TTL: s, ICMPPath: "flow"}
 	a.fillCosts(e, c, s)
 	for i := range c.cost {
 		if k := a.fateOf(i).kind; k == fateUnreach || k == fateLoop {
 			delete(c.cost, i)
 		}
 	}
-	mixed := &candidate{exposed: all, cost: map[int]float64{}, shares: sh, prior: prior + a.silentBeyond(s)}
+	mixed := &candidate{exposed: all, cost: map[int]float64{}, shares: sh, prior: prior + beyond}
 	mixed.h = c.h
 	mixed.h.ICMPPath = ""
 	for _, i := range e.failing {
