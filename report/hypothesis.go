@@ -501,7 +501,7 @@ func (e *evidence) pair(f, r *candidate) *candidate {
 	ll, kf, kr := e.pairLoglik(f, r, qf, qr)
 	// The shares one bad member of a stage would give, as for a single
 	// hypothesis, under one reading of the fabric for both.
-	ll = min(ll, e.pairMixture(f, r, qf, qr, ll))
+	ll = min(ll, e.pairMixture(f, r, qf, qr))
 	h := f.h
 	second := r.h
 	second.Explains, second.Share = kr, qr
@@ -518,30 +518,18 @@ func (e *evidence) pair(f, r *candidate) *candidate {
 // pairMixture is pairLoglik under each reading of the stages' widths
 // (readings.go), each half at its readings' shares or, without widths, at
 // its fitted share.
-func (e *evidence) pairMixture(f, r *candidate, qf, qr, fitted float64) float64 {
+func (e *evidence) pairMixture(f, r *candidate, qf, qr float64) float64 {
 	weights := modeWeights(e.a.reading(alter{unseen: f.shares.alter.unseen, short: r.shares.alter.short}).fit)
-	if !f.shares.any() && !r.shares.any() {
-		return mixture(weights, [aliasModes][]int{}, fitted, nil)
-	}
-	var comps []float64
-	for m, w := range weights {
-		sf, sr := pairShares(f, aliasMode(m), qf), pairShares(r, aliasMode(m), qr)
-		if w == 0 || len(sf) == 0 || len(sr) == 0 {
-			continue
-		}
+	return byReading(weights, func(m aliasMode) []float64 {
 		var lls []float64
-		for _, a := range sf {
-			for _, b := range sr {
+		for _, a := range pairShares(f, m, qf) {
+			for _, b := range pairShares(r, m, qr) {
 				l, _, _ := e.pairLoglik(f, r, a, b)
 				lls = append(lls, l)
 			}
 		}
-		comps = append(comps, math.Log(w)+logMeanExp(lls))
-	}
-	if len(comps) == 0 {
-		return math.Inf(-1)
-	}
-	return logSumExp(comps)
+		return lls
+	})
 }
 
 // pairShares are a pair's half's shares under reading m: its fitted one

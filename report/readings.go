@@ -206,22 +206,30 @@ func modeWeights(fit float64) [aliasModes]float64 {
 // widths of exp(ll(1/width)). A hypothesis without widths has its fitted
 // likelihood, weighed by the readings it fits.
 func mixture(weights [aliasModes]float64, widths [aliasModes][]int, fitted float64, ll func(q float64) float64) float64 {
-	var comps []float64
-	for m, w := range weights {
-		if w == 0 {
-			continue
-		}
-		if len(widths[m]) == 0 {
-			if len(widths[byRouter])+len(widths[byLink]) == 0 {
-				comps = append(comps, math.Log(w)+fitted)
-			}
-			continue
+	return byReading(weights, func(m aliasMode) []float64 {
+		if len(widths[byRouter])+len(widths[byLink]) == 0 {
+			return []float64{fitted}
 		}
 		lls := make([]float64, len(widths[m]))
 		for k, width := range widths[m] {
 			lls[k] = ll(1 / float64(width))
 		}
-		comps = append(comps, math.Log(w)+logMeanExp(lls))
+		return lls
+	})
+}
+
+// byReading is log sum over the readings of weight x mean of exp(lls(m)),
+// the log-likelihoods a hypothesis has under reading m (none: it cannot be
+// read so); -Inf under none.
+func byReading(weights [aliasModes]float64, lls func(m aliasMode) []float64) float64 {
+	var comps []float64
+	for m, w := range weights {
+		if w == 0 {
+			continue
+		}
+		if l := lls(aliasMode(m)); len(l) > 0 {
+			comps = append(comps, math.Log(w)+logMeanExp(l))
+		}
 	}
 	if len(comps) == 0 {
 		return math.Inf(-1)
