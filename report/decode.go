@@ -44,26 +44,17 @@ func DecodeSweep(data []byte) (SweepDocument, error) {
 	if doc.SchemaVersion < 1 || doc.SchemaVersion > SchemaVersion || doc.Type != "" {
 		return SweepDocument{}, fmt.Errorf("%w: schema_version %d (this ecmpscan reads 1 to %d)", ErrNotSweep, doc.SchemaVersion, SchemaVersion)
 	}
-	dst, err := netip.ParseAddr(doc.Target.Addr)
-	if err != nil || doc.Target.Port == 0 {
-		return SweepDocument{}, fmt.Errorf("%w: bad target %q port %d", ErrNotSweep, doc.Target.Addr, doc.Target.Port)
+	target, src, err := decodeEnds(doc.Target, doc.Source)
+	if err != nil {
+		return SweepDocument{}, fmt.Errorf("%w: %v", ErrNotSweep, err)
 	}
-	src, err := netip.ParseAddr(doc.Source)
-	if err != nil || src.Is4() != dst.Is4() {
-		return SweepDocument{}, fmt.Errorf("%w: bad source %q", ErrNotSweep, doc.Source)
-	}
-	out := SweepDocument{
-		SchemaVersion: doc.SchemaVersion, Host: doc.Target.Host, Target: netip.AddrPortFrom(dst, doc.Target.Port),
-		Source: src, Mode: doc.Mode,
-	}
+	out := SweepDocument{SchemaVersion: doc.SchemaVersion, Host: doc.Target.Host, Target: target, Source: src, Mode: doc.Mode}
 	if doc.Summary != nil {
 		out.Kind, out.ExitCode = doc.Summary.Kind, doc.Summary.ExitCode
 	}
 	for _, p := range doc.Ports {
 		st := hash.State(p.State)
-		switch st {
-		case hash.StateOK, hash.StateFail, hash.StateFlaky, hash.StateError:
-		default:
+		if !knownState(st) {
 			return SweepDocument{}, fmt.Errorf("%w: port %d has unknown state %q", ErrNotSweep, p.Sport, p.State)
 		}
 		if p.Sport == 0 || p.Sent < 0 || p.Received < 0 {
@@ -72,6 +63,30 @@ func DecodeSweep(data []byte) (SweepDocument, error) {
 		out.Ports = append(out.Ports, DocumentPort{Sport: p.Sport, State: st, Sent: p.Sent, Received: p.Received})
 	}
 	return out, nil
+}
+
+// decodeEnds reads a document's target and source: addresses of one
+// family, and the target's port.
+func decodeEnds(t jsonTarget, source string) (netip.AddrPort, netip.Addr, error) {
+	dst, err := netip.ParseAddr(t.Addr)
+	if err != nil || t.Port == 0 {
+		return netip.AddrPort{}, netip.Addr{}, fmt.Errorf("bad target %q port %d", t.Addr, t.Port)
+	}
+	src, err := netip.ParseAddr(source)
+	if err != nil || src.Is4() != dst.Is4() {
+		return netip.AddrPort{}, netip.Addr{}, fmt.Errorf("bad source %q", source)
+	}
+	return netip.AddrPortFrom(dst, t.Port), src, nil
+}
+
+// knownState reports whether a port or flow state is one this version
+// writes.
+func knownState(st hash.State) bool {
+	switch st {
+	case hash.StateOK, hash.StateFail, hash.StateFlaky, hash.StateError:
+		return true
+	}
+	return false
 }
 
 // ErrNotTrace is returned for bytes that are not a trace document this
@@ -94,16 +109,14 @@ func DecodeTrace(data []byte) (Trace, error) {
 	if doc.SchemaVersion < 1 || doc.SchemaVersion > SchemaVersion || doc.Type != "trace" {
 		return Trace{}, fmt.Errorf("%w: schema_version %d type %q", ErrNotTrace, doc.SchemaVersion, doc.Type)
 	}
-	dst, err := netip.ParseAddr(doc.Target.Addr)
-	if err != nil || doc.Target.Port == 0 {
-		return Trace{}, fmt.Errorf("%w: bad target %q port %d", ErrNotTrace, doc.Target.Addr, doc.Target.Port)
+	target, src, err := decodeEnds(doc.Target, doc.Source)
+	if err != nil {
+		return Trace{}, fmt.Errorf("%w: %v", ErrNotTrace, err)
 	}
-	t := Trace{Host: doc.Target.Host, Target: netip.AddrPortFrom(dst, doc.Target.Port), Mode: doc.Mode,
+	dst := target.Addr()
+	t := Trace{Host: doc.Target.Host, Target: target, Source: src, Mode: doc.Mode,
 		MaxTTL: doc.MaxTTL, ProbesPerHop: doc.ProbesPerHop, Count: doc.Count, Interrupted: doc.Interrupted,
 		NotProbed: doc.NotProbed}
-	if t.Source, err = netip.ParseAddr(doc.Source); err != nil || t.Source.Is4() != dst.Is4() {
-		return Trace{}, fmt.Errorf("%w: bad source %q", ErrNotTrace, doc.Source)
-	}
 	seen := map[uint16]bool{}
 	for _, fj := range doc.Flows {
 		f, err := decodeFlow(fj, dst)
@@ -127,9 +140,7 @@ func DecodeTrace(data []byte) (Trace, error) {
 
 func decodeFlow(fj traceFlowJSON, dst netip.Addr) (FlowTrace, error) {
 	st := hash.State(fj.State)
-	switch st {
-	case hash.StateOK, hash.StateFail, hash.StateFlaky, hash.StateError:
-	default:
+	if !knownState(st) {
 		return FlowTrace{}, fmt.Errorf("%w: flow %d has unknown state %q", ErrNotTrace, fj.Sport, fj.State)
 	}
 	if fj.Sport == 0 || fj.Sent < 0 || fj.Received < 0 || fj.Received > fj.Sent || fj.ReachedTTL < 0 {
