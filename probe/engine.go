@@ -371,7 +371,7 @@ func (r *run) resultOf(i int, rec *record) Result {
 	p.Cookie = r.key.cookieOf(p, i)
 	res := Result{
 		Probe: p, Outcome: rec.outcome, Sent: r.start.Add(rec.sent), RTT: rec.rtt, From: rec.from,
-		Detail: rec.detailText(), ICMPType: rec.icmpType, ICMPCode: rec.icmpCode, ReplyTTL: rec.replyTTL,
+		Detail: rec.detailText(), ICMPType: rec.icmpType, ICMPCode: rec.icmpCode, ReplyTTL: rec.replyTTL, IPID: rec.ipid,
 		Late: int(rec.late), Duplicates: int(rec.dup),
 	}
 	if rec.rare != nil {

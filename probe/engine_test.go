@@ -9,6 +9,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/probe/packet"
@@ -701,5 +702,30 @@ func TestProbeOfDecodesSYNs(t *testing.T) {
 	}
 	if hits > 5 {
 		t.Errorf("another run's secret decodes %d of 1000 sequence numbers to probes", hits)
+	}
+}
+
+// TestRecordStaysSmall: the window holds rate x timeout records, so a
+// field added to one must not grow it past 64 bytes.
+func TestRecordStaysSmall(t *testing.T) {
+	if n := unsafe.Sizeof(record{}); n > 64 {
+		t.Errorf("record is %d bytes, want at most 64", n)
+	}
+}
+
+// TestReplyIPID: an error whose identification copies the probe's tells
+// nothing of the router's counter.
+func TestReplyIPID(t *testing.T) {
+	for _, c := range []struct {
+		r    packet.Reply
+		want uint16
+	}{
+		{packet.Reply{Kind: packet.KindICMPError, IPID: 0x1234, QuotedIPID: 0x4321}, 0x1234},
+		{packet.Reply{Kind: packet.KindICMPError, IPID: 0x4321, QuotedIPID: 0x4321}, 0},
+		{packet.Reply{Kind: packet.KindTCP, IPID: 0x4321}, 0x4321},
+	} {
+		if got := replyIPID(c.r); got != c.want {
+			t.Errorf("replyIPID(%+v) = %#x, want %#x", c.r, got, c.want)
+		}
 	}
 }

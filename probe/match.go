@@ -145,7 +145,7 @@ func (r *run) resolve(i int, o Outcome, a Arrival, d detail) {
 		rec.outcome, rec.detail = o, d
 		rec.rtt = max(a.At.Sub(r.start)-rec.sent, 0)
 		rec.from = a.Reply.From
-		rec.replyTTL = a.Reply.TTL
+		rec.replyTTL, rec.ipid = a.Reply.TTL, replyIPID(a.Reply)
 		if a.Reply.Kind != packet.KindTCP {
 			rec.icmpType, rec.icmpCode = a.Reply.ICMPType, a.Reply.ICMPCode
 			if len(a.Reply.MPLS) > 0 {
@@ -165,4 +165,13 @@ func (r *run) resolve(i int, o Outcome, a Arrival, d detail) {
 	default:
 		rec.dup++
 	}
+}
+
+// replyIPID is the answer's IPv4 identification, or 0 when it tells
+// nothing of the sender's counter: an error that copies the probe's own.
+func replyIPID(r packet.Reply) uint16 {
+	if r.Kind == packet.KindICMPError && r.IPID == r.QuotedIPID {
+		return 0
+	}
+	return r.IPID
 }

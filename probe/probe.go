@@ -100,6 +100,9 @@ type Result struct {
 	ICMPType, ICMPCode uint8
 	// ReplyTTL is the IP TTL (hop limit) the answer arrived with, when known.
 	ReplyTTL uint8
+	// IPID is the IPv4 identification of the answer; 0 when unknown
+	// (IPv6, ping sockets) or when a router's error copied the probe's.
+	IPID uint16
 	// MPLS lists the labels of an MPLS label stack (RFC 4950) quoted in an
 	// ICMP answer, top first.
 	MPLS []uint32

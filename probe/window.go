@@ -16,6 +16,7 @@ type record struct {
 	rtt       time.Duration
 	rare      *rareFields // seldom set: MPLS labels, a send error
 	late, dup uint32
+	ipid      uint16 // before the bytes, so the record stays 64 bytes
 	outcome   Outcome
 	detail    detail
 	icmpType  uint8

@@ -26,6 +26,7 @@ type hopKey struct {
 type hopAcc struct {
 	probes, answers int
 	addrs           map[netip.Addr]*addrAcc
+	ids             []IDSample // at most one per probe at this hop
 }
 
 // addrAcc is one address's answers at one hop: how many, and the first
@@ -59,6 +60,9 @@ func (h *Hops) Add(r probe.Result) {
 		return
 	}
 	acc.answers++
+	if r.IPID != 0 && r.Outcome == probe.Unreachable {
+		acc.ids = append(acc.ids, IDSample{Addr: r.From, At: r.Sent.Add(r.RTT), ID: r.IPID, TTL: r.ReplyTTL})
+	}
 	h.seq++
 	a := acc.addrs[r.From]
 	if a == nil {
@@ -145,6 +149,8 @@ func (h *Hops) hopAt(sport uint16, ttl int) TraceHop {
 		}
 	}
 	slices.SortFunc(hop.Others, netip.Addr.Compare)
+	hop.IDs = slices.Clone(acc.ids)
+	slices.SortStableFunc(hop.IDs, func(x, y IDSample) int { return x.At.Compare(y.At) })
 	return hop
 }
 

@@ -2,6 +2,7 @@ package report
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -73,5 +74,33 @@ func TestHopsAway(t *testing.T) {
 		if got := HopsAway(c.ttl); got != c.want {
 			t.Errorf("HopsAway(%d) = %d, want %d", c.ttl, got, c.want)
 		}
+	}
+}
+
+// TestHopsKeepRoutersIPIDs: every router answer with an IP ID is kept at
+// its hop in arrival order; the destination's and those without one are
+// not.
+func TestHopsKeepRoutersIPIDs(t *testing.T) {
+	start := time.Unix(100, 0)
+	at := func(r probe.Result, sent time.Duration, id uint16) probe.Result {
+		r.Sent, r.IPID, r.ReplyTTL = start.Add(sent), id, 62
+		return r
+	}
+	rec := NewHops()
+	for _, r := range []probe.Result{
+		at(result(30000, 1, probe.Unreachable, "198.19.1.2"), 5*time.Millisecond, 102),
+		at(result(30000, 1, probe.Unreachable, "198.19.2.2"), 2*time.Millisecond, 101),
+		at(result(30000, 1, probe.Unreachable, "198.19.2.2"), 9*time.Millisecond, 0), // none (IPv6, or copied)
+		at(result(30000, 2, probe.Answered, "198.18.2.2"), 3*time.Millisecond, 7),    // the destination's
+	} {
+		rec.Add(r)
+	}
+	hops := rec.Path(30000)
+	want := []IDSample{
+		{Addr: netip.MustParseAddr("198.19.2.2"), At: start.Add(3 * time.Millisecond), ID: 101, TTL: 62},
+		{Addr: netip.MustParseAddr("198.19.1.2"), At: start.Add(6 * time.Millisecond), ID: 102, TTL: 62},
+	}
+	if len(hops) != 2 || !slices.Equal(hops[0].IDs, want) || len(hops[1].IDs) != 0 {
+		t.Errorf("hops %+v\nwant TTL 1's IDs %+v and none at TTL 2", hops, want)
 	}
 }

@@ -97,6 +97,13 @@ var ErrNotTrace = errors.New("not a trace JSON document (ecmpscan trace --format
 // trace's max TTL allows.
 const maxDecodedHops = 255
 
+// maxDecodedIDs bounds one hop's IP ID samples (one per probe), and
+// maxSampleUS their arrival: a day after the start.
+const (
+	maxDecodedIDs = 1024
+	maxSampleUS   = 24 * 3600 * 1e6
+)
+
 // DecodeTrace reads back the evidence of a trace document written by
 // RenderTrace with FormatJSON: the target, the flows and their hops, and
 // what a responder saw arrive, so that a saved trace can be diagnosed
@@ -117,9 +124,14 @@ func DecodeTrace(data []byte) (Trace, error) {
 	t := Trace{Host: doc.Target.Host, Target: target, Source: src, Mode: doc.Mode,
 		MaxTTL: doc.MaxTTL, ProbesPerHop: doc.ProbesPerHop, Count: doc.Count, Interrupted: doc.Interrupted,
 		NotProbed: doc.NotProbed}
+	// Samples' arrivals are kept relative to the start, whatever it was.
+	origin := time.Unix(0, 0).UTC()
+	if st, err := time.Parse(time.RFC3339Nano, doc.Started); err == nil {
+		t.Started, origin = st, st
+	}
 	seen := map[uint16]bool{}
 	for _, fj := range doc.Flows {
-		f, err := decodeFlow(fj, dst)
+		f, err := decodeFlow(fj, dst, origin)
 		if err != nil {
 			return Trace{}, err
 		}
@@ -138,7 +150,7 @@ func DecodeTrace(data []byte) (Trace, error) {
 	return t, nil
 }
 
-func decodeFlow(fj traceFlowJSON, dst netip.Addr) (FlowTrace, error) {
+func decodeFlow(fj traceFlowJSON, dst netip.Addr, origin time.Time) (FlowTrace, error) {
 	st := hash.State(fj.State)
 	if !knownState(st) {
 		return FlowTrace{}, fmt.Errorf("%w: flow %d has unknown state %q", ErrNotTrace, fj.Sport, fj.State)
@@ -148,17 +160,17 @@ func decodeFlow(fj traceFlowJSON, dst netip.Addr) (FlowTrace, error) {
 	}
 	f := FlowTrace{Sport: fj.Sport, State: st, Sent: fj.Sent, Received: fj.Received, ReachedTTL: fj.ReachedTTL}
 	var err error
-	if f.Hops, err = decodeHops(fj.Hops, dst.Is4()); err != nil {
+	if f.Hops, err = decodeHops(fj.Hops, dst.Is4(), origin); err != nil {
 		return FlowTrace{}, fmt.Errorf("flow %d: %w", fj.Sport, err)
 	}
-	if f.ReturnHops, err = decodeHops(fj.ReturnHops, dst.Is4()); err != nil {
+	if f.ReturnHops, err = decodeHops(fj.ReturnHops, dst.Is4(), origin); err != nil {
 		return FlowTrace{}, fmt.Errorf("flow %d return: %w", fj.Sport, err)
 	}
 	return f, nil
 }
 
 // decodeHops reads hops TTL 1, 2, ... in order, of one address family.
-func decodeHops(hs []traceHopJSON, v4 bool) ([]TraceHop, error) {
+func decodeHops(hs []traceHopJSON, v4 bool, origin time.Time) ([]TraceHop, error) {
 	if len(hs) > maxDecodedHops {
 		return nil, fmt.Errorf("%w: %d hops", ErrNotTrace, len(hs))
 	}
@@ -190,6 +202,19 @@ func decodeHops(hs []traceHopJSON, v4 bool) ([]TraceHop, error) {
 				return nil, err
 			}
 			h.Others = append(h.Others, a)
+		}
+		if len(hj.IPIDs) > maxDecodedIDs {
+			return nil, fmt.Errorf("%w: hop %d: %d IP IDs", ErrNotTrace, i+1, len(hj.IPIDs))
+		}
+		for _, sj := range hj.IPIDs {
+			a, err := parse(sj.Addr)
+			if err != nil {
+				return nil, err
+			}
+			if sj.AtUS < 0 || sj.AtUS > maxSampleUS {
+				return nil, fmt.Errorf("%w: hop %d: IP ID arrival %d us", ErrNotTrace, i+1, sj.AtUS)
+			}
+			h.IDs = append(h.IDs, IDSample{Addr: a, At: origin.Add(time.Duration(sj.AtUS) * time.Microsecond), ID: sj.ID, TTL: sj.TTL})
 		}
 		if hj.RTTMS != nil && *hj.RTTMS >= 0 && *hj.RTTMS < 3.6e6 {
 			h.RTT = time.Duration(*hj.RTTMS * float64(time.Millisecond))

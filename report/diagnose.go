@@ -72,7 +72,8 @@ package report
 // into routers: addresses one flow saw at one TTL (TraceHop.Others), and
 // addresses at one TTL that lead to the same next address, unless one node
 // leads to two of them (then they are distinct routers behind a shared next
-// hop). Only answering routers other than D's own count as "other hops",
+// hop), and addresses whose answers count up from one IP ID counter
+// (alias.go). Only answering routers other than D's own count as "other hops",
 // and a link is inferred only when some router seen after D is also reached
 // from one of them: where next hops answer from per-link addresses (seen
 // from one router only), no link is named.
@@ -147,6 +148,9 @@ type analysis struct {
 	// than the best single return fault, but not by the decisive ratio.
 	tentative *Hypothesis
 	readings  map[alter]*fabricReading // reading, cached
+	// sharedIPID are the address groups that answer from one IP ID
+	// counter (alias.go).
+	sharedIPID [][]netip.Addr
 	// watched: a responder at the target watched the flows, and traces
 	// the return paths itself (no need to tell the user how).
 	watched bool
@@ -225,6 +229,13 @@ func (a *analysis) groupRouters() {
 				}
 				preds[n.addr][prev.addr] = true
 			}
+		}
+	}
+	// Addresses that answer from one IP ID counter (alias.go).
+	a.sharedIPID = sharedCounters(a.flows)
+	for _, g := range a.sharedIPID {
+		for _, x := range g[1:] {
+			final.union(g[0], x)
 		}
 	}
 	succ := unionFind{}
@@ -472,13 +483,14 @@ func diagnose(flows []FlowTrace, sample Sample) Diagnosis {
 	a.watched = sample.Arrived != nil
 	n := a.count()
 	if d, done := a.trivial(n); done {
+		d.SharedIPID = a.sharedIPID
 		return d
 	}
 	f := a.fates()
 	// Decided on the ranking by score; then the one that names the most
 	// of those pointing at the same place goes first.
 	hs := a.hypotheses(sample)
-	d := Diagnosis{Hypotheses: namedFirst(hs)}
+	d := Diagnosis{Hypotheses: namedFirst(hs), SharedIPID: a.sharedIPID}
 	d.Direction, d.Margin, d.Separate = decide(hs)
 	tentative := a.tentative
 	if d.Direction != DirectionReturn {

@@ -25,6 +25,18 @@ type TraceHop struct {
 	ICMPType uint8         // of the answer, when it was ICMP
 	ICMPCode uint8
 	MPLS     []uint32 // MPLS labels (top first) quoted in an RFC 4950 extension
+	// IDs are the IPv4 identifications of the routers' answers at this
+	// TTL, in arrival order, for telling one router's addresses by a
+	// counter they share (alias.go); empty for IPv6.
+	IDs []IDSample
+}
+
+// IDSample is one router answer's IPv4 identification.
+type IDSample struct {
+	Addr netip.Addr
+	At   time.Time // when it arrived
+	ID   uint16
+	TTL  uint8 // the TTL it arrived with
 }
 
 // FlowTrace is one flow (source port): its end-to-end result from plain
@@ -125,6 +137,9 @@ type Diagnosis struct {
 	// Separate names the measurement that would tell the best hypothesis
 	// from its rival, when the margin is too small to decide.
 	Separate string
+	// SharedIPID are groups of addresses whose answers count up from one
+	// IP ID counter: each one router's (alias.go), and taken so.
+	SharedIPID [][]netip.Addr
 	// Return is what the responder's return-path traces showed (trace
 	// --responder); nil when none were traced.
 	Return *ReturnPaths

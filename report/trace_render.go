@@ -125,6 +125,15 @@ type traceHopJSON struct {
 	ICMPType uint8    `json:"icmp_type"`
 	ICMPCode uint8    `json:"icmp_code"`
 	MPLS     []uint32 `json:"mpls,omitempty"`
+	// IPIDs are the routers' answers' IPv4 identifications (alias.go).
+	IPIDs []idSampleJSON `json:"ipids,omitempty"`
+}
+
+type idSampleJSON struct {
+	Addr string `json:"addr"`
+	AtUS int64  `json:"at_us"` // arrival, microseconds after the trace started
+	ID   uint16 `json:"id"`
+	TTL  uint8  `json:"ttl"`
 }
 
 type bucketJSON struct {
@@ -147,6 +156,7 @@ type diagnosisJSON struct {
 	Hypotheses   []hypothesisJSON `json:"hypotheses"`
 	Margin       *float64         `json:"margin"`
 	Separate     string           `json:"separate,omitempty"`
+	SharedIPID   [][]string       `json:"shared_ipid,omitempty"`
 	Text         string           `json:"text"`
 	ReverseTrace string           `json:"reverse_trace,omitempty"`
 	ReturnPaths  *returnPathsJSON `json:"return_paths,omitempty"`
@@ -270,6 +280,7 @@ func traceJSON(t Trace) traceDoc {
 			Suspects: make([]suspectJSON, 0, len(t.Diagnosis.Suspects)), ReverseTrace: reverseTrace(t),
 		},
 	}
+	origin := idOrigin(t)
 	for _, f := range t.Flows {
 		fj := traceFlowJSON{Sport: f.Sport, State: string(f.State), Sent: f.Sent, Received: f.Received,
 			ReachedTTL: f.ReachedTTL, Signature: f.Signature(), Hops: make([]traceHopJSON, 0, len(f.Hops))}
@@ -277,9 +288,9 @@ func traceJSON(t Trace) traceDoc {
 			n := t.TwoEnded.Arrived[f.Sport]
 			fj.Arrived = &n
 		}
-		fj.Hops = hopsJSON(f.Hops)
+		fj.Hops = hopsJSON(f.Hops, origin)
 		if len(f.ReturnHops) > 0 {
-			fj.ReturnHops = hopsJSON(f.ReturnHops)
+			fj.ReturnHops = hopsJSON(f.ReturnHops, origin)
 		}
 		doc.Flows = append(doc.Flows, fj)
 	}
@@ -312,11 +323,33 @@ func traceJSON(t Trace) traceDoc {
 		doc.Diagnosis.Margin = &v
 	}
 	doc.Diagnosis.Separate = t.Diagnosis.Separate
+	for _, g := range t.Diagnosis.SharedIPID {
+		doc.Diagnosis.SharedIPID = append(doc.Diagnosis.SharedIPID, addrStrings(g))
+	}
 	doc.Diagnosis.ReturnPaths = returnPathsDoc(t.Diagnosis.Return)
 	return doc
 }
 
-func hopsJSON(hops []TraceHop) []traceHopJSON {
+// idOrigin is the time the samples' arrivals are counted from: the
+// trace's start, or without one the first sample's arrival.
+func idOrigin(t Trace) time.Time {
+	if !t.Started.IsZero() {
+		return t.Started
+	}
+	var first time.Time
+	for _, f := range t.Flows {
+		for _, h := range slices.Concat(f.Hops, f.ReturnHops) {
+			for _, s := range h.IDs {
+				if first.IsZero() || s.At.Before(first) {
+					first = s.At
+				}
+			}
+		}
+	}
+	return first
+}
+
+func hopsJSON(hops []TraceHop, origin time.Time) []traceHopJSON {
 	out := make([]traceHopJSON, 0, len(hops))
 	for i, h := range hops {
 		ttl := h.TTL
@@ -327,6 +360,9 @@ func hopsJSON(hops []TraceHop) []traceHopJSON {
 			Reached: h.Reached, ICMPType: h.ICMPType, ICMPCode: h.ICMPCode, MPLS: h.MPLS}
 		for _, o := range h.Others {
 			hj.Others = append(hj.Others, o.String())
+		}
+		for _, s := range h.IDs {
+			hj.IPIDs = append(hj.IPIDs, idSampleJSON{Addr: s.Addr.String(), AtUS: s.At.Sub(origin).Microseconds(), ID: s.ID, TTL: s.TTL})
 		}
 		if h.Addr.IsValid() {
 			v := ms(h.RTT)
@@ -458,6 +494,12 @@ func traceText(t Trace, opt Options) string {
 		b.WriteString("suspects (most likely first):\n")
 		for i, s := range d.Suspects {
 			fmt.Fprintf(&b, "  %d. %s %s (explains %d)\n     %s\n", i+1, s.Direction, p.paint("1", suspectName(s)), s.Explains, s.Evidence)
+		}
+	}
+	if len(d.SharedIPID) > 0 {
+		b.WriteString("one router each, by the IP ID counter their answers share:\n")
+		for _, g := range d.SharedIPID {
+			fmt.Fprintf(&b, "  %s\n", addrList(g, 8))
 		}
 	}
 	if cmd := reverseTrace(t); cmd != "" {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +105,7 @@ func TestRenderTraceGolden(t *testing.T) {
 		{"valid-trace-small.txt", small, FormatTable, Options{}},
 		{"valid-trace-two-ended.txt", two, FormatTable, Options{}},
 		{"valid-trace-two-ended.json", two, FormatJSON, Options{}},
+		{"valid-trace-ipid.txt", sharedIPIDTrace(t), FormatTable, Options{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -113,6 +116,21 @@ func TestRenderTraceGolden(t *testing.T) {
 			golden(t, c.name, buf.String())
 		})
 	}
+}
+
+// sharedIPIDTrace is a lab trace of routers that share an IP ID counter
+// each (valid-trace-ipid.json, read back and diagnosed again).
+func sharedIPIDTrace(t *testing.T) Trace {
+	data, err := os.ReadFile(filepath.Join("testdata", "valid-trace-ipid.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := DecodeTrace(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Diagnosis = Diagnose(tr.Flows)
+	return tr
 }
 
 func TestRenderTraceJSONContract(t *testing.T) {

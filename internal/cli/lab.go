@@ -51,6 +51,7 @@ func newLabUpCommand(s *Streams) *cobra.Command {
 		ports, faults []string
 		icmpSource    string
 		icmpPath      string
+		ipid          string
 		respPort      uint16
 	)
 	cmd := &cobra.Command{
@@ -92,12 +93,19 @@ Their path back toward the client, with --icmp-path:
               flow drew them, as many hardware routers do; routers further
               on forward them like any packet, by their own header. So a
               router answers every flow that reaches it, or none if a
-              fault lies on its errors' path (lab status: "icmp via")`,
+              fault lies on its errors' path (lab status: "icmp via")
+
+The IPv4 identification of a router's own packets, with --ipid:
+  kernel      (the default) Linux's: a counter per destination and
+              source address, so one router's addresses share none
+  shared      one counter per router for every packet it sends, as many
+              hardware routers keep: the answers of one router's
+              addresses count up together (ecmpscan groups them so)`,
 		Example: `  ecmpscan lab up --width 4 --fault blackhole-fwd@p2
   ecmpscan lab up --name two --width 2 --width2 3 --fault link-drop@p1-q3 --fault loss=20@q2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec := lab.Spec{Name: name, Width: width, Width2: width2, Seed: seed, ICMPSource: icmpSource, ICMPPath: icmpPath, Responder: respPort}
+			spec := lab.Spec{Name: name, Width: width, Width2: width2, Seed: seed, ICMPSource: icmpSource, ICMPPath: icmpPath, IPID: ipid, Responder: respPort}
 			for _, p := range ports {
 				for _, f := range strings.Split(p, ",") {
 					n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
@@ -154,6 +162,9 @@ Their path back toward the client, with --icmp-path:
 	fl.StringVar(&icmpPath, "icmp-path", lab.DefaultICMPPath,
 		"path of the routers' own ICMP errors toward the client: "+strings.Join(lab.ICMPPaths, " or ")+
 			" (fixed: one next hop per router; flow: that of the offending flow's return, as Linux does)")
+	fl.StringVar(&ipid, "ipid", lab.DefaultIPID,
+		"IPv4 identification of the routers' own packets: "+strings.Join(lab.IPIDModes, " or ")+
+			" (shared: one counter per router, as many hardware routers keep)")
 	fl.Uint16Var(&respPort, "responder", 0, "also run an `ecmpscan responder` on this port at the server's addresses (token in "+lab.TokenPath("NAME")+")")
 	return cmd
 }
@@ -195,6 +206,9 @@ func printLabUp(s *Streams, prog string, f *lab.Fabric, took time.Duration) {
 	} else {
 		fmt.Fprintf(w, "  icmp path:    %s (each router's own errors leave on one next hop: r2 via %s; see lab status)\n",
 			f.Spec.ICMPPath, f.ICMPNextHop("r2"))
+	}
+	if f.Spec.IPID == lab.IPIDShared {
+		fmt.Fprintf(w, "  ipid:         %s (one IPv4 identification counter per router)\n", f.Spec.IPID)
 	}
 	p := f.Spec.Ports[len(f.Spec.Ports)-1]
 	if f.Spec.Responder != 0 {

@@ -46,6 +46,7 @@ func TestTraceAccuracy(t *testing.T) {
 		prefix = p
 	}
 	tally := map[string]*accuracy{}
+	byIPID := map[string]*accuracy{} // IPv4 by IP ID mode, and IPv6
 	for i := range n {
 		c := drawCase(rng)
 		if only >= 0 && i != only {
@@ -57,9 +58,15 @@ func TestTraceAccuracy(t *testing.T) {
 			tally[key] = &accuracy{}
 		}
 		tally[key].add(got)
+		family := map[bool]string{true: "ipv6 none", false: "ipv4 " + map[bool]string{true: lab.IPIDShared, false: lab.IPIDKernel}[c.ipid]}[c.v6]
+		if byIPID[family] == nil {
+			byIPID[family] = &accuracy{}
+		}
+		byIPID[family].add(got)
 		t.Logf("%3d %-40s v6=%v sport %d-%d: %s", i, strings.Join(c.args, " "), c.v6, c.first, c.first+c.ports-1, got)
 	}
-	fmt.Println(accuracyTable(tally))
+	fmt.Println(accuracyTable(tally, "icmp source", "icmp path", "fault"))
+	fmt.Println(accuracyTable(byIPID, "family", "ip id"))
 }
 
 // accuracyCase is one random fabric with one fault (or none).
@@ -69,6 +76,7 @@ type accuracyCase struct {
 	want               string // direction the fault implies
 	at, before         string // the faulty node and, for a link, the node before it
 	v6                 bool
+	ipid               bool // routers share one IP ID counter each
 	ports, first       int
 }
 
@@ -100,7 +108,35 @@ func drawCase(rng *rand.Rand) accuracyCase {
 	c.v6 = rng.IntN(3) == 0
 	c.ports = 64 + 32*min(w2, 1)
 	c.first = 20000 + rng.IntN(20000)
+	c.args = withIPIDDraw(c.args, c.v6)
+	c.ipid = slices.Contains(c.args, lab.IPIDShared)
 	return c
+}
+
+// withIPIDDraw gives half of the IPv4 fabrics routers that number their
+// packets from one counter (--ipid shared), by the parity of the fabric's
+// seed: drawn without the random source, so the rest of a draw stays what
+// it was before IP IDs were drawn.
+// ECMPSCAN_ACCURACY_IPID=kernel or shared gives every IPv4 fabric that
+// mode instead, to measure what shared counters change on the same
+// fabrics.
+func withIPIDDraw(args []string, v6 bool) []string {
+	i := slices.Index(args, "--seed")
+	if v6 || i < 0 || i+1 >= len(args) {
+		return args
+	}
+	var seed uint32
+	if _, err := fmt.Sscan(args[i+1], &seed); err != nil {
+		return args
+	}
+	mode := map[bool]string{true: lab.IPIDShared, false: lab.IPIDKernel}[seed%2 == 1]
+	if m := os.Getenv("ECMPSCAN_ACCURACY_IPID"); m != "" {
+		mode = m
+	}
+	if mode == lab.IPIDKernel {
+		return args
+	}
+	return append(slices.Clone(args), "--ipid", mode)
 }
 
 // caseResult is how the diagnosis did on one fabric.
@@ -203,19 +239,20 @@ func (a *accuracy) add(r caseResult) {
 	}
 }
 
-func accuracyTable(tally map[string]*accuracy) string {
+// accuracyTable tallies by key, whose fields are the columns cols.
+func accuracyTable(tally map[string]*accuracy, cols ...string) string {
 	keys := make([]string, 0, len(tally))
 	for k := range tally {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	var b strings.Builder
-	b.WriteString("| icmp source | icmp path | fault | fabrics | direction right | unknown | top suspect right (forward faults) | top suspect right (return faults, two-ended) |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| " + strings.Join(cols, " | ") + " | fabrics | direction right | unknown | top suspect right (forward faults) | top suspect right (return faults, two-ended) |\n" +
+		strings.Repeat("|---", len(cols)+5) + "|\n")
 	var total accuracy
 	for _, k := range keys {
 		a := tally[k]
-		parts := strings.Fields(k)
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %d | %s | %s |\n", parts[0], parts[1], parts[2], a.fabrics,
+		fmt.Fprintf(&b, "| %s | %d | %s | %d | %s | %s |\n", strings.Join(strings.Fields(k), " | "), a.fabrics,
 			ratio(a.direction, a.fabrics), a.unknown, ratio(a.suspect, a.forward), ratio(a.retSuspect, a.ret))
 		total.fabrics += a.fabrics
 		total.direction += a.direction
@@ -225,7 +262,7 @@ func accuracyTable(tally map[string]*accuracy) string {
 		total.ret += a.ret
 		total.retSuspect += a.retSuspect
 	}
-	fmt.Fprintf(&b, "| all | | | %d | %s | %d | %s | %s |\n", total.fabrics, ratio(total.direction, total.fabrics),
+	fmt.Fprintf(&b, "| all |%s %d | %s | %d | %s | %s |\n", strings.Repeat(" |", len(cols)-1), total.fabrics, ratio(total.direction, total.fabrics),
 		total.unknown, ratio(total.suspect, total.forward), ratio(total.retSuspect, total.ret))
 	return b.String()
 }
@@ -267,6 +304,11 @@ func record(t *testing.T, dir string, f *lab.Fabric, c accuracyCase, want string
 			if n := node(f, h.Addr); n != "" {
 				r.Nodes[*h.Addr] = n
 			}
+			for _, id := range h.IPIDs {
+				if n := node(f, &id.Addr); n != "" {
+					r.Nodes[id.Addr] = n
+				}
+			}
 		}
 		for _, h := range fl.ReturnHops {
 			if n := node(f, h.Addr); n != "" {
@@ -275,7 +317,7 @@ func record(t *testing.T, dir string, f *lab.Fabric, c accuracyCase, want string
 		}
 	}
 	name := strings.NewReplacer("--width2 ", "x", "--width ", "w", "--seed ", "-s", "--icmp-source ", "-",
-		"--icmp-path ", "-", "--fault ", "-", "@", "-", " ", "").Replace(strings.Join(c.args, " "))
+		"--icmp-path ", "-", "--fault ", "-", "--ipid ", "-ipid-", "@", "-", " ", "").Replace(strings.Join(c.args, " "))
 	if c.v6 {
 		name += "-v6"
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -24,8 +25,11 @@ type traceDoc struct {
 		Sport uint16 `json:"sport"`
 		State string `json:"state"`
 		Hops  []struct {
-			TTL  int     `json:"ttl"`
-			Addr *string `json:"addr"`
+			TTL   int     `json:"ttl"`
+			Addr  *string `json:"addr"`
+			IPIDs []struct {
+				Addr string `json:"addr"`
+			} `json:"ipids"`
 		} `json:"hops"`
 		Arrived    *int `json:"arrived"`
 		ReturnHops []struct {
@@ -44,7 +48,8 @@ type traceDoc struct {
 			Behind    []string `json:"behind"`
 			Evidence  string   `json:"evidence"`
 		} `json:"suspects"`
-		Text string `json:"text"`
+		Text       string     `json:"text"`
+		SharedIPID [][]string `json:"shared_ipid"`
 	} `json:"diagnosis"`
 }
 
@@ -63,6 +68,7 @@ func trace(t *testing.T, f *lab.Fabric, dst netip.AddrPort, sports string, extra
 	if doc.SchemaVersion != 1 {
 		t.Errorf("schema_version %d, want 1", doc.SchemaVersion)
 	}
+	checkSharedIPID(t, f, doc)
 	// ECMPSCAN_TRACE_DUMP=DIR keeps every trace document, to look into a
 	// diagnosis offline.
 	if dir := os.Getenv("ECMPSCAN_TRACE_DUMP"); dir != "" {
@@ -72,6 +78,21 @@ func trace(t *testing.T, f *lab.Fabric, dst netip.AddrPort, sports string, extra
 		}
 	}
 	return doc, code
+}
+
+// checkSharedIPID checks every group of addresses taken for one router by
+// their shared IP ID counter against the lab: one router's addresses.
+func checkSharedIPID(t *testing.T, f *lab.Fabric, doc traceDoc) {
+	t.Helper()
+	for _, g := range doc.Diagnosis.SharedIPID {
+		nodes := map[string]bool{}
+		for _, a := range g {
+			nodes[node(f, &a)] = true
+		}
+		if len(nodes) != 1 {
+			t.Errorf("addresses %v taken for one router by their IP IDs are the lab's %v", g, slices.Sorted(maps.Keys(nodes)))
+		}
+	}
 }
 
 // node names the lab router behind an address ("" for none).
@@ -173,6 +194,10 @@ func TestTraceReturnBlackhole(t *testing.T) {
 		{"tr4l", []string{"--width", "3", "--width2", "3", "--seed", "12"}, true},
 		{"tr4m", []string{"--width", "2", "--width2", "2", "--seed", "12"}, true},
 		{"tr4n", []string{"--width", "4", "--width2", "4", "--seed", "12", "--icmp-source", "router-id"}, false},
+		// tr4l's fabric with routers that number their packets from one
+		// counter: their answers tell which addresses are one router's,
+		// which decides it.
+		{"tr4i", []string{"--width", "3", "--width2", "3", "--seed", "12", "--ipid", "shared"}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -193,6 +218,46 @@ func TestTraceReturnBlackhole(t *testing.T) {
 				t.Errorf("want return; got %s", describe(doc))
 			}
 		})
+	}
+}
+
+// TestTraceSharedIPIDGroupsRouters: on plain Linux routers that number
+// their packets from one counter each, every router the flows see at
+// several addresses, each answering a few times, is one group of
+// shared_ipid, and every group is one router's (trace checks that for
+// every trace, whatever the fabric).
+func TestTraceSharedIPIDGroupsRouters(t *testing.T) {
+	f := fabric(t, "tr7", "--width", "3", "--width2", "4", "--seed", "21", "--ipid", "shared")
+	doc, _ := trace(t, f, server4, "30000-30063")
+	seen := map[string]map[string]int{} // lab router -> its addresses -> answers
+	for _, fl := range doc.Flows {
+		for _, h := range fl.Hops {
+			for _, s := range h.IPIDs {
+				n := node(f, &s.Addr)
+				if seen[n] == nil {
+					seen[n] = map[string]int{}
+				}
+				seen[n][s.Addr]++
+			}
+		}
+	}
+	grouped := map[string]int{} // lab router -> addresses grouped
+	for _, g := range doc.Diagnosis.SharedIPID {
+		grouped[node(f, &g[0])] = len(g)
+	}
+	for n, addrs := range seen {
+		enough := 0
+		for _, k := range addrs {
+			if k >= 3 {
+				enough++
+			}
+		}
+		if enough >= 2 && grouped[n] < enough {
+			t.Errorf("%s answered from %d addresses at least 3 times each (%v); %d grouped", n, enough, addrs, grouped[n])
+		}
+	}
+	if len(grouped) == 0 {
+		t.Errorf("no router grouped by its IP IDs: %v", seen)
 	}
 }
 
@@ -278,6 +343,7 @@ func TestTraceRandomFabrics(t *testing.T) {
 		if rng.IntN(3) == 0 {
 			dst = server6
 		}
+		args = withIPIDDraw(args, dst.Addr().Is6())
 		ports := 64
 		if w2 > 0 {
 			ports = 96

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -488,6 +489,19 @@ func (f *Fabric) nftRules(n string) string {
 	return b.String()
 }
 
+// ipidRules returns router n's nftables rules for its IP IDs ("" for the
+// kernel's own). numgen counts in the low bits of a 32-bit register, of
+// which the identification takes the high half: hence the shift.
+func (f *Fabric) ipidRules(n string) string {
+	if f.Spec.IPID != IPIDShared {
+		return ""
+	}
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s/%d", n, f.Spec.Seed)
+	return fmt.Sprintf("table ip esl_ipid {\n\tchain out {\n\t\ttype filter hook output priority 0; policy accept;\n"+
+		"\t\tip id set numgen inc mod 65536 offset %d << 16\n\t}\n}\n", h.Sum32()%65536)
+}
+
 // blackholeLines returns the `ip` batch lines for router n's blackholes.
 func (f *Fabric) blackholeLines(n string) []string {
 	var lines []string
@@ -523,7 +537,7 @@ func (f *Fabric) applyFaults(ctx context.Context) error {
 		if err := ipBatch(ctx, f.Namespace(n), f.blackholeLines(n)); err != nil {
 			return err
 		}
-		rules := f.observeRules() + f.nftRules(n)
+		rules := f.observeRules() + f.nftRules(n) + f.ipidRules(n)
 		_, _, err := run(ctx, rules, "ip", "netns", "exec", f.Namespace(n), "nft", "-f", "-")
 		return err
 	})

@@ -21,7 +21,9 @@
 // see Fabric.RouterID): with ICMPSource router-id it sends its errors from
 // it, one address per router whatever the flow; with ICMPPath fixed it
 // sends them along one fixed next hop whatever the flow, as many hardware
-// routers do.
+// routers do; with IPID shared every router numbers the IPv4 packets it
+// originates from one counter, as many hardware routers do too, where
+// Linux keeps a counter per destination and source.
 //
 // Everything lives in namespaces named "esl-<name>-<node>" and uses only
 // 198.18.0.0/15 and 2001:db8::/32. All of it needs root.
@@ -65,6 +67,9 @@ type Spec struct {
 	// client leave it: ICMPPathFlow (the default, as Linux does) or
 	// ICMPPathFixed.
 	ICMPPath string `json:"icmp_path"`
+	// IPID says where the IPv4 identification of a router's own packets
+	// comes from: IPIDKernel (the default, Linux's) or IPIDShared.
+	IPID string `json:"ipid,omitempty"`
 	// Responder, when set, is the port an `ecmpscan responder` listens on
 	// at the server's addresses (lab up --responder), run by the serve
 	// daemon with a token in the state directory.
@@ -125,6 +130,26 @@ const DefaultICMPPath = ICMPPathFlow
 
 // ICMPPaths lists the ICMP path modes, default first.
 var ICMPPaths = []string{ICMPPathFlow, ICMPPathFixed}
+
+// The IP ID modes of Spec.IPID.
+const (
+	// IPIDKernel: Linux's own identification, from a counter per
+	// destination and source address (randomly stepped), so one
+	// router's addresses never share one.
+	IPIDKernel = "kernel"
+	// IPIDShared: one counter per router, stepped by one for every IPv4
+	// packet it originates, whatever its address, as many hardware
+	// routers keep (an nftables rule rewrites the identification).
+	// Each router's counter starts at a value drawn from its name and
+	// the seed, as routers booted at different times do.
+	IPIDShared = "shared"
+)
+
+// DefaultIPID is Linux's own behaviour, the lab's default.
+const DefaultIPID = IPIDKernel
+
+// IPIDModes lists the IP ID modes, default first.
+var IPIDModes = []string{IPIDKernel, IPIDShared}
 
 // fixedICMPPath reports whether routers send their own ICMP along one
 // fixed next hop ("" means the default, which does not).
@@ -288,6 +313,9 @@ func (s Spec) WithDefaults() Spec {
 	if s.ICMPPath == "" {
 		s.ICMPPath = DefaultICMPPath
 	}
+	if s.IPID == "" {
+		s.IPID = DefaultIPID
+	}
 	return s
 }
 
@@ -332,6 +360,11 @@ func (s Spec) Validate() error {
 	case "", ICMPPathFixed, ICMPPathFlow:
 	default:
 		return bad("icmp path %q: want %s", s.ICMPPath, strings.Join(ICMPPaths, " or "))
+	}
+	switch s.IPID {
+	case "", IPIDKernel, IPIDShared:
+	default:
+		return bad("ipid %q: want %s", s.IPID, strings.Join(IPIDModes, " or "))
 	}
 	t := newTopology(s)
 	faultSeen := map[string]bool{}

@@ -104,7 +104,7 @@ func extended6(t testing.TB, typ, code uint8, rest [4]byte, padded int, ext []by
 
 // wantTE4 is the Reply for teSYN4 and friends.
 func wantTE4(mpls []MPLSEntry, malformed bool) Reply {
-	return Reply{Kind: KindICMPError, From: router4, To: us4, TTL: 254, Tuple: tuple4,
+	return Reply{Kind: KindICMPError, From: router4, To: us4, TTL: 254, IPID: 0x2222, Tuple: tuple4,
 		ICMPType: 11, QuotedProto: hash.ProtoTCP, QuotedSeq: 0x01020304, QuotedTTL: 1, QuotedIPID: 0x4242,
 		MPLS: mpls, ExtensionMalformed: malformed}
 }
@@ -454,7 +454,7 @@ func TestParseICMP4MatchesParseIPv4(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := tc.want
-			want.TTL = 0 // no IPv4 header
+			want.TTL, want.IPID = 0, 0 // no IPv4 header
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got  %+v\nwant %+v", got, want)
 			}

@@ -59,7 +59,7 @@ func ParseIPv4(b []byte) (Reply, error) {
 	if err != nil {
 		return Reply{}, err
 	}
-	r.TTL = h.ttl
+	r.TTL, r.IPID = h.ttl, h.id
 	return r, nil
 }
 

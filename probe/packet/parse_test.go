@@ -100,7 +100,7 @@ var coreReplyCases = []replyCase{
 		comment: "IPv4 SYN-ACK 198.18.2.2:3306 -> 198.18.1.1:30000 answering the golden SYN: ack = 0x01020304+1, MSS option",
 		via:     viaIPv4,
 		craft:   synAck4,
-		want: Reply{Kind: KindTCP, From: target4, To: us4, TTL: 57, Tuple: tuple4.Reverse(),
+		want: Reply{Kind: KindTCP, From: target4, To: us4, TTL: 57, IPID: 0x1111, Tuple: tuple4.Reverse(),
 			Seq: 0xa0b0c0d0, Ack: 0x01020305, Flags: FlagSYN | FlagACK},
 	},
 	{
@@ -119,7 +119,7 @@ var coreReplyCases = []replyCase{
 		comment: "(builder golden, also parsed back)",
 		via:     viaIPv4,
 		craft:   func(t testing.TB) []byte { return mustBuild(t)(AppendIPv4TCPSYN(nil, ipSYN4)) },
-		want: Reply{Kind: KindTCP, From: us4, To: target4, TTL: 5, Tuple: tuple4,
+		want: Reply{Kind: KindTCP, From: us4, To: target4, TTL: 5, IPID: 0xbeef, Tuple: tuple4,
 			Seq: 0x01020304, Flags: FlagSYN},
 	},
 	{
@@ -129,7 +129,7 @@ var coreReplyCases = []replyCase{
 		craft: func(t testing.TB) []byte {
 			return timeExceeded4(mustBuild(t)(AppendIPv4TCPSYN(nil, expiringSYN4))[:28])
 		},
-		want: Reply{Kind: KindICMPError, From: router4, To: us4, TTL: 254, Tuple: tuple4,
+		want: Reply{Kind: KindICMPError, From: router4, To: us4, TTL: 254, IPID: 0x2222, Tuple: tuple4,
 			ICMPType: 11, QuotedProto: hash.ProtoTCP, QuotedSeq: 0x01020304, QuotedTTL: 1, QuotedIPID: 0x4242},
 	},
 	{
@@ -143,7 +143,7 @@ var coreReplyCases = []replyCase{
 			return craftIPv4(router4, us4, hash.ProtoICMP, 254, 0x2222, options,
 				craftICMP(router4, us4, 11, 0, [4]byte{}, quoted))
 		},
-		want: Reply{Kind: KindICMPError, From: router4, To: us4, TTL: 254, Tuple: tuple4,
+		want: Reply{Kind: KindICMPError, From: router4, To: us4, TTL: 254, IPID: 0x2222, Tuple: tuple4,
 			ICMPType: 11, QuotedProto: hash.ProtoTCP, QuotedSeq: 0x01020304, QuotedTTL: 1, QuotedIPID: 0x4343},
 	},
 	{
@@ -155,7 +155,7 @@ var coreReplyCases = []replyCase{
 			return craftIPv4(router4, us4, hash.ProtoICMP, 254, 0x2222, nil,
 				craftICMP(router4, us4, 11, 0, [4]byte{0, 128 / 4, 0, 0}, append(quoted, mplsExtension()...)))
 		},
-		want: Reply{Kind: KindICMPError, From: router4, To: us4, TTL: 254, Tuple: tuple4,
+		want: Reply{Kind: KindICMPError, From: router4, To: us4, TTL: 254, IPID: 0x2222, Tuple: tuple4,
 			ICMPType: 11, QuotedProto: hash.ProtoTCP, QuotedSeq: 0x01020304, QuotedTTL: 1, QuotedIPID: 0x4242,
 			MPLS: []MPLSEntry{{Label: 16005, S: true, TTL: 1}}},
 	},
@@ -179,7 +179,7 @@ var coreReplyCases = []replyCase{
 			return craftIPv4(target4, us4, hash.ProtoICMP, 58, 0x4444, nil,
 				craftICMP(target4, us4, 0, 0, idSeq(0x1234, 7), echo4.Payload))
 		},
-		want: Reply{Kind: KindEchoReply, From: target4, To: us4, TTL: 58, Tuple: echoTuple4.Reverse(),
+		want: Reply{Kind: KindEchoReply, From: target4, To: us4, TTL: 58, IPID: 0x4444, Tuple: echoTuple4.Reverse(),
 			EchoID: 0x1234, EchoSeq: 7},
 	},
 	{

@@ -59,6 +59,10 @@ type Reply struct {
 	// deliver the IPv6 header, so the hop limit must come from ancillary
 	// data).
 	TTL uint8
+	// IPID is the outer IPv4 identification (0 for IPv6). Routers that
+	// draw it from one counter for all their addresses give their
+	// aliases away (report/alias.go).
+	IPID uint16
 
 	// Tuple identifies the flow.
 	//   - KindTCP, KindEchoReply: the tuple as received, Src = target. It
