@@ -219,15 +219,9 @@ func (a *analysis) groupRouters() {
 				continue
 			}
 			prev := p[pos-1]
-			if nexts[prev.id] == nil {
-				nexts[prev.id] = map[netip.Addr]bool{}
-			}
-			nexts[prev.id][n.addr] = true
+			addTo(nexts, prev.id, n.addr)
 			if prev.answered() {
-				if preds[n.addr] == nil {
-					preds[n.addr] = map[netip.Addr]bool{}
-				}
-				preds[n.addr][prev.addr] = true
+				addTo(preds, n.addr, prev.addr)
 			}
 		}
 	}
@@ -238,6 +232,32 @@ func (a *analysis) groupRouters() {
 			final.union(g[0], x)
 		}
 	}
+	bySuccessor(final, preds, nexts)
+	a.router = map[netip.Addr]netip.Addr{}
+	for x := range final {
+		r := final.find(x)
+		if cur, ok := a.router[r]; !ok || x.Less(cur) {
+			a.router[r] = x
+		}
+	}
+	for x := range final {
+		a.router[x] = a.router[final.find(x)]
+	}
+}
+
+func addTo[K comparable](m map[K]map[netip.Addr]bool, k K, x netip.Addr) {
+	if m[k] == nil {
+		m[k] = map[netip.Addr]bool{}
+	}
+	m[k][x] = true
+}
+
+// bySuccessor joins in final the addresses at one TTL that lead to the
+// same next address (preds: the answering addresses before each one),
+// unless one node leads to two of them (nexts: the answering addresses
+// after each node): then they are distinct routers behind a shared next
+// hop.
+func bySuccessor(final unionFind, preds map[netip.Addr]map[netip.Addr]bool, nexts map[string]map[netip.Addr]bool) {
 	succ := unionFind{}
 	for _, ps := range preds {
 		keys := sortedAddrs(ps)
@@ -263,16 +283,6 @@ func (a *analysis) groupRouters() {
 		if r := succ.find(x); !invalid[r] {
 			final.union(x, r)
 		}
-	}
-	a.router = map[netip.Addr]netip.Addr{}
-	for x := range final {
-		r := final.find(x)
-		if cur, ok := a.router[r]; !ok || x.Less(cur) {
-			a.router[r] = x
-		}
-	}
-	for x := range final {
-		a.router[x] = a.router[final.find(x)]
 	}
 }
 
