@@ -145,7 +145,7 @@ func describeNext(d pnode, ni *nextInfo, failing int) (netip.Addr, string) {
 		failing, plural(failing, "flow dies", "flows die"), d.addr, t, ni.healthyThrough, plural(ni.healthyThrough, "flow", "flows"), cont)
 	if !d.answered() {
 		head = fmt.Sprintf("%d failing %s after %s, at or right after the silent hop at TTL %d; %d healthy %s cross that silent hop and continue to %s",
-			failing, plural(failing, "flow dies", "flows die"), d.last, t, ni.healthyThrough, plural(ni.healthyThrough, "flow", "flows"), cont)
+			failing, plural(failing, "flow dies", "flows die"), addrOrClient(d.last), t, ni.healthyThrough, plural(ni.healthyThrough, "flow", "flows"), cont)
 	}
 	if len(ni.cands) == 0 {
 		return netip.Addr{}, head + fmt.Sprintf(": the next hop the failing flows take never answers (a silent member or a blackhole; %s)", ni.why)
@@ -162,7 +162,7 @@ func describeNext(d pnode, ni *nextInfo, failing int) (netip.Addr, string) {
 	ev := head + fmt.Sprintf("; %s is reached at TTL %d by %d healthy %s via other hops but never after %s",
 		name, t+1, c.flows, plural(c.flows, "flow", "flows"), it)
 	if !d.answered() {
-		ev += fmt.Sprintf(": the link from the silent hop at TTL %d behind %s to %s", t, d.last, c.rep)
+		ev += fmt.Sprintf(": the link from the silent hop at TTL %d behind %s to %s", t, addrOrClient(d.last), c.rep)
 	}
 	if len(ni.cands) > 1 {
 		others := make([]netip.Addr, 0, len(ni.cands)-1)

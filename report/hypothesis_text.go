@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"math"
+	"net/netip"
 
 	"github.com/ecmpscan/ecmpscan/hash"
 )
@@ -105,17 +106,26 @@ func ordinal(n int) string {
 	return fmt.Sprintf("%d%s", n, suffix)
 }
 
+// addrOrClient names the last address before a silent hop: this host when
+// no router answered before it.
+func addrOrClient(x netip.Addr) string {
+	if !x.IsValid() {
+		return "this host"
+	}
+	return x.String()
+}
+
 // hypothesisLead is the verdict's first clause for a hypothesis.
 func hypothesisLead(h Hypothesis) string {
 	switch {
 	case h.Kind == HypLink && h.Silent:
 		return fmt.Sprintf("failing flows die on the forward path after the silent hop at TTL %d behind %s: suspect the link from that silent hop to %s",
-			h.TTL-1, h.Addr, h.Next)
+			h.TTL-1, addrOrClient(h.Addr), h.Next)
 	case h.Kind == HypLink:
 		return fmt.Sprintf("failing flows die on the forward path: suspect the link %s -> %s", h.Addr, h.Next)
 	case h.Kind == HypNextHop && h.Silent:
 		return fmt.Sprintf("failing flows die on the forward path at or right after the silent hop at TTL %d behind %s: the hop they take never answers",
-			h.TTL-1, h.Addr)
+			h.TTL-1, addrOrClient(h.Addr))
 	case h.Kind == HypNextHop:
 		if !h.Addr.IsValid() {
 			return "failing flows die on the forward path at the first hop"
