@@ -553,8 +553,31 @@ func TestHalfOpenAckAnswersNothing(t *testing.T) {
 }
 
 func TestTraceOrderCoversEveryFlowAndTTL(t *testing.T) {
+	for _, n := range []uint16{1, 2, 3, 5, 16} {
+		traceOrderCovers(t, n)
+	}
+}
+
+// TestTraceOrderDiffersByTTL: each TTL takes the flows in an order of its
+// own, so the few answers of a rate-limited router fall on other flows at
+// each hop.
+func TestTraceOrderDiffersByTTL(t *testing.T) {
+	flows := Tuples(client, netip.AddrPortFrom(server, 3306), ports(30000, 32))
+	src := NewTraceRounds(flows, 4, 1, rand.New(rand.NewPCG(3, 4)))
+	firsts := map[hash.FiveTuple]int{} // flows among the first 6 probes of a TTL
+	for ttl := range 4 {
+		for k := range 6 {
+			firsts[src.At(ttl*32+k).Tuple]++
+		}
+	}
+	if len(firsts) < 12 {
+		t.Errorf("the first 6 probes of 4 TTLs went to %d flows: the same few lead every TTL", len(firsts))
+	}
+}
+
+func traceOrderCovers(t *testing.T, n uint16) {
 	dst := netip.AddrPortFrom(server, 3306)
-	flows := Tuples(client, dst, ports(30000, 5))
+	flows := Tuples(client, dst, ports(30000, int(n)))
 	src := NewTraceRounds(flows, 6, 2, rand.New(rand.NewPCG(3, 4)))
 	seen := map[hash.FiveTuple]map[uint8]int{}
 	for i := range src.Len() {
@@ -563,8 +586,8 @@ func TestTraceOrderCoversEveryFlowAndTTL(t *testing.T) {
 			seen[p.Tuple] = map[uint8]int{}
 		}
 		seen[p.Tuple][p.TTL]++
-		if i > 0 && src.At(i-1).Tuple == p.Tuple {
-			t.Errorf("probe %d: same flow twice in a row", i)
+		if i > 0 && n > 1 && src.At(i-1).Tuple == p.Tuple {
+			t.Errorf("%d flows, probe %d: same flow twice in a row", n, i)
 		}
 	}
 	for _, f := range flows {

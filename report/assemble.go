@@ -180,3 +180,10 @@ func HopsAway(replyTTL uint8) int {
 	}
 	return initial - int(replyTTL) + 1
 }
+
+// Answered reports whether a router or the destination answered flow
+// sport at ttl.
+func (h *Hops) Answered(sport uint16, ttl int) bool {
+	acc := h.at[hopKey{sport, ttl}]
+	return acc != nil && acc.answers > 0
+}

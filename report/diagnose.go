@@ -151,6 +151,9 @@ type analysis struct {
 	// sharedIPID are the address groups that answer from one IP ID
 	// counter (alias.go).
 	sharedIPID [][]netip.Addr
+	// rateLimited are the TTLs whose routers rate-limit their answers
+	// (ratelimit.go).
+	rateLimited map[int]bool
 	// watched: a responder at the target watched the flows, and traces
 	// the return paths itself (no need to tell the user how).
 	watched bool
@@ -179,6 +182,10 @@ func newAnalysis(flows []FlowTrace) *analysis {
 		}
 	}
 	a.groupRouters()
+	a.rateLimited = map[int]bool{}
+	for _, t := range RateLimitedTTLs(fs) {
+		a.rateLimited[t] = true
+	}
 	return a
 }
 

@@ -108,7 +108,11 @@ var knownMisses = map[string]string{
 
 func loadRecorded(t *testing.T) map[string]recordedTrace {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join("testdata", "recorded", "*.json.gz"))
+	dir := filepath.Join("testdata", "recorded")
+	if d := os.Getenv("ECMPSCAN_RECORDED_DIR"); d != "" {
+		dir = d // a draw just recorded (ECMPSCAN_RECORD=DIR make accuracy), to look into it
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json.gz"))
 	if len(files) == 0 {
 		t.Fatal("no recorded traces in testdata/recorded")
 	}

@@ -118,8 +118,13 @@ func (a *analysis) badMemberSeen(pos int) bool {
 }
 
 // silentCrossedAt reports whether some healthy flow crosses a silent hop at
-// TTL t and answers after it.
+// TTL t and answers after it: a router there that never answers. Where the
+// routers rate-limit their answers, silence there is their missing
+// answers, not such a router (ratelimit.go).
 func (a *analysis) silentCrossedAt(t int) bool {
+	if a.rateLimited[t] {
+		return false
+	}
 	for i := range a.paths {
 		if a.crossesSilent(i, t) {
 			return true

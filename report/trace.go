@@ -146,6 +146,16 @@ type Diagnosis struct {
 	Text   string
 }
 
+// Retried is the second look at hops whose routers rate-limit their ICMP
+// errors (core.Trace): the TTLs where healthy flows got answers to under
+// half of their probes, their silent hops after the first pass, and what
+// probing them again, in rounds a second apart, brought.
+type Retried struct {
+	TTLs                    []int
+	Holes                   int
+	Rounds, Probes, Answers int
+}
+
 // Trace is everything a renderer needs about one trace run.
 type Trace struct {
 	Host         string
@@ -167,6 +177,9 @@ type Trace struct {
 	// TwoEnded is what the target's responder saw of the end-to-end
 	// probes (trace --responder); nil otherwise.
 	TwoEnded *TwoEnded
+	// Retried is the second look at rate-limited hops; nil when there
+	// was none.
+	Retried *Retried
 }
 
 // ExitCode is the documented exit code of a finished trace: 1 when some

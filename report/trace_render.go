@@ -92,6 +92,7 @@ type traceDoc struct {
 	Started       string          `json:"started"`
 	DurationMS    float64         `json:"duration_ms"`
 	Interrupted   bool            `json:"interrupted"`
+	Retried       *retriedJSON    `json:"retried,omitempty"`
 	Flows         []traceFlowJSON `json:"flows"`
 	Buckets       []bucketJSON    `json:"buckets"`
 	Diagnosis     diagnosisJSON   `json:"diagnosis"`
@@ -127,6 +128,15 @@ type traceHopJSON struct {
 	MPLS     []uint32 `json:"mpls,omitempty"`
 	// IPIDs are the routers' answers' IPv4 identifications (alias.go).
 	IPIDs []idSampleJSON `json:"ipids,omitempty"`
+}
+
+// retriedJSON is the second look at rate-limited hops.
+type retriedJSON struct {
+	TTLs    []int `json:"ttls"`
+	Holes   int   `json:"holes"`
+	Rounds  int   `json:"rounds"`
+	Probes  int   `json:"probes"`
+	Answers int   `json:"answers"`
 }
 
 type idSampleJSON struct {
@@ -279,6 +289,9 @@ func traceJSON(t Trace) traceDoc {
 			Direction: t.Diagnosis.Direction, Text: t.Diagnosis.Text,
 			Suspects: make([]suspectJSON, 0, len(t.Diagnosis.Suspects)), ReverseTrace: reverseTrace(t),
 		},
+	}
+	if r := t.Retried; r != nil {
+		doc.Retried = &retriedJSON{TTLs: r.TTLs, Holes: r.Holes, Rounds: r.Rounds, Probes: r.Probes, Answers: r.Answers}
 	}
 	origin := idOrigin(t)
 	for _, f := range t.Flows {
@@ -482,6 +495,9 @@ func traceText(t Trace, opt Options) string {
 			b.WriteString("\n")
 		}
 		writeBuckets(&b, t.Buckets, p)
+		if r := t.Retried; r != nil {
+			b.WriteString(retriedText(*r) + "\n")
+		}
 		if t.Interrupted {
 			b.WriteString("interrupted: partial result\n")
 		}
@@ -811,4 +827,23 @@ func ttlList(ttls map[int]bool) string {
 		parts[i] = strconv.Itoa(k)
 	}
 	return strings.Join(parts, ",")
+}
+
+// retriedText says which hops rate-limit and what probing them again gave.
+func retriedText(r Retried) string {
+	ttls := make([]string, len(r.TTLs))
+	for i, t := range r.TTLs {
+		ttls[i] = strconv.Itoa(t)
+	}
+	if r.Rounds == 0 {
+		return fmt.Sprintf("rate-limited: the routers at TTL %s answered only some of the probes of most healthy flows' hops, as routers that "+
+			"rate-limit their ICMP errors do (Linux by default: a burst of 6 per destination, then one a second); "+
+			"their %d silent %s were not probed again (--patience 0), and silence there says little",
+			joinAnd(ttls), r.Holes, plural(r.Holes, "hop", "hops"))
+	}
+	return fmt.Sprintf("rate-limited: the routers at TTL %s answered only some of the probes of most healthy flows' hops, as routers that "+
+		"rate-limit their ICMP errors do (Linux by default: a burst of 6 per destination, then one a second); "+
+		"%d silent %s probed again in %d %s a second apart: %d answered. Silence there says little (more --patience, "+
+		"fewer flows, or a higher net.ipv4.icmp_ratelimit on the routers tells more)",
+		joinAnd(ttls), r.Holes, plural(r.Holes, "hop", "hops"), r.Rounds, plural(r.Rounds, "round", "rounds"), r.Answers)
 }

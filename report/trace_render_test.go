@@ -106,6 +106,8 @@ func TestRenderTraceGolden(t *testing.T) {
 		{"valid-trace-two-ended.txt", two, FormatTable, Options{}},
 		{"valid-trace-two-ended.json", two, FormatJSON, Options{}},
 		{"valid-trace-ipid.txt", sharedIPIDTrace(t), FormatTable, Options{}},
+		{"valid-trace-retried.txt", retriedTrace(), FormatTable, Options{}},
+		{"valid-trace-retried.json", retriedTrace(), FormatJSON, Options{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -116,6 +118,14 @@ func TestRenderTraceGolden(t *testing.T) {
 			golden(t, c.name, buf.String())
 		})
 	}
+}
+
+// retriedTrace is returnTrace where the routers at TTL 1 and 2 rate-limit
+// their errors, and their silent hops were probed again.
+func retriedTrace() Trace {
+	tr := returnTrace()
+	tr.Retried = &Retried{TTLs: []int{1, 2}, Holes: 40, Rounds: 10, Probes: 60, Answers: 22}
+	return tr
 }
 
 // sharedIPIDTrace is a lab trace of routers that share an IP ID counter

@@ -52,6 +52,7 @@ func newLabUpCommand(s *Streams) *cobra.Command {
 		icmpSource    string
 		icmpPath      string
 		ipid          string
+		rateLimit     int
 		respPort      uint16
 	)
 	cmd := &cobra.Command{
@@ -105,7 +106,7 @@ The IPv4 identification of a router's own packets, with --ipid:
   ecmpscan lab up --name two --width 2 --width2 3 --fault link-drop@p1-q3 --fault loss=20@q2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec := lab.Spec{Name: name, Width: width, Width2: width2, Seed: seed, ICMPSource: icmpSource, ICMPPath: icmpPath, IPID: ipid, Responder: respPort}
+			spec := lab.Spec{Name: name, Width: width, Width2: width2, Seed: seed, ICMPSource: icmpSource, ICMPPath: icmpPath, IPID: ipid, ICMPRateLimitMS: rateLimit, Responder: respPort}
 			for _, p := range ports {
 				for _, f := range strings.Split(p, ",") {
 					n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
@@ -165,6 +166,8 @@ The IPv4 identification of a router's own packets, with --ipid:
 	fl.StringVar(&ipid, "ipid", lab.DefaultIPID,
 		"IPv4 identification of the routers' own packets: "+strings.Join(lab.IPIDModes, " or ")+
 			" (shared: one counter per router, as many hardware routers keep)")
+	fl.IntVar(&rateLimit, "icmp-ratelimit", 0,
+		"rate-limit the routers' ICMP errors as Linux does by default: a burst of 6 per destination, then one per this many ms (1000 is Linux's default; 0: no limit)")
 	fl.Uint16Var(&respPort, "responder", 0, "also run an `ecmpscan responder` on this port at the server's addresses (token in "+lab.TokenPath("NAME")+")")
 	return cmd
 }
@@ -206,6 +209,9 @@ func printLabUp(s *Streams, prog string, f *lab.Fabric, took time.Duration) {
 	} else {
 		fmt.Fprintf(w, "  icmp path:    %s (each router's own errors leave on one next hop: r2 via %s; see lab status)\n",
 			f.Spec.ICMPPath, f.ICMPNextHop("r2"))
+	}
+	if f.Spec.ICMPRateLimitMS > 0 {
+		fmt.Fprintf(w, "  icmp limit:   a burst of 6 per destination, then one per %d ms (Linux's icmp_ratelimit)\n", f.Spec.ICMPRateLimitMS)
 	}
 	if f.Spec.IPID == lab.IPIDShared {
 		fmt.Fprintf(w, "  ipid:         %s (one IPv4 identification counter per router)\n", f.Spec.IPID)

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -18,11 +19,18 @@ const defaultTracePorts = "30000-30015"
 type traceFlags struct {
 	maxTTL    int
 	hopProbes int
+	patience  time.Duration
 }
+
+// maxPatience bounds --patience: rate-limited hops are worth a few
+// minutes at most.
+const maxPatience = 5 * time.Minute
 
 func (f *traceFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&f.maxTTL, "max-ttl", 16, "largest TTL to probe (the trace stops early at the target's distance)")
 	fl.IntVar(&f.hopProbes, "hop-probes", 2, "TTL-limited probes per flow and TTL")
+	fl.DurationVar(&f.patience, "patience", 10*time.Second,
+		"how long to probe again, a round a second, the silent hops of routers that rate-limit their ICMP errors (Linux: a burst of 6, then one a second); 0: never")
 }
 
 func (f *traceFlags) config() (core.TraceOptions, error) {
@@ -31,8 +39,10 @@ func (f *traceFlags) config() (core.TraceOptions, error) {
 		return core.TraceOptions{}, usageError("--max-ttl must be between 1 and 64, got %d", f.maxTTL)
 	case f.hopProbes < 1 || f.hopProbes > 10:
 		return core.TraceOptions{}, usageError("--hop-probes must be between 1 and 10, got %d", f.hopProbes)
+	case f.patience < 0 || f.patience > maxPatience:
+		return core.TraceOptions{}, usageError("--patience must be between 0 and %s, got %s", maxPatience, f.patience)
 	}
-	return core.TraceOptions{MaxTTL: f.maxTTL, HopProbes: f.hopProbes}, nil
+	return core.TraceOptions{MaxTTL: f.maxTTL, HopProbes: f.hopProbes, Patience: f.patience}, nil
 }
 
 func newTraceCommand(s *Streams) *cobra.Command {

@@ -63,6 +63,10 @@ type SweepConfig struct {
 type TraceOptions struct {
 	MaxTTL    int
 	HopProbes int
+	// Patience is how long silent hops of routers that rate-limit their
+	// ICMP errors may be probed again after the first pass (retry.go);
+	// 0: never.
+	Patience time.Duration
 }
 
 // TraceConfig is a validated trace.

@@ -3,10 +3,12 @@ package core
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/probe"
@@ -299,9 +301,62 @@ func TestTraceJob(t *testing.T) {
 		if want := len(f.failing(cfg.Ports)); fails != want || tr.Diagnosis.Direction != report.DirectionForward || tr.ExitCode() != 1 {
 			t.Errorf("%d failing flows (want %d), direction %s, exit %d", fails, want, tr.Diagnosis.Direction, tr.ExitCode())
 		}
+		if tr.Retried != nil {
+			t.Errorf("routers that answer every probe taken for rate-limited: %+v", *tr.Retried)
+		}
 		f.raw = false
 		if _, err := Trace(context.Background(), cfg, testEnv(f)); !errors.Is(err, probe.ErrPermission) {
 			t.Errorf("trace without raw sockets: %v, want ErrPermission", err)
+		}
+	})
+}
+
+// TestTraceRetriesRateLimitedHops: routers that answer 6 errors, then one
+// a second, leave most hops of a fast trace silent; the trace finds the
+// TTLs, probes their silent hops again a round a second, and the failing
+// flows' hops get answered.
+func TestTraceRetriesRateLimitedHops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := TraceConfig{
+			Target:       Target{Host: "vip", Port: 3306},
+			Probing:      Probing{Ports: portRange(30000, 48), Count: 2, Rate: 1000, Timeout: 1e9},
+			TraceOptions: TraceOptions{MaxTTL: 16, HopProbes: 2},
+		}
+		answered := func(tr report.Trace) (n int) {
+			for _, fl := range tr.Flows {
+				for _, h := range fl.Hops {
+					if fl.State == hash.StateFail && h.Answers > 0 {
+						n++
+					}
+				}
+			}
+			return n
+		}
+		f := newFabric(4, 1, "blackhole-fwd")
+		f.rateLimited = true
+		once, err := Trace(context.Background(), cfg, testEnv(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if once.Retried == nil || once.Retried.Rounds != 0 || !slices.Contains(once.Retried.TTLs, 1) {
+			t.Fatalf("without patience: retried %+v, want TTL 1 found and no round", once.Retried)
+		}
+		cfg.Patience = 20 * time.Second
+		f = newFabric(4, 1, "blackhole-fwd")
+		f.rateLimited = true
+		tr, err := Trace(context.Background(), cfg, testEnv(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := tr.Retried
+		if r == nil || r.Rounds == 0 || r.Answers == 0 || r.Rounds > 20 {
+			t.Fatalf("retried %+v, want rounds within the patience that got answers", r)
+		}
+		if a, b := answered(once), answered(tr); b <= a {
+			t.Errorf("failing flows' hops answered: %d once, %d with retries", a, b)
+		}
+		if tr.Diagnosis.Direction != report.DirectionForward {
+			t.Errorf("direction %s, want forward: %s", tr.Diagnosis.Direction, tr.Diagnosis.Text)
 		}
 	})
 }

@@ -27,6 +27,11 @@ type fabric struct {
 	raw        bool                    // raw sockets allowed
 	sendErr    func(probe.Probe) error // a local firewall, a port in use
 	bogus      bool                    // also send SYN-ACKs that acknowledge nothing of ours
+	// rateLimited routers answer as Linux's do by default: a burst of 6
+	// errors, then one a second.
+	rateLimited bool
+	tokens      map[netip.Addr]float64
+	refilled    map[netip.Addr]time.Time
 
 	mu       sync.Mutex
 	rng      *rand.Rand
@@ -107,6 +112,9 @@ func (f *fabric) transmit(p probe.Probe) (time.Time, error) {
 		if p.TTL == 2 {
 			from = member(m)
 		}
+		if !f.mayAnswer(from, now) {
+			return now, nil
+		}
 		f.deliver(packet.Reply{Kind: packet.KindICMPError, From: from, To: p.Tuple.Src, Tuple: p.Tuple,
 			QuotedProto: hash.ProtoTCP, QuotedSeq: p.Cookie, ICMPType: 11})
 		return now, nil
@@ -120,6 +128,29 @@ func (f *fabric) transmit(p probe.Probe) (time.Time, error) {
 	}
 	f.answer(p, onBad)
 	return now, nil
+}
+
+// mayAnswer takes a token from router from's bucket, when it has one.
+func (f *fabric) mayAnswer(from netip.Addr, now time.Time) bool {
+	if !f.rateLimited {
+		return true
+	}
+	if f.tokens == nil {
+		f.tokens, f.refilled = map[netip.Addr]float64{}, map[netip.Addr]time.Time{}
+	}
+	tok, ok := f.tokens[from]
+	if !ok {
+		tok = 6
+	} else {
+		tok = min(6, tok+now.Sub(f.refilled[from]).Seconds())
+	}
+	f.refilled[from] = now
+	if tok < 1 {
+		f.tokens[from] = tok
+		return false
+	}
+	f.tokens[from] = tok - 1
+	return true
 }
 
 // answer is the server's reply to a SYN that reached it, as it travels back.

@@ -110,12 +110,57 @@ func (t *tracer) hops(target netip.AddrPort, src netip.Addr, e2e []hash.Judged, 
 		t.stats.Add(st)
 		interrupted = stopped
 	}
+	var retried *report.Retried
+	if !interrupted {
+		var err error
+		if retried, interrupted, err = t.retry(c, e2e); err != nil {
+			return report.Trace{}, err
+		}
+	}
 	tr := t.report(target, src, e2e, c.hops)
-	tr.MaxTTL, tr.Interrupted = maxTTL, interrupted
+	tr.MaxTTL, tr.Interrupted, tr.Retried = maxTTL, interrupted, retried
 	if !interrupted {
 		t.traceBack(&tr)
 	}
 	return tr, nil
+}
+
+// retry probes the silent hops of rate-limited routers again, a round a
+// second, within the patience (retry.go); nil when there are none.
+// Without patience it only finds them.
+func (t *tracer) retry(c *collector, e2e []hash.Judged) (*report.Retried, bool, error) {
+	plan := planRetries(e2e, c.hops, t.rng)
+	switch {
+	case plan == nil:
+		return nil, false, nil
+	case t.cfg.Patience <= 0:
+		return &plan.retried, false, nil // found, and said so, but not probed again
+	}
+	clock := t.env.clock()
+	deadline := clock.Now().Add(t.cfg.Patience)
+	tick, stop := clock.Ticker(retryRound)
+	defer stop()
+	for repeat := t.cfg.HopProbes; len(plan.holes) > 0; repeat++ {
+		select {
+		case <-t.ctx.Done():
+			return &plan.retried, true, nil
+		case now := <-tick:
+			if now.After(deadline) {
+				return &plan.retried, false, nil
+			}
+		}
+		probes := plan.next(repeat)
+		st, stopped, err := t.set.run(t.ctx, probes, t.cfg.Probing, c, t.env)
+		if err != nil {
+			return nil, false, err
+		}
+		t.stats.Add(st)
+		plan.settle(c.hops, probes)
+		if stopped {
+			return &plan.retried, true, nil
+		}
+	}
+	return &plan.retried, false, nil
 }
 
 // report assembles, buckets and diagnoses. Flows none of whose probes

@@ -111,7 +111,7 @@ func arrivals(t *report.TwoEnded, ports []uint16) map[uint16]bool {
 // traceBudget is how long the responder should watch a trace's flows, and
 // have for tracing some back.
 func traceBudget(cfg TraceConfig) time.Duration {
-	d := watchBudget(len(cfg.Ports)*(max(cfg.Count, 1)+cfg.MaxTTL*cfg.HopProbes), cfg.Probing) + reverseBudget(cfg.TraceOptions, cfg.Probing)
+	d := watchBudget(len(cfg.Ports)*(max(cfg.Count, 1)+cfg.MaxTTL*cfg.HopProbes), cfg.Probing) + cfg.Patience + reverseBudget(cfg.TraceOptions, cfg.Probing)
 	return min(d, responder.DefaultMaxDuration)
 }
 
@@ -135,7 +135,7 @@ func sweepBudget(cfg SweepConfig) time.Duration {
 	}
 	d := watchBudget(probes, cfg.Probing)
 	if cfg.Trace != nil {
-		d += watchBudget(64*cfg.Trace.MaxTTL*cfg.Trace.HopProbes, cfg.Probing) + reverseBudget(*cfg.Trace, cfg.Probing)
+		d += watchBudget(64*cfg.Trace.MaxTTL*cfg.Trace.HopProbes, cfg.Probing) + cfg.Trace.Patience + reverseBudget(*cfg.Trace, cfg.Probing)
 	}
 	return min(d, responder.DefaultMaxDuration)
 }

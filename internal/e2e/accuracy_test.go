@@ -109,6 +109,11 @@ func drawCase(rng *rand.Rand) accuracyCase {
 	c.ports = 64 + 32*min(w2, 1)
 	c.first = 20000 + rng.IntN(20000)
 	c.args = withIPIDDraw(c.args, c.v6)
+	// ECMPSCAN_ACCURACY_RATELIMIT=MS: every router rate-limits its ICMP
+	// errors as Linux does by default (1000).
+	if ms := os.Getenv("ECMPSCAN_ACCURACY_RATELIMIT"); ms != "" {
+		c.args = append(c.args, "--icmp-ratelimit", ms)
+	}
 	c.ipid = slices.Contains(c.args, lab.IPIDShared)
 	return c
 }

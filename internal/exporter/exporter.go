@@ -182,6 +182,8 @@ func (e *Exporter) sweepConfig(req request) core.SweepConfig {
 		Mode:    mod.Mode, ICMP: mod.ICMP,
 	}
 	if mod.Trace {
+		// No second look at rate-limited hops (Patience 0): a scrape has
+		// a deadline, and the next scrape looks again.
 		cfg.Trace = &core.TraceOptions{MaxTTL: traceMaxTTL, HopProbes: traceHopProbes}
 	}
 	return cfg

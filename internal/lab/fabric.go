@@ -359,8 +359,31 @@ func (f *Fabric) sysctls(n string) ([][2]string, map[string]bool) {
 			[2]string{"net.ipv6.fib_multipath_hash_fields", "0x0037"},
 			[2]string{"net.ipv4.fib_multipath_hash_seed", strconv.FormatUint(uint64(f.Seeds[n]), 10)},
 			[2]string{"net.ipv4.icmp_errors_use_inbound_ifaddr", inbound})
+		kv = f.withRateLimit(kv)
 	}
 	return kv, optional
+}
+
+// withRateLimit sets a router's ICMP rate limits as Linux's defaults do
+// when Spec.ICMPRateLimitMS is set: per destination, a burst of 6 errors,
+// then one per ICMPRateLimitMS; 1000 a second in all, bursts of 50.
+func (f *Fabric) withRateLimit(kv [][2]string) [][2]string {
+	ms := f.Spec.ICMPRateLimitMS
+	if ms <= 0 {
+		return kv
+	}
+	limits := map[string]string{
+		"net.ipv4.icmp_ratelimit":    strconv.Itoa(ms),
+		"net.ipv6.icmp.ratelimit":    strconv.Itoa(ms),
+		"net.ipv4.icmp_msgs_per_sec": "1000",
+		"net.ipv4.icmp_msgs_burst":   "50",
+	}
+	for i := range kv {
+		if v, ok := limits[kv[i][0]]; ok {
+			kv[i][1] = v
+		}
+	}
+	return kv
 }
 
 // waitLinksUp polls until every veth of the fabric is in state UP with

@@ -70,6 +70,11 @@ type Spec struct {
 	// IPID says where the IPv4 identification of a router's own packets
 	// comes from: IPIDKernel (the default, Linux's) or IPIDShared.
 	IPID string `json:"ipid,omitempty"`
+	// ICMPRateLimitMS, when set, rate-limits the routers' ICMP errors as
+	// Linux does by default (1000: a burst of 6 per destination, then one
+	// a second); 0, the lab's default, lets every error out, so that a
+	// trace's silences are the faults' and the configuration's only.
+	ICMPRateLimitMS int `json:"icmp_ratelimit_ms,omitempty"`
 	// Responder, when set, is the port an `ecmpscan responder` listens on
 	// at the server's addresses (lab up --responder), run by the serve
 	// daemon with a token in the state directory.
@@ -360,6 +365,9 @@ func (s Spec) Validate() error {
 	case "", ICMPPathFixed, ICMPPathFlow:
 	default:
 		return bad("icmp path %q: want %s", s.ICMPPath, strings.Join(ICMPPaths, " or "))
+	}
+	if s.ICMPRateLimitMS < 0 || s.ICMPRateLimitMS > 60000 {
+		return bad("icmp rate limit %d ms: want 0 (none) to 60000", s.ICMPRateLimitMS)
 	}
 	switch s.IPID {
 	case "", IPIDKernel, IPIDShared:
