@@ -85,42 +85,38 @@ func shuffled(ts []hash.FiveTuple, rng *rand.Rand) []hash.FiveTuple {
 // TraceRounds lays out TTL-limited probes: every flow at every TTL from 1 to
 // maxTTL, perHop times, the five-tuple fixed per flow (Paris-style; only the
 // cookie in the sequence number changes). Consecutive probes go to
-// different flows. Each TTL takes the flows in an order of its own: a
-// router that rate-limits its answers answers the first few probes it
-// gets, and in one order for all TTLs those would be the same flows at
-// every hop, leaving others silent at every hop, as if they died at the
-// first.
+// different flows. Each TTL of each repeat takes the flows in an order of
+// its own: a router that rate-limits its answers answers the first few
+// probes it gets, and in one order for all TTLs those would be the same
+// flows at every hop, leaving others silent at every hop, as if they died
+// at the first; and in one order for both repeats, the same flows would
+// get both answers, hiding that the router ran out.
 type TraceRounds struct {
 	flows          []hash.FiveTuple
-	order          [][]uint32 // by TTL-1, the flows' indices in the order probed
+	order          [][]uint32 // by repeat x maxTTL + TTL-1, the flows' indices in the order probed
 	maxTTL, perHop int
 	kind           Kind
 }
 
 var _ Source = (*TraceRounds)(nil)
 
-// NewTraceRounds draws each TTL's order of the flows.
+// NewTraceRounds draws each TTL's order of the flows, for each repeat.
 func NewTraceRounds(flows []hash.FiveTuple, maxTTL, perHop int, rng *rand.Rand) *TraceRounds {
 	t := &TraceRounds{flows: flows, maxTTL: maxTTL, perHop: min(perHop, MaxRepeats), kind: KindTCPSYN}
 	n := len(flows)
-	for ttl := range maxTTL {
+	for i := range t.perHop * maxTTL {
 		o := make([]uint32, n)
-		for i := range o {
-			o[i] = uint32(i)
+		for j := range o {
+			o[j] = uint32(j)
 		}
 		if n > 2 { // two flows alternate in any one order
-			rng.Shuffle(n, func(i, j int) { o[i], o[j] = o[j], o[i] })
+			rng.Shuffle(n, func(a, b int) { o[a], o[b] = o[b], o[a] })
 		}
-		// Not the flow the TTL before ended with.
-		if ttl > 0 && n > 1 && o[0] == t.order[ttl-1][n-1] {
+		// Not the flow the order before ended with.
+		if i > 0 && n > 1 && o[0] == t.order[i-1][n-1] {
 			o[0], o[1] = o[1], o[0]
 		}
 		t.order = append(t.order, o)
-	}
-	// Nor the one the last TTL ended the repeat before with (positions 0
-	// and 1 are not the end of the first TTL when n > 2).
-	if last := len(t.order) - 1; last > 0 && n > 2 && t.order[0][0] == t.order[last][n-1] {
-		t.order[0][0], t.order[0][1] = t.order[0][1], t.order[0][0]
 	}
 	return t
 }
@@ -137,13 +133,13 @@ func NewReverseRounds(flows []hash.FiveTuple, maxTTL, perHop int, rng *rand.Rand
 // Len is flows x TTLs x probes per hop.
 func (t *TraceRounds) Len() int { return len(t.flows) * t.maxTTL * t.perHop }
 
-// At takes the flows of a TTL in its order, every repeat.
+// At takes the flows of a TTL of a repeat in its order.
 func (t *TraceRounds) At(i int) Probe {
 	n := len(t.flows)
 	perRep := n * t.maxTTL
 	rep, rest := i/perRep, i%perRep
 	ttl, k := rest/n+1, rest%n
-	return Probe{Kind: t.kind, Tuple: t.flows[t.order[ttl-1][k]], Repeat: rep, TTL: uint8(ttl)}
+	return Probe{Kind: t.kind, Tuple: t.flows[t.order[rep*t.maxTTL+ttl-1][k]], Repeat: rep, TTL: uint8(ttl)}
 }
 
 // EchoIndex: a trace sends no echo probes.

@@ -51,6 +51,11 @@ type traceDoc struct {
 		Text       string     `json:"text"`
 		SharedIPID [][]string `json:"shared_ipid"`
 	} `json:"diagnosis"`
+	Retried *struct {
+		TTLs    []int `json:"ttls"`
+		Rounds  int   `json:"rounds"`
+		Answers int   `json:"answers"`
+	} `json:"retried"`
 }
 
 func trace(t *testing.T, f *lab.Fabric, dst netip.AddrPort, sports string, extra ...string) (traceDoc, int) {
@@ -69,6 +74,9 @@ func trace(t *testing.T, f *lab.Fabric, dst netip.AddrPort, sports string, extra
 		t.Errorf("schema_version %d, want 1", doc.SchemaVersion)
 	}
 	checkSharedIPID(t, f, doc)
+	if doc.Retried != nil && f.Spec.ICMPRateLimitMS == 0 {
+		t.Errorf("routers that answer every probe taken for rate-limited: TTLs %v", doc.Retried.TTLs)
+	}
 	// ECMPSCAN_TRACE_DUMP=DIR keeps every trace document, to look into a
 	// diagnosis offline.
 	if dir := os.Getenv("ECMPSCAN_TRACE_DUMP"); dir != "" {
@@ -258,6 +266,25 @@ func TestTraceSharedIPIDGroupsRouters(t *testing.T) {
 	}
 	if len(grouped) == 0 {
 		t.Errorf("no router grouped by its IP IDs: %v", seen)
+	}
+}
+
+// TestTraceRateLimitedRouters: routers that rate-limit their ICMP errors
+// as Linux does by default answer a burst of 6, then one a second. The
+// trace finds the TTLs, probes their silent hops again, and says so; the
+// diagnosis names the fault's direction or says unknown, never the other
+// one.
+func TestTraceRateLimitedRouters(t *testing.T) {
+	f := fabric(t, "trl", "--width", "3", "--seed", "7", "--fault", "blackhole-fwd@p2", "--icmp-ratelimit", "1000")
+	doc, _ := trace(t, f, server4, "30000-30047", "--patience", "6s")
+	checkFlowStates(t, f, server4, doc)
+	t.Log(describe(doc))
+	r := doc.Retried
+	if r == nil || len(r.TTLs) == 0 || r.Rounds == 0 || r.Answers == 0 {
+		t.Fatalf("retried %+v: want rate-limited TTLs found and their silent hops probed again, some answered", r)
+	}
+	if d := doc.Diagnosis.Direction; d != "forward" && d != "unknown" {
+		t.Errorf("want forward (or unknown); got %s", describe(doc))
 	}
 }
 
