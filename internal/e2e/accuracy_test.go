@@ -322,7 +322,7 @@ func record(t *testing.T, dir string, f *lab.Fabric, c accuracyCase, want string
 		}
 	}
 	name := strings.NewReplacer("--width2 ", "x", "--width ", "w", "--seed ", "-s", "--icmp-source ", "-",
-		"--icmp-path ", "-", "--fault ", "-", "--ipid ", "-ipid-", "@", "-", " ", "").Replace(strings.Join(c.args, " "))
+		"--icmp-path ", "-", "--fault ", "-", "--ipid ", "-ipid-", "--icmp-ratelimit ", "-ratelimit", "@", "-", " ", "").Replace(strings.Join(c.args, " "))
 	if c.v6 {
 		name += "-v6"
 	}
