@@ -1,6 +1,7 @@
 package report
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -65,7 +66,8 @@ func sharedCounters(flows []FlowTrace) [][]netip.Addr {
 		series[a] = inArrivalOrder(s)
 	}
 	u := unionFind{}
-	for _, set := range byTTL {
+	for _, ttl := range slices.Sorted(maps.Keys(byTTL)) { // in order: the result may not depend on a map's
+		set := byTTL[ttl]
 		addrs := counterLike(set, series)
 		if len(addrs) > aliasMaxAddrs {
 			continue
@@ -98,7 +100,7 @@ func oneRouter(xs, others idSeries, x netip.Addr) bool {
 func attachFew(u unionFind, set map[netip.Addr]bool, series map[netip.Addr]idSeries) {
 	groups := map[netip.Addr]idSeries{} // by root, the group's answers
 	var few []netip.Addr
-	for a := range set {
+	for _, a := range slices.SortedFunc(maps.Keys(set), netip.Addr.Compare) {
 		switch _, grouped := u[a]; {
 		case grouped:
 			r := u.find(a)
@@ -107,7 +109,6 @@ func attachFew(u unionFind, set map[netip.Addr]bool, series map[netip.Addr]idSer
 			few = append(few, a)
 		}
 	}
-	slices.SortFunc(few, netip.Addr.Compare)
 	for _, a := range few {
 		var fits []netip.Addr
 		for r, g := range groups {
@@ -148,6 +149,7 @@ func verifiedGroups(u unionFind, series map[netip.Addr]idSeries) [][]netip.Addr 
 		if len(g) < 2 {
 			continue
 		}
+		slices.SortFunc(g, netip.Addr.Compare)
 		var all idSeries
 		for _, x := range g {
 			all = append(all, series[x]...)
@@ -155,7 +157,6 @@ func verifiedGroups(u unionFind, series map[netip.Addr]idSeries) [][]netip.Addr 
 		if !oneCounter(inArrivalOrder(all)) {
 			continue
 		}
-		slices.SortFunc(g, netip.Addr.Compare)
 		out = append(out, g)
 	}
 	slices.SortFunc(out, func(a, b []netip.Addr) int { return a[0].Compare(b[0]) })

@@ -225,3 +225,28 @@ func TestSharedCountersGroupsAreOneRoutersOnly(t *testing.T) {
 	}
 	t.Logf("%d addresses grouped, %d groups wrong", grouped, wrong)
 }
+
+// TestSharedCountersDeterministic: the groups do not depend on the order of
+// the flows, nor on a map's.
+func TestSharedCountersDeterministic(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	var counters []int
+	for r := range 6 {
+		for range 2 + r%3 {
+			counters = append(counters, r)
+		}
+	}
+	c := counterFabric{rng: rng, counters: counters, ttl: 62, step: func() uint16 { return uint16(rng.IntN(2)) }}
+	flows := c.flows(5*len(counters), time.Millisecond)
+	want := fmt.Sprint(sharedCounters(flows))
+	for k := range 20 {
+		shuffled := slices.Clone(flows)
+		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		if got := fmt.Sprint(sharedCounters(shuffled)); got != want {
+			t.Fatalf("shuffle %d: %s, want %s", k, got, want)
+		}
+	}
+	if want == "[]" {
+		t.Error("nothing grouped")
+	}
+}
