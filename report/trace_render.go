@@ -835,15 +835,13 @@ func retriedText(r Retried) string {
 	for i, t := range r.TTLs {
 		ttls[i] = strconv.Itoa(t)
 	}
+	found := fmt.Sprintf("rate-limited: the routers at TTL %s answered only some of the probes of most healthy flows' hops, as routers that "+
+		"rate-limit their ICMP errors do (Linux by default: a burst of 6 per destination, then one a second); ", joinAnd(ttls))
+	hops := fmt.Sprintf("%d silent %s", r.Holes, plural(r.Holes, "hop", "hops"))
 	if r.Rounds == 0 {
-		return fmt.Sprintf("rate-limited: the routers at TTL %s answered only some of the probes of most healthy flows' hops, as routers that "+
-			"rate-limit their ICMP errors do (Linux by default: a burst of 6 per destination, then one a second); "+
-			"their %d silent %s were not probed again (--patience 0), and silence there says little",
-			joinAnd(ttls), r.Holes, plural(r.Holes, "hop", "hops"))
+		return found + "their " + hops + " were not probed again (--patience 0), and silence there says little"
 	}
-	return fmt.Sprintf("rate-limited: the routers at TTL %s answered only some of the probes of most healthy flows' hops, as routers that "+
-		"rate-limit their ICMP errors do (Linux by default: a burst of 6 per destination, then one a second); "+
-		"%d silent %s probed again in %d %s a second apart: %d answered. Silence there says little (more --patience, "+
+	return found + fmt.Sprintf("%s probed again in %d %s a second apart: %d answered. Silence there says little (more --patience, "+
 		"fewer flows, or a higher net.ipv4.icmp_ratelimit on the routers tells more)",
-		joinAnd(ttls), r.Holes, plural(r.Holes, "hop", "hops"), r.Rounds, plural(r.Rounds, "round", "rounds"), r.Answers)
+		hops, r.Rounds, plural(r.Rounds, "round", "rounds"), r.Answers)
 }

@@ -58,7 +58,7 @@ func TestTraceAccuracy(t *testing.T) {
 			tally[key] = &accuracy{}
 		}
 		tally[key].add(got)
-		family := map[bool]string{true: "ipv6 none", false: "ipv4 " + map[bool]string{true: lab.IPIDShared, false: lab.IPIDKernel}[c.ipid]}[c.v6]
+		family := c.family()
 		if byIPID[family] == nil {
 			byIPID[family] = &accuracy{}
 		}
@@ -118,6 +118,17 @@ func drawCase(rng *rand.Rand) accuracyCase {
 	return c
 }
 
+// family is the case's address family and, for IPv4, its IP ID mode.
+func (c accuracyCase) family() string {
+	switch {
+	case c.v6:
+		return "ipv6 none"
+	case c.ipid:
+		return "ipv4 " + lab.IPIDShared
+	}
+	return "ipv4 " + lab.IPIDKernel
+}
+
 // withIPIDDraw gives half of the IPv4 fabrics routers that number their
 // packets from one counter (--ipid shared), by the parity of the fabric's
 // seed: drawn without the random source, so the rest of a draw stays what
@@ -134,7 +145,10 @@ func withIPIDDraw(args []string, v6 bool) []string {
 	if _, err := fmt.Sscan(args[i+1], &seed); err != nil {
 		return args
 	}
-	mode := map[bool]string{true: lab.IPIDShared, false: lab.IPIDKernel}[seed%2 == 1]
+	mode := lab.IPIDKernel
+	if seed%2 == 1 {
+		mode = lab.IPIDShared
+	}
 	if m := os.Getenv("ECMPSCAN_ACCURACY_IPID"); m != "" {
 		mode = m
 	}
