@@ -91,34 +91,51 @@ func shuffled(ts []hash.FiveTuple, rng *rand.Rand) []hash.FiveTuple {
 // flows at every hop, leaving others silent at every hop, as if they died
 // at the first; and in one order for both repeats, the same flows would
 // get both answers, hiding that the router ran out.
+//
+// An order is a step through the once-shuffled flows, k -> (a k + b) mod n
+// with a prime to n, so the trace holds two numbers per TTL and repeat,
+// not one per probe.
 type TraceRounds struct {
 	flows          []hash.FiveTuple
-	order          [][]uint32 // by repeat x maxTTL + TTL-1, the flows' indices in the order probed
+	steps          []orderStep // by repeat x maxTTL + TTL-1
 	maxTTL, perHop int
 	kind           Kind
 }
 
+// orderStep is one order of the flows: the k-th is flows[(a k + b) mod n].
+type orderStep struct{ a, b int }
+
 var _ Source = (*TraceRounds)(nil)
 
-// NewTraceRounds draws each TTL's order of the flows, for each repeat.
+// NewTraceRounds shuffles the flows once and draws each TTL's order of
+// them, for each repeat.
 func NewTraceRounds(flows []hash.FiveTuple, maxTTL, perHop int, rng *rand.Rand) *TraceRounds {
-	t := &TraceRounds{flows: flows, maxTTL: maxTTL, perHop: min(perHop, MaxRepeats), kind: KindTCPSYN}
+	t := &TraceRounds{flows: shuffled(flows, rng), maxTTL: maxTTL, perHop: min(perHop, MaxRepeats), kind: KindTCPSYN}
 	n := len(flows)
 	for i := range t.perHop * maxTTL {
-		o := make([]uint32, n)
-		for j := range o {
-			o[j] = uint32(j)
+		st := orderStep{a: 1}
+		if n > 1 {
+			st = orderStep{a: 1 + rng.IntN(n-1), b: rng.IntN(n)}
+			for gcd(st.a, n) != 1 {
+				st.a = 1 + rng.IntN(n-1)
+			}
+			// Not the flow the order before ended with.
+			if i > 0 && st.b == t.steps[i-1].at(n-1, n) {
+				st.b = (st.b + 1) % n
+			}
 		}
-		if n > 2 { // two flows alternate in any one order
-			rng.Shuffle(n, func(a, b int) { o[a], o[b] = o[b], o[a] })
-		}
-		// Not the flow the order before ended with.
-		if i > 0 && n > 1 && o[0] == t.order[i-1][n-1] {
-			o[0], o[1] = o[1], o[0]
-		}
-		t.order = append(t.order, o)
+		t.steps = append(t.steps, st)
 	}
 	return t
+}
+
+func (o orderStep) at(k, n int) int { return (o.a*k + o.b) % n }
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 // NewReverseRounds lays out reverse probes the same way: SYN-ACKs on the
@@ -139,7 +156,7 @@ func (t *TraceRounds) At(i int) Probe {
 	perRep := n * t.maxTTL
 	rep, rest := i/perRep, i%perRep
 	ttl, k := rest/n+1, rest%n
-	return Probe{Kind: t.kind, Tuple: t.flows[t.order[rep*t.maxTTL+ttl-1][k]], Repeat: rep, TTL: uint8(ttl)}
+	return Probe{Kind: t.kind, Tuple: t.flows[t.steps[rep*t.maxTTL+ttl-1].at(k, n)], Repeat: rep, TTL: uint8(ttl)}
 }
 
 // EchoIndex: a trace sends no echo probes.
