@@ -147,9 +147,9 @@ type Diagnosis struct {
 }
 
 // Retried is the second look at hops whose routers rate-limit their ICMP
-// errors (core.Trace): the TTLs where healthy flows got answers to under
-// half of their probes, their silent hops after the first pass, and what
-// probing them again, in rounds a second apart, brought.
+// errors (core.Trace): the TTLs RateLimitedTTLs finds, their silent hops
+// after the first pass, and what probing them again, in rounds a second
+// apart, brought.
 type Retried struct {
 	TTLs                    []int
 	Holes                   int
