@@ -222,14 +222,3 @@ func inArrivalOrder(s idSeries) idSeries {
 	}
 	return s
 }
-
-// initialTTL is the TTL a router most likely sent an answer with: the
-// least of 64, 128 and 255 not below what arrived.
-func initialTTL(ttl uint8) int {
-	for _, guess := range []int{64, 128} {
-		if int(ttl) <= guess {
-			return guess
-		}
-	}
-	return 255
-}

@@ -171,14 +171,18 @@ func HopsAway(replyTTL uint8) int {
 	if replyTTL == 0 {
 		return 0
 	}
-	initial := 255
+	return initialTTL(replyTTL) - int(replyTTL) + 1
+}
+
+// initialTTL is the TTL an answer most likely left with: the least of 64,
+// 128 and 255 not below what arrived.
+func initialTTL(ttl uint8) int {
 	for _, guess := range []int{64, 128} {
-		if int(replyTTL) <= guess {
-			initial = guess
-			break
+		if int(ttl) <= guess {
+			return guess
 		}
 	}
-	return initial - int(replyTTL) + 1
+	return 255
 }
 
 // Answered reports whether a router or the destination answered flow

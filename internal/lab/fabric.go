@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -519,10 +518,10 @@ func (f *Fabric) ipidRules(n string) string {
 	if f.Spec.IPID != IPIDShared {
 		return ""
 	}
-	h := fnv.New32a()
-	fmt.Fprintf(h, "%s/%d", n, f.Spec.Seed)
+	// The counter starts where the router's seed (its name and the
+	// fabric's seed) puts it.
 	return fmt.Sprintf("table ip esl_ipid {\n\tchain out {\n\t\ttype filter hook output priority 0; policy accept;\n"+
-		"\t\tip id set numgen inc mod 65536 offset %d << 16\n\t}\n}\n", h.Sum32()%65536)
+		"\t\tip id set numgen inc mod 65536 offset %d << 16\n\t}\n}\n", f.Seeds[n]%65536)
 }
 
 // blackholeLines returns the `ip` batch lines for router n's blackholes.
