@@ -509,8 +509,12 @@ func (e *evidence) pair(f, r *candidate) *candidate {
 	h.Explains, h.Share = kf, qf
 	h.Contradicts = len(e.failing) - kf - kr
 	h.Score = ll - e.null() - math.Log(e.population()) + f.prior + r.prior
-	if kf == 0 || kr == 0 {
-		h.Score = math.Inf(-1) // one of them explains nothing the other does not
+	if kf < 2 || kr == 0 {
+		// One of them explains nothing the other does not; or the second,
+		// forward, fault explains one flow only, which is what the
+		// background loss does too: among every hop some forward place is
+		// crossed by that one flow alone and fits it exactly.
+		h.Score = math.Inf(-1)
 	}
 	return &candidate{h: h}
 }
