@@ -56,7 +56,7 @@ func (t *tracer) traceBack(tr *report.Trace) {
 	maxTTL := min(tr.MaxTTL+1, t.cfg.MaxTTL, responder.MaxReverseTTL)
 	req := responder.ReverseRequest{Run: t.two.run, Sports: sports, MaxTTL: maxTTL,
 		PerHop: min(max(t.cfg.HopProbes, 1), responder.MaxReversePerHop), Rate: t.cfg.Rate,
-		TimeoutMS: min(max(t.cfg.Timeout.Milliseconds(), 100), 5000)}
+		TimeoutMS: min(max(t.cfg.Timeout.Milliseconds(), 100), 5000), PatienceMS: reversePatience(t.cfg.TraceOptions).Milliseconds()}
 	traces, err := t.reverse(req)
 	rp := &report.ReturnPaths{Direction: report.DirectionUnknown}
 	if err == nil {
@@ -79,8 +79,14 @@ func (t *tracer) reverse(req responder.ReverseRequest) (*responder.ReturnTraces,
 		return nil, err
 	}
 	clock := t.env.clock()
+	// The last round of probing again may start just before the patience
+	// ends and take its probes' timeouts.
+	patience := time.Duration(req.PatienceMS) * time.Millisecond
+	if patience > 0 {
+		patience += 2 * time.Duration(req.TimeoutMS) * time.Millisecond
+	}
 	budget := time.Duration(float64(started.Probes)/started.Rate*float64(time.Second)) +
-		2*time.Duration(req.TimeoutMS)*time.Millisecond + 10*time.Second
+		2*time.Duration(req.TimeoutMS)*time.Millisecond + patience + 10*time.Second
 	deadline := clock.Now().Add(budget)
 	tick, stop := clock.Ticker(reversePoll)
 	defer stop()

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 
 	"github.com/ecmpscan/ecmpscan/hash"
+	"github.com/ecmpscan/ecmpscan/internal/retry"
 	"github.com/ecmpscan/ecmpscan/probe"
 	"github.com/ecmpscan/ecmpscan/report"
 )
@@ -126,41 +127,30 @@ func (t *tracer) hops(target netip.AddrPort, src netip.Addr, e2e []hash.Judged, 
 }
 
 // retry probes the silent hops of rate-limited routers again, a round a
-// second, within the patience (retry.go); nil when there are none.
+// second, within the patience (internal/retry); nil when there are none.
 // Without patience it only finds them.
 func (t *tracer) retry(c *collector, e2e []hash.Judged) (*report.Retried, bool, error) {
-	plan := planRetries(e2e, c.hops, t.rng)
+	tuples := map[uint16]hash.FiveTuple{}
+	for _, j := range e2e {
+		tuples[j.Tuple.SrcPort] = j.Tuple
+	}
+	plan := retry.New(report.TraceFlows(e2e, c.hops), tuples, probe.KindTCPSYN, t.rng)
 	switch {
 	case plan == nil:
 		return nil, false, nil
 	case t.cfg.Patience <= 0:
-		return &plan.retried, false, nil // found, and said so, but not probed again
+		return &plan.Retried, false, nil // found, and said so, but not probed again
 	}
-	clock := t.env.clock()
-	deadline := clock.Now().Add(t.cfg.Patience)
-	tick, stop := clock.Ticker(retryRound)
-	defer stop()
-	for repeat := t.cfg.HopProbes; len(plan.holes) > 0; repeat++ {
-		select {
-		case <-t.ctx.Done():
-			return &plan.retried, true, nil
-		case now := <-tick:
-			if now.After(deadline) {
-				return &plan.retried, false, nil
-			}
-		}
-		probes := plan.next(repeat)
+	send := func(probes probe.List) (bool, error) {
 		st, stopped, err := t.set.run(t.ctx, probes, t.cfg.Probing, c, t.env)
-		if err != nil {
-			return nil, false, err
-		}
 		t.stats.Add(st)
-		plan.settle(c.hops, probes)
-		if stopped {
-			return &plan.retried, true, nil
-		}
+		return stopped, err
 	}
-	return &plan.retried, false, nil
+	interrupted, err := plan.Run(t.ctx, t.env.clock(), t.cfg.Patience, t.cfg.HopProbes, send, c.hops.Answered)
+	if err != nil {
+		return nil, false, err
+	}
+	return &plan.Retried, interrupted, nil
 }
 
 // report assembles, buckets and diagnoses. Flows none of whose probes

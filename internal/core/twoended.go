@@ -123,7 +123,14 @@ func reverseBudget(o TraceOptions, p Probing) time.Duration {
 	if p.Rate > 0 {
 		rate = min(rate, p.Rate)
 	}
-	return time.Duration(float64(probes)/rate*float64(time.Second)) + p.Timeout
+	return time.Duration(float64(probes)/rate*float64(time.Second)) + p.Timeout + reversePatience(o)
+}
+
+// reversePatience is how long the responder probes again the return
+// paths' rate-limited hops: the trace's own patience, within the
+// responder's bound.
+func reversePatience(o TraceOptions) time.Duration {
+	return min(max(o.Patience, 0), responder.MaxReversePatienceMS*time.Millisecond)
 }
 
 // sweepBudget is how long the responder should watch: the probes at the

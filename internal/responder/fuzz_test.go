@@ -60,6 +60,9 @@ func FuzzDecodeReverse(f *testing.F) {
 			if n := len(r.Sports) * r.MaxTTL * r.PerHop; n == 0 || n > MaxReverseFlows*MaxReverseTTL*MaxReversePerHop {
 				t.Fatalf("%d probes asked for", n)
 			}
+			if r.PatienceMS < 0 || r.PatienceMS > MaxReversePatienceMS {
+				t.Fatalf("patience of %d ms asked for", r.PatienceMS)
+			}
 		}
 		var rep Report
 		if json.Unmarshal(b, &rep) != nil || rep.Return == nil {

@@ -22,6 +22,10 @@ const (
 	MaxReverseFlows  = 64
 	MaxReverseTTL    = 32
 	MaxReversePerHop = 3
+	// MaxReversePatienceMS bounds how long the hops of routers that
+	// rate-limit their errors are probed again (internal/retry), at most
+	// as many probes again as the first pass sent.
+	MaxReversePatienceMS = 10000
 	// DefaultProbeRate caps reverse probes per second, as conservative as
 	// sweep's own default.
 	DefaultProbeRate = 500
@@ -40,6 +44,9 @@ type ReverseRequest struct {
 	Rate float64 `json:"rate"`
 	// TimeoutMS is how long each probe's answers are awaited (100-5000).
 	TimeoutMS int64 `json:"timeout_ms"`
+	// PatienceMS is how long the silent hops of routers that rate-limit
+	// their errors are probed again, a round a second (0-10000; 0: not).
+	PatienceMS int64 `json:"patience_ms,omitempty"`
 }
 
 // ReverseStarted answers a ReverseRequest.
@@ -107,6 +114,8 @@ func DecodeReverse(b []byte) (ReverseRequest, error) {
 		return r, fmt.Errorf("%w: rate must be a non-negative number", ErrMalformed)
 	case r.TimeoutMS < 100 || r.TimeoutMS > 5000:
 		return r, fmt.Errorf("%w: timeout_ms must be 100-5000", ErrScope)
+	case r.PatienceMS < 0 || r.PatienceMS > MaxReversePatienceMS:
+		return r, fmt.Errorf("%w: patience_ms must be 0-%d", ErrScope, MaxReversePatienceMS)
 	}
 	seen := map[uint16]bool{}
 	for _, p := range r.Sports {

@@ -1,6 +1,7 @@
 package responder
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ecmpscan/ecmpscan/hash"
+	"github.com/ecmpscan/ecmpscan/internal/retry"
 	"github.com/ecmpscan/ecmpscan/probe"
 	"github.com/ecmpscan/ecmpscan/report"
 )
@@ -41,10 +43,60 @@ type reverseRun struct {
 	started ReverseStarted
 	sports  []uint16
 
+	tuples   map[uint16]hash.FiveTuple // the probes' tuples by the client's port
+	patience time.Duration
+	perHop   int
+
 	mu    sync.Mutex
 	state string
 	err   string
 	hops  *report.Hops
+}
+
+// retry probes again, within the patience, the silent hops of routers
+// that rate-limit their errors toward the responder (internal/retry), at
+// most as many probes as the first pass sent. A flow is healthy here when
+// the client answered its probes.
+func (rr *reverseRun) retry(ctx context.Context, e *probe.Engine, first probe.Plan) (*report.Retried, error) {
+	p := retry.New(rr.flows(), rr.tuples, probe.KindTCPSYNACK, newRand())
+	if p == nil {
+		return nil, nil
+	}
+	p.Budget = rr.started.Probes
+	send := func(probes probe.List) (bool, error) {
+		round := first
+		round.Probes = probes
+		_, err := e.Run(ctx, round, rr)
+		return ctx.Err() != nil, err
+	}
+	clock := e.Clock
+	if clock == nil {
+		clock = probe.SystemClock{}
+	}
+	_, err := p.Run(ctx, clock, rr.patience, rr.perHop, send, rr.answered)
+	return &p.Retried, err
+}
+
+// flows are the traced flows as far as they got, in the responder's frame.
+func (rr *reverseRun) flows() []report.FlowTrace {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	out := make([]report.FlowTrace, 0, len(rr.sports))
+	for _, sp := range rr.sports {
+		hs := rr.hops.Path(sp)
+		f := report.FlowTrace{Sport: sp, State: hash.StateFail, Hops: hs, ReachedTTL: report.ReachedTTL(hs)}
+		if f.ReachedTTL > 0 {
+			f.State = hash.StateOK
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func (rr *reverseRun) answered(sport uint16, ttl int) bool {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	return rr.hops.Answered(sport, ttl)
 }
 
 // Collect records a result under the client's port (the flow's source
@@ -110,7 +162,8 @@ func (s *Server) reverse(peer netip.Addr, body json.RawMessage) (any, error) {
 	}
 	probes := len(req.Sports) * req.MaxTTL * req.PerHop
 	timeout := time.Duration(req.TimeoutMS) * time.Millisecond
-	if d := time.Duration(float64(probes)/rate*float64(time.Second)) + timeout; now.Add(d).After(r.expires) {
+	patience := time.Duration(req.PatienceMS) * time.Millisecond
+	if d := time.Duration(float64(probes)/rate*float64(time.Second)) + timeout + patience; now.Add(d).After(r.expires) {
 		return nil, fmt.Errorf("%w: %d probes at %g/s take %s, past the run's end", ErrScope, probes, rate, d.Round(time.Millisecond))
 	}
 	if s.reversing >= maxReverse {
@@ -120,12 +173,16 @@ func (s *Server) reverse(peer netip.Addr, body json.RawMessage) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCannotProbe, err)
 	}
+	tuples := reverseTuples(r, req.Sports)
 	rr := &reverseRun{started: ReverseStarted{Run: r.id, Probes: probes, Rate: rate}, sports: slices.Clone(req.Sports),
-		state: ReverseRunning, hops: report.NewHops()}
+		state: ReverseRunning, hops: report.NewHops(), tuples: map[uint16]hash.FiveTuple{}, patience: patience, perHop: req.PerHop}
+	for i, sp := range req.Sports {
+		rr.tuples[sp] = tuples[i]
+	}
 	r.reverse = rr
 	s.reversing++
 	s.cfg.Log(fmt.Sprintf("run %s: tracing %d return paths to %s, %d probes at %g/s", r.id, len(req.Sports), r.client, probes, rate))
-	plan := probe.Plan{Probes: probe.NewReverseRounds(reverseTuples(r, req.Sports), req.MaxTTL, req.PerHop, newRand()),
+	plan := probe.Plan{Probes: probe.NewReverseRounds(tuples, req.MaxTTL, req.PerHop, newRand()),
 		Rate: rate, Timeout: timeout, Grace: timeout}
 	s.wg.Add(1)
 	go s.runReverse(r.id, prober, plan, rr)
@@ -138,6 +195,13 @@ func (s *Server) runReverse(id string, prober ReverseProber, plan probe.Plan, rr
 	defer prober.Close()
 	e := &probe.Engine{Sender: prober, Receivers: prober.Receivers(), Secret: newSecret()}
 	_, err := e.Run(s.ctx, plan, rr)
+	if err == nil && s.ctx.Err() == nil && rr.patience > 0 {
+		var again *report.Retried
+		if again, err = rr.retry(s.ctx, e, plan); again != nil {
+			s.cfg.Log(fmt.Sprintf("run %s: rate-limited at TTLs %v: %d silent hops, %d probes again in %d rounds, %d answers",
+				id, again.TTLs, again.Holes, again.Probes, again.Rounds, again.Answers))
+		}
+	}
 	if s.ctx.Err() != nil {
 		err = fmt.Errorf("the responder is stopping")
 	}

@@ -176,6 +176,8 @@ func TestReverseRefusals(t *testing.T) {
 		}, "at most 64"},
 		{"TTL too high", Config{}, clientAddr, func(r *ReverseRequest) { r.MaxTTL = 33 }, "max_ttl"},
 		{"too many per hop", Config{}, clientAddr, func(r *ReverseRequest) { r.PerHop = 4 }, "per_hop"},
+		{"too patient", Config{}, clientAddr, func(r *ReverseRequest) { r.PatienceMS = MaxReversePatienceMS + 1 }, "patience_ms"},
+		{"patience past the run's end", Config{}, clientAddr, func(r *ReverseRequest) { r.PatienceMS = MaxReversePatienceMS }, "past the run's end"},
 		{"past the run's end", Config{ProbeRate: 1}, clientAddr, func(*ReverseRequest) {}, "past the run's end"},
 		{"repeated port", Config{}, clientAddr, func(r *ReverseRequest) { r.Sports = []uint16{30000, 30000} }, "repeated"},
 	} {
