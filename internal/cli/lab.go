@@ -166,8 +166,8 @@ The IPv4 identification of a router's own packets, with --ipid:
 	fl.StringVar(&ipid, "ipid", lab.DefaultIPID,
 		"IPv4 identification of the routers' own packets: "+strings.Join(lab.IPIDModes, " or ")+
 			" (shared: one counter per router, as many hardware routers keep)")
-	fl.IntVar(&rateLimit, "icmp-ratelimit", 0,
-		"rate-limit the routers' ICMP errors as Linux does by default: a burst of 6 per destination, then one per this many ms (1000 is Linux's default; 0: no limit)")
+	fl.IntVar(&rateLimit, "icmp-ratelimit", lab.DefaultICMPRateLimitMS,
+		"rate-limit the routers' ICMP errors as Linux does: a burst of 6 per destination, then one per this many ms (0: no limit)")
 	fl.Uint16Var(&respPort, "responder", 0, "also run an `ecmpscan responder` on this port at the server's addresses (token in "+lab.TokenPath("NAME")+")")
 	return cmd
 }

@@ -47,6 +47,7 @@ func TestTraceAccuracy(t *testing.T) {
 	}
 	tally := map[string]*accuracy{}
 	byIPID := map[string]*accuracy{} // IPv4 by IP ID mode, and IPv6
+	byLimit := map[string]*accuracy{}
 	for i := range n {
 		c := drawCase(rng)
 		if only >= 0 && i != only {
@@ -63,10 +64,16 @@ func TestTraceAccuracy(t *testing.T) {
 			byIPID[family] = &accuracy{}
 		}
 		byIPID[family].add(got)
+		limit := map[bool]string{true: "linux's", false: "none"}[c.limited]
+		if byLimit[limit] == nil {
+			byLimit[limit] = &accuracy{}
+		}
+		byLimit[limit].add(got)
 		t.Logf("%3d %-40s v6=%v sport %d-%d: %s", i, strings.Join(c.args, " "), c.v6, c.first, c.first+c.ports-1, got)
 	}
 	fmt.Println(accuracyTable(tally, "icmp source", "icmp path", "fault"))
 	fmt.Println(accuracyTable(byIPID, "family", "ip id"))
+	fmt.Println(accuracyTable(byLimit, "icmp rate limit"))
 }
 
 // accuracyCase is one random fabric with one fault (or none).
@@ -77,6 +84,7 @@ type accuracyCase struct {
 	at, before         string // the faulty node and, for a link, the node before it
 	v6                 bool
 	ipid               bool // routers share one IP ID counter each
+	limited            bool // routers rate-limit their ICMP errors
 	ports, first       int
 }
 
@@ -108,13 +116,9 @@ func drawCase(rng *rand.Rand) accuracyCase {
 	c.v6 = rng.IntN(3) == 0
 	c.ports = 64 + 32*min(w2, 1)
 	c.first = 20000 + rng.IntN(20000)
-	c.args = withIPIDDraw(c.args, c.v6)
-	// ECMPSCAN_ACCURACY_RATELIMIT=MS: every router rate-limits its ICMP
-	// errors as Linux does by default (1000).
-	if ms := os.Getenv("ECMPSCAN_ACCURACY_RATELIMIT"); ms != "" {
-		c.args = append(c.args, "--icmp-ratelimit", ms)
-	}
+	c.args = withRateLimitDraw(withIPIDDraw(c.args, c.v6))
 	c.ipid = slices.Contains(c.args, lab.IPIDShared)
+	c.limited = c.args[len(c.args)-1] != "0" // withRateLimitDraw's value, last
 	return c
 }
 
@@ -129,6 +133,32 @@ func (c accuracyCase) family() string {
 	return "ipv4 " + lab.IPIDKernel
 }
 
+// withRateLimitDraw gives half of the fabrics routers that rate-limit
+// their ICMP errors as Linux does (lab up's default) and the other half
+// routers that do not (as much gear with a generous limit), by the second
+// bit of the fabric's seed, so the rest of a draw stays what it was
+// before rate limits were drawn. ECMPSCAN_ACCURACY_RATELIMIT=MS gives
+// every fabric that limit instead.
+func withRateLimitDraw(args []string) []string {
+	ms := "0"
+	if seedOf(args)&2 != 0 {
+		ms = fmt.Sprint(lab.DefaultICMPRateLimitMS)
+	}
+	if m := os.Getenv("ECMPSCAN_ACCURACY_RATELIMIT"); m != "" {
+		ms = m
+	}
+	return append(slices.Clone(args), "--icmp-ratelimit", ms)
+}
+
+// seedOf is the value of a fabric's --seed argument, 0 without one.
+func seedOf(args []string) uint32 {
+	var seed uint32
+	if i := slices.Index(args, "--seed"); i >= 0 && i+1 < len(args) {
+		fmt.Sscan(args[i+1], &seed)
+	}
+	return seed
+}
+
 // withIPIDDraw gives half of the IPv4 fabrics routers that number their
 // packets from one counter (--ipid shared), by the parity of the fabric's
 // seed: drawn without the random source, so the rest of a draw stays what
@@ -137,16 +167,11 @@ func (c accuracyCase) family() string {
 // mode instead, to measure what shared counters change on the same
 // fabrics.
 func withIPIDDraw(args []string, v6 bool) []string {
-	i := slices.Index(args, "--seed")
-	if v6 || i < 0 || i+1 >= len(args) {
-		return args
-	}
-	var seed uint32
-	if _, err := fmt.Sscan(args[i+1], &seed); err != nil {
+	if v6 {
 		return args
 	}
 	mode := lab.IPIDKernel
-	if seed%2 == 1 {
+	if seedOf(args)%2 == 1 {
 		mode = lab.IPIDShared
 	}
 	if m := os.Getenv("ECMPSCAN_ACCURACY_IPID"); m != "" {

@@ -394,9 +394,13 @@ limits:
 	if _, err := helper(t, f, "get", fmt.Sprintf("http://127.0.0.1:%d/-/healthy", port)); err != nil {
 		t.Errorf("the exporter is down after the load: %v", err)
 	}
-	// A module with trace: true exports where the trace puts the fault.
+	// A module with trace: true exports where the trace puts the fault:
+	// forward. Its address may be empty: the lab's routers rate-limit their
+	// errors as Linux does, the exporter does not wait to probe again, and
+	// the bad member's few answers may all have gone to other flows (then
+	// the suspect is the unseen member behind r1).
 	body, err := helper(t, f, "get", fmt.Sprintf("http://127.0.0.1:%d/probe?target=%s&module=traced", port, server4))
-	if err != nil || !regexp.MustCompile(`ecmpscan_suspect_info\{addr="[^"]+",direction="forward",kind="[a-z-]+",next="[^"]*"\} 1`).MatchString(body) {
+	if err != nil || !regexp.MustCompile(`ecmpscan_suspect_info\{addr="[^"]*",direction="forward",kind="[a-z-]+",next="[^"]*"\} 1`).MatchString(body) {
 		t.Errorf("traced probe: %v, no forward ecmpscan_suspect_info in\n%s", err, body)
 	}
 }

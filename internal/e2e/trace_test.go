@@ -147,7 +147,10 @@ func describe(doc traceDoc) string {
 }
 
 func TestTraceForwardLinkBehindSilentRouter(t *testing.T) {
-	f := fabric(t, "tr1", "--width", "3", "--width2", "3", "--seed", "21", "--fault", "link-drop@p1-q2", "--fault", "silent@p1")
+	// Routers that do not rate-limit: with Linux's limit the few failing
+	// flows lost on the way out are not told from chance, and this link
+	// dead both ways is called return (a known miss, README "Accuracy").
+	f := fabric(t, "tr1", "--width", "3", "--width2", "3", "--seed", "21", "--fault", "link-drop@p1-q2", "--fault", "silent@p1", "--icmp-ratelimit", "0")
 	doc, code := trace(t, f, server4, "30000-30047")
 	checkFlowStates(t, f, server4, doc)
 	t.Log(describe(doc))
@@ -174,9 +177,16 @@ func TestTraceForwardBlackhole(t *testing.T) {
 			if doc.Diagnosis.Direction != "forward" || len(doc.Diagnosis.Suspects) == 0 {
 				t.Fatalf("want forward with a suspect; got %s", describe(doc))
 			}
+			// p2, the hop before it, or, where rate-limited routers left p2's
+			// few answers to other flows, the unseen member behind r1.
 			s := doc.Diagnosis.Suspects[0]
-			if from, next := node(f, &s.Addr), node(f, s.Next); from != "r1" && from != "p2" && next != "p2" {
-				t.Errorf("suspects[0] = %s -> %s; want the hop before the silent member p2 (r1) or p2 itself", from, next)
+			from, next := node(f, &s.Addr), node(f, s.Next)
+			ok := from == "r1" || from == "p2" || next == "p2"
+			for _, b := range s.Behind {
+				ok = ok || (s.Addr == "" && node(f, &b) == "r1")
+			}
+			if !ok {
+				t.Errorf("suspects[0] = %s -> %s behind %v; want the hop before the silent member p2 (r1) or p2 itself", from, next, s.Behind)
 			}
 		})
 	}
@@ -209,7 +219,12 @@ func TestTraceReturnBlackhole(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := fabric(t, c.name, append(c.args, "--fault", "blackhole-ret@q1")...)
+			// Routers that do not rate-limit: these cases are about where
+			// the errors come from and which way they go. With Linux's
+			// limit the same fabrics are unknown or, for tr4m, forward (a
+			// known miss, README "Accuracy"; TestTraceRandomFabrics and make
+			// accuracy draw rate limits).
+			f := fabric(t, c.name, append(c.args, "--fault", "blackhole-ret@q1", "--icmp-ratelimit", "0")...)
 			doc, _ := trace(t, f, server4, "30000-30047")
 			checkFlowStates(t, f, server4, doc)
 			t.Log(describe(doc))
@@ -314,7 +329,11 @@ func TestTraceHealthyWithSilentRouter(t *testing.T) {
 // TestSweepThenTrace: sweep --trace embeds a trace of the failing ports and
 // some healthy ones in the sweep's JSON document.
 func TestSweepThenTrace(t *testing.T) {
-	f := fabric(t, "tr6", "--width", "4", "--seed", "5", "--fault", "blackhole-fwd@p3")
+	// Routers that do not rate-limit, as this test is about what sweep
+	// --trace traces. With Linux's limit the one-ended trace of this
+	// fabric is unknown (ratio 6) between the unseen p3 and a return fault
+	// at the first stage (README "Accuracy").
+	f := fabric(t, "tr6", "--width", "4", "--seed", "5", "--fault", "blackhole-fwd@p3", "--icmp-ratelimit", "0")
 	out, stderr, code := run(t, f, nil, "sweep", server4.String(), "--trace", "--format", "json", "--sport", "30000-30063", "--rate", "2000")
 	var doc struct {
 		Summary struct {
@@ -370,7 +389,7 @@ func TestTraceRandomFabrics(t *testing.T) {
 		if rng.IntN(3) == 0 {
 			dst = server6
 		}
-		args = withIPIDDraw(args, dst.Addr().Is6())
+		args = withRateLimitDraw(withIPIDDraw(args, dst.Addr().Is6()))
 		ports := 64
 		if w2 > 0 {
 			ports = 96

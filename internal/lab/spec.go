@@ -71,9 +71,9 @@ type Spec struct {
 	// comes from: IPIDKernel (the default, Linux's) or IPIDShared.
 	IPID string `json:"ipid,omitempty"`
 	// ICMPRateLimitMS, when set, rate-limits the routers' ICMP errors as
-	// Linux does by default (1000: a burst of 6 per destination, then one
-	// a second); 0, the lab's default, lets every error out, so that a
-	// trace's silences are the faults' and the configuration's only.
+	// Linux does (DefaultICMPRateLimitMS, lab up's default: a burst of 6
+	// per destination, then one a second); 0 lets every error out, so
+	// that a test's silences are its faults' and configuration's only.
 	ICMPRateLimitMS int `json:"icmp_ratelimit_ms,omitempty"`
 	// Responder, when set, is the port an `ecmpscan responder` listens on
 	// at the server's addresses (lab up --responder), run by the serve
@@ -152,6 +152,11 @@ const (
 
 // DefaultIPID is Linux's own behaviour, the lab's default.
 const DefaultIPID = IPIDKernel
+
+// DefaultICMPRateLimitMS is Linux's icmp_ratelimit (and IPv6's
+// icmp.ratelimit), the default of lab up: a burst of 6 errors per
+// destination, then one a second.
+const DefaultICMPRateLimitMS = 1000
 
 // IPIDModes lists the IP ID modes, default first.
 var IPIDModes = []string{IPIDKernel, IPIDShared}
