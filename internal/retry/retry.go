@@ -17,6 +17,7 @@
 package retry
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"math/rand/v2"
@@ -65,8 +66,12 @@ func New(flows []report.FlowTrace, tuples map[uint16]hash.FiveTuple, kind probe.
 	p := &Plan{kind: kind, tuples: tuples, quota: map[int]int{}, holes: map[int][]uint16{}}
 	for _, ttl := range ttls {
 		p.quota[ttl] = max(answering(flows, ttl), 1)
-		// Each TTL in an order of its own, as in the first pass.
-		for _, f := range interleave(shuffled(failing, rng), shuffled(ok, rng)) {
+		// Each TTL in an order of its own, as in the first pass; the
+		// failing flows that answered least first: a flow with no answer
+		// at any TTL says nothing of where it died.
+		fails := shuffled(failing, rng)
+		slices.SortStableFunc(fails, func(a, b report.FlowTrace) int { return cmp.Compare(answeredHops(a), answeredHops(b)) })
+		for _, f := range interleave(fails, shuffled(ok, rng)) {
 			if _, known := tuples[f.Sport]; known && ttl <= len(f.Hops) && f.Hops[ttl-1].Answers == 0 {
 				p.holes[ttl] = append(p.holes[ttl], f.Sport)
 			}
@@ -75,6 +80,17 @@ func New(flows []report.FlowTrace, tuples map[uint16]hash.FiveTuple, kind probe.
 		p.Retried.Holes += len(p.holes[ttl])
 	}
 	return p
+}
+
+// answeredHops counts the hops of a flow that answered.
+func answeredHops(f report.FlowTrace) int {
+	n := 0
+	for _, h := range f.Hops {
+		if h.Answers > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // answering counts the addresses that answered at ttl.

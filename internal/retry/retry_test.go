@@ -155,3 +155,15 @@ func TestRunEndsWithThePatience(t *testing.T) {
 		t.Errorf("%d rounds in a patience of 3 rounds", rounds)
 	}
 }
+
+func TestPlanProbesSilentFailingFlowsFirst(t *testing.T) {
+	flows, tuples := flowsOf(12)
+	mute := flows[len(flows)-1] // failing, silent at TTL 1 (23 % 3 != 0)
+	mute.Hops[1].Addr, mute.Hops[1].Answers = netip.Addr{}, 0
+	for seed := range uint64(20) {
+		p := New(flows, tuples, probe.KindTCPSYN, rand.New(rand.NewPCG(seed, 2)))
+		if got := p.Next(2)[0].Tuple.SrcPort; got != mute.Sport {
+			t.Fatalf("seed %d: first hole probed again is flow %d, want %d, the failing flow with no answer at all", seed, got, mute.Sport)
+		}
+	}
+}
