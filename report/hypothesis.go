@@ -207,6 +207,7 @@ type evidence struct {
 	failing []int
 	healthy []int
 	silent  map[string]float64
+	retry   map[int]retryRate // by TTL, where rate-limited holes were probed again
 	// wf and wh are how many flows of the population each traced failing
 	// and healthy flow stands for (Sample).
 	wf, wh float64
@@ -214,7 +215,7 @@ type evidence struct {
 
 func (a *analysis) evidence(sample Sample) *evidence {
 	e := &evidence{a: a, silent: map[string]float64{}, chance: make([]float64, len(a.flows)),
-		wf: max(sample.Fail, 1), wh: max(sample.OK, 1)}
+		wf: max(sample.Fail, 1), wh: max(sample.OK, 1), retry: a.retryRates()}
 	lost, sent := 0, 0
 	for i, f := range a.flows {
 		switch f.State {
@@ -259,7 +260,12 @@ func (e *evidence) silentShare(prev, id string) float64 {
 			continue
 		}
 		n++
-		if p[o.pos+1].id == id {
+		next := p[o.pos+1]
+		// Where holes were probed again, a hop that answered only then
+		// was silent in the first pass: hopCost adds what probing again
+		// showed.
+		r, again := e.retry[next.ttl]
+		if next.id == id || (again && r.answeredOnRetry(next) && nextSilentID(prev) == id) {
 			k++
 		}
 	}
@@ -292,6 +298,9 @@ func (e *evidence) hopCost(i, m int) (float64, bool) {
 	c := 0.0
 	for t := last + 1; t <= m && t < len(p); t++ {
 		c += e.silentShare(p[t-1].id, p[t].id)
+		if r, again := e.retry[p[t].ttl]; again && p[t].hop != nil && p[t].hop.Probes > r.first {
+			c += float64(p[t].hop.Probes-r.first) * r.miss
+		}
 	}
 	return c, true
 }
@@ -830,6 +839,13 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 		case f.kind != fateLoop && f.kind != fateUnreach && len(p) > 1 && p[len(p)-1].answered():
 			// Traced no further than an answer: nothing says it stopped.
 			full[i], _ = e.hopCost(i, len(p)-1)
+		case f.kind == fateUnknown && lastAnswer(p) == 0:
+			// No answer at any TTL: as far as the healthy flows silent
+			// there too go before the destination answers them, at the
+			// cost of each silence, as forward faults take it.
+			if m := a.silentReach(p); m > 0 {
+				full[i], _ = e.hopCost(i, m)
+			}
 		}
 	}
 	for s := 1; s < deepest-1; s++ {
@@ -854,6 +870,20 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 	c := &candidate{exposed: all, cost: full}
 	c.h = Hypothesis{Direction: DirectionReturn, Kind: HypReturnPath}
 	return append(out, c)
+}
+
+// silentReach is the last node of a path that no hop answered which
+// healthy flows share, when the healthy flows through it reach the
+// destination right after it; 0 otherwise.
+func (a *analysis) silentReach(p []pnode) int {
+	m := 0
+	for q := 1; q < len(p) && len(a.healthy[p[q].id]) > 0; q++ {
+		m = q
+	}
+	if reach, cont := a.after(p[m].id); m == 0 || reach == 0 || cont > 0 {
+		return 0
+	}
+	return m
 }
 
 // silentBeyond is the log-likelihood ratio by which a return fault at

@@ -1,6 +1,12 @@
 package report
 
-import "github.com/ecmpscan/ecmpscan/hash"
+import (
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+)
 
 // Routers that rate-limit the ICMP errors they send to one destination
 // (Linux by default: a burst of 6, then one a second) leave a fast trace's
@@ -39,4 +45,60 @@ func RateLimitedTTLs(flows []FlowTrace) []int {
 		}
 	}
 	return out
+}
+
+// retryRate is what probing a rate-limited TTL's silent hops again showed
+// on the healthy flows: first, the probes every hop got in the first pass
+// (the fewest any hop got: probing again only adds), and miss, the log of
+// the chance that one probe more to a hole there went unanswered.
+type retryRate struct {
+	first int
+	miss  float64
+}
+
+// retryRates are the rate-limited TTLs' retryRate, where their holes were
+// probed again. A failing flow's hole probed again r times is then r times
+// likelier silent for a router it never reached than for one it did: the
+// evidence grows with the probes spent on it, as it should.
+func (a *analysis) retryRates() map[int]retryRate {
+	out := map[int]retryRate{}
+	for ttl := range a.rateLimited {
+		first := 0
+		for _, f := range a.flows {
+			if h := f.Hops; ttl <= len(h) && !h[ttl-1].Reached && h[ttl-1].Probes > 0 && (first == 0 || h[ttl-1].Probes < first) {
+				first = h[ttl-1].Probes
+			}
+		}
+		again, answered := 0, 0
+		for _, f := range a.flows {
+			if f.State != hash.StateOK || ttl > len(f.Hops) {
+				continue
+			}
+			if h := f.Hops[ttl-1]; !h.Reached && h.Probes > first {
+				again += h.Probes - first
+				if h.Answers > 0 {
+					answered++
+				}
+			}
+		}
+		if again > 0 {
+			out[ttl] = retryRate{first: first, miss: math.Log1p(-(float64(answered) + 0.5) / (float64(again) + 1))}
+		}
+	}
+	return out
+}
+
+// answeredOnRetry says a node's hop answered only when probed again.
+func (r retryRate) answeredOnRetry(n pnode) bool {
+	return n.hop != nil && n.answered() && n.hop.Probes > r.first
+}
+
+// nextSilentID is the id of a silent node right after node prev.
+func nextSilentID(prev string) string {
+	if i := strings.LastIndex(prev, "+"); strings.HasPrefix(prev, "*") && i > 0 {
+		if k, err := strconv.Atoi(prev[i+1:]); err == nil {
+			return silentID(prev[1:i], k+1)
+		}
+	}
+	return silentID(prev, 1)
 }

@@ -1,6 +1,8 @@
 package report
 
 import (
+	"math"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -53,4 +55,81 @@ func TestRateLimitedTTLs(t *testing.T) {
 	if got := RateLimitedTTLs(few); len(got) != 0 {
 		t.Errorf("two partial hops: %v, want none", got)
 	}
+}
+
+// Holes probed again: healthy holes answered 4 times in 24 probes more, so
+// a failing flow's hole that got 3 more and no answer is (1-4.5/25)^3 as
+// likely from a router it reached, on top of the first pass's silence.
+func TestRetriedSilenceWeighsByProbes(t *testing.T) {
+	var flows []FlowTrace
+	for i := range 12 {
+		f := rlFlow(uint16(30000+i), 0, 2)
+		switch {
+		case i%3 == 0:
+			f.Hops[0].Answers, f.Hops[0].Addr = 1, src // the first pass's burst
+		case i%3 == 1:
+			f.Hops[0].Probes, f.Hops[0].Answers, f.Hops[0].Addr = 5, 1, src // answered when probed again
+		default:
+			f.Hops[0].Probes = 5 // probed again, still silent
+		}
+		flows = append(flows, f)
+	}
+	fail := rlFlow(40000, 0, 0)
+	fail.State, fail.Received, fail.ReachedTTL = hash.StateFail, 0, 0
+	fail.Hops = fail.Hops[:2]
+	fail.Hops[0].Probes = 5
+	a := newAnalysis(append(flows, fail))
+	e := a.evidence(Sample{})
+	r, ok := e.retry[1]
+	if !ok || r.first != 2 {
+		t.Fatalf("retry rates %+v: want TTL 1, 2 probes in the first pass", e.retry)
+	}
+	if want := math.Log1p(-4.5 / 25); math.Abs(r.miss-want) > 1e-9 {
+		t.Errorf("miss %.4f, want %.4f (4 answers in 24 probes again)", r.miss, want)
+	}
+	i := slices.IndexFunc(a.flows, func(f FlowTrace) bool { return f.Sport == 40000 })
+	with, _ := e.hopCost(i, 1)
+	a.flows[i].Hops[0].Probes = 2
+	e = a.evidence(Sample{})
+	without, _ := e.hopCost(i, 1)
+	if d := with - without; math.Abs(d-3*r.miss) > 1e-9 {
+		t.Errorf("a hole probed 3 times more costs %.4f more, want %.4f", d, 3*r.miss)
+	}
+	// The first pass's silence counts the holes answered only when probed
+	// again: 8 of 12 healthy flows, not the 4 still silent.
+	if got, want := e.silentShare(srcNode, silentID(srcNode, 1)), math.Log(8.5/13); math.Abs(got-want) > 1e-9 {
+		t.Errorf("first-pass silence %.4f, want %.4f", got, want)
+	}
+}
+
+// A failing flow that no hop answered, where healthy flows too are silent
+// at every router (rate limits): it may have got as far as they do, and
+// the answers alone be lost, as much as it may have died at the first
+// hop. Before, only forward faults could explain it.
+func TestSilentFlowsExplainedByTheAnswersAlone(t *testing.T) {
+	var flows []FlowTrace
+	for i := range 24 {
+		a := 1
+		if i%2 == 0 {
+			a = 0 // silent at both routers, as half the flows are
+		}
+		f := rlFlow(uint16(30000+i), a, a)
+		if a > 0 {
+			f.Hops[0].Addr, f.Hops[1].Addr = netip.MustParseAddr("198.19.0.1"), netip.MustParseAddr("198.19.1.1")
+		}
+		if i%4 < 2 {
+			f.State, f.Received, f.ReachedTTL = hash.StateFail, 0, 0
+			f.Hops = append(f.Hops[:2], TraceHop{TTL: 3, Probes: 2}, TraceHop{TTL: 4, Probes: 2})
+		}
+		flows = append(flows, f)
+	}
+	for _, h := range Diagnose(flows).Hypotheses {
+		if h.Kind == HypReturnPath && h.And == nil {
+			if h.Explains != 12 {
+				t.Errorf("the answers alone explain %d of 12 failing flows, half of them silent at every hop", h.Explains)
+			}
+			return
+		}
+	}
+	t.Error("no answers-alone hypothesis")
 }
