@@ -57,10 +57,12 @@ package report
 // stages beyond it that are silent for everyone (silentBeyond). The
 // score is the log-likelihood ratio against
 // "every failure is chance", less half a log of the flows per fitted share
-// (BIC). Two faults at once (a link dead both ways) are every forward
-// hypothesis with every return one, each flow taking the likelier; they pay
-// the penalty twice and a uniform prior over the places, and are kept only
-// when they beat the best single fault by the decisive ratio. Flows picked
+// (BIC). Two faults at once are every forward hypothesis with every return
+// one, each flow taking the likelier; they pay the penalty twice and a
+// uniform prior over the places, and are kept only when they beat the best
+// single fault by the decisive ratio. A link dead both ways is one fault:
+// a forward fault after a router with a link dead toward the client into
+// that router's stage pays as one (bothWays). Flows picked
 // from a sweep by state are weighed back to the sweep's counts (Sample).
 
 import (
@@ -492,10 +494,30 @@ func (e *evidence) pairs(cs []*candidate) []*candidate {
 		for _, r := range ret {
 			c := e.pair(f, r)
 			c.h.Score -= place
+			if bothWays(f, r) {
+				// One link dead both ways is one fault, not two: the
+				// forward link names the return half's place, and its share
+				// is the link's, from the widths. So it takes a single
+				// fault's prior, the forward half's, and one fitted share.
+				one := e.pair(f, r)
+				one.h.Score += 0.5*math.Log(e.population()) - r.prior
+				if one.h.Score > c.h.Score {
+					c = one
+				}
+			}
 			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// bothWays says a forward and a return hypothesis may be one link dead
+// both ways: a forward fault right after a router (into the next stage)
+// and a link dead toward the client into that router's stage from the
+// one beyond.
+func bothWays(f, r *candidate) bool {
+	return (f.h.Kind == HypLink || f.h.Kind == HypNextHop) && f.h.Addr.IsValid() &&
+		r.h.Kind == HypReturnLink && r.h.TTL == f.h.TTL-1 && r.shares.any()
 }
 
 // pair scores two faults at once: each failing flow is explained by the

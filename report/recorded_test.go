@@ -55,7 +55,6 @@ var knownMisses = map[string]string{
 	// few lost on the way out not enough to name a second fault (10 to 1
 	// over the return fault alone).
 	"w14x0-s516578998-inbound-fixed-link-drop-r1-p14-v6": "return, want forward",
-	"w2x4-s1624420553-outgoing-flow-link-drop-p1-q4-v6":  "return, want forward",
 	"w6x3-s597320361-outgoing-flow-link-drop-p2-q3-v6":   "return, want forward",
 	// Few failing flows: one of 64 (a link into one member of 13), or ten
 	// of which three happen to die behind one member (taken for a second,
@@ -329,7 +328,7 @@ func explainCandidates(t *testing.T, flows []FlowTrace, sample Sample) {
 // the pair decisive: the verdict is the return fault, and the forward
 // link is still named, last, as a place to look.
 func TestRecordedTentativeSecondFault(t *testing.T) {
-	r := loadRecorded(t)["w2x4-s1624420553-outgoing-flow-link-drop-p1-q4-v6"]
+	r := loadRecorded(t)["w6x3-s597320361-outgoing-flow-link-drop-p2-q3-v6"]
 	tr, err := DecodeTrace(r.Trace)
 	if err != nil {
 		t.Fatal(err)
@@ -337,7 +336,7 @@ func TestRecordedTentativeSecondFault(t *testing.T) {
 	d := Diagnose(tr.Flows)
 	last := d.Suspects[len(d.Suspects)-1]
 	if d.Direction != DirectionReturn || d.Suspects[0].Direction != DirectionReturn || last.Direction != DirectionForward ||
-		r.Nodes[last.Addr.String()] != "p1" || r.Nodes[last.Next.String()] != "q4" ||
+		r.Nodes[last.Addr.String()] != "p2" || r.Nodes[last.Next.String()] != "q3" ||
 		!strings.Contains(last.Evidence, "not by 10 to 1") || !strings.Contains(d.Text, "a second fault on the way out") {
 		t.Errorf("got %s, last suspect %s %s -> %s: %s", d.Direction, last.Direction, r.Nodes[last.Addr.String()], r.Nodes[last.Next.String()], d.Text)
 	}
