@@ -28,6 +28,9 @@ type ReturnPaths struct {
 	// Hypotheses are its explanations, best first, in the client's frame.
 	Hypotheses []Hypothesis
 	Margin     float64
+	// Retried is what the responder's probing again of rate-limited hops
+	// brought; nil when it did not.
+	Retried *Retried
 	// Err says why the return paths could not be traced.
 	Err string
 }

@@ -1,11 +1,14 @@
 package report
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // returnPathsText says what the return-path traces showed.
 func returnPathsText(rp *ReturnPaths) string {
-	lead := fmt.Sprintf("; traced back from the responder on the answers' own tuples (%d %s, SYN-ACK-shaped probes)",
-		rp.Flows, plural(rp.Flows, "flow", "flows"))
+	lead := fmt.Sprintf("; traced back from the responder on the answers' own tuples (%d %s, SYN-ACK-shaped probes%s)",
+		rp.Flows, plural(rp.Flows, "flow", "flows"), returnRetriedText(rp.Retried))
 	switch {
 	case rp.Err != "":
 		return "; the return paths could not be traced from the responder: " + rp.Err
@@ -21,4 +24,18 @@ func returnPathsText(rp *ReturnPaths) string {
 	}
 	return fmt.Sprintf("%s, no place on the way back explains the %d failing %s (%s)", lead, rp.Failing,
 		plural(rp.Failing, "flow", "flows"), rp.Direction)
+}
+
+// returnRetriedText says what probing the return paths' rate-limited hops
+// again brought, if the responder did.
+func returnRetriedText(r *Retried) string {
+	if r == nil {
+		return ""
+	}
+	ttls := make([]string, len(r.TTLs))
+	for i, t := range r.TTLs {
+		ttls[i] = strconv.Itoa(t)
+	}
+	return fmt.Sprintf("; the routers at TTL %s from the responder rate-limit their errors: %d silent %s probed again in %d %s, %d answered",
+		joinAnd(ttls), r.Holes, plural(r.Holes, "hop", "hops"), r.Rounds, plural(r.Rounds, "round", "rounds"), r.Answers)
 }

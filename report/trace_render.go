@@ -180,6 +180,7 @@ type returnPathsJSON struct {
 	Direction      Direction        `json:"direction"`
 	Hypotheses     []hypothesisJSON `json:"hypotheses"`
 	Margin         *float64         `json:"margin"`
+	Retried        *retriedJSON     `json:"retried,omitempty"`
 	Error          string           `json:"error,omitempty"`
 }
 
@@ -291,7 +292,7 @@ func traceJSON(t Trace) traceDoc {
 		},
 	}
 	if r := t.Retried; r != nil {
-		doc.Retried = &retriedJSON{TTLs: r.TTLs, Holes: r.Holes, Rounds: r.Rounds, Probes: r.Probes, Answers: r.Answers}
+		doc.Retried = retriedDoc(*r)
 	}
 	origin := idOrigin(t)
 	for _, f := range t.Flows {
@@ -386,12 +387,19 @@ func hopsJSON(hops []TraceHop, origin time.Time) []traceHopJSON {
 	return out
 }
 
+func retriedDoc(r Retried) *retriedJSON {
+	return &retriedJSON{TTLs: r.TTLs, Holes: r.Holes, Rounds: r.Rounds, Probes: r.Probes, Answers: r.Answers}
+}
+
 func returnPathsDoc(rp *ReturnPaths) *returnPathsJSON {
 	if rp == nil {
 		return nil
 	}
 	j := &returnPathsJSON{Flows: rp.Flows, Failing: rp.Failing, FailingReached: rp.FailingReached, Direction: rp.Direction,
 		Hypotheses: []hypothesisJSON{}, Error: rp.Err}
+	if rp.Retried != nil {
+		j.Retried = retriedDoc(*rp.Retried)
+	}
 	for i, h := range rp.Hypotheses {
 		if i == maxHypothesesJSON {
 			break

@@ -108,3 +108,13 @@ func TestTwoEndedDirection(t *testing.T) {
 		t.Error("a one-ended sweep carries two-ended keys")
 	}
 }
+
+func TestReturnPathsSayWhatWasProbedAgain(t *testing.T) {
+	rp := &ReturnPaths{Flows: 48, Direction: DirectionNone, Retried: &Retried{TTLs: []int{1, 2}, Holes: 30, Rounds: 3, Probes: 9, Answers: 4}}
+	if got := returnPathsText(rp); !strings.Contains(got, "the routers at TTL 1 and 2 from the responder rate-limit their errors: 30 silent hops probed again in 3 rounds, 4 answered") {
+		t.Errorf("text: %s", got)
+	}
+	if j := returnPathsDoc(rp); j.Retried == nil || j.Retried.Answers != 4 || j.Retried.Rounds != 3 {
+		t.Errorf("JSON: %+v", j.Retried)
+	}
+}

@@ -30,7 +30,7 @@ func (f *traceFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&f.maxTTL, "max-ttl", 16, "largest TTL to probe (the trace stops early at the target's distance)")
 	fl.IntVar(&f.hopProbes, "hop-probes", 2, "TTL-limited probes per flow and TTL")
 	fl.DurationVar(&f.patience, "patience", 10*time.Second,
-		"how long to probe again, a round a second, the silent hops of routers that rate-limit their ICMP errors (Linux: a burst of 6, then one a second); 0: never")
+		"how long to probe again, a round a second, the silent hops of routers that rate-limit their ICMP errors (Linux: a burst of 6, then one a second), and with --responder the return paths' (up to 10s); 0: never")
 }
 
 func (f *traceFlags) config() (core.TraceOptions, error) {

@@ -67,6 +67,10 @@ func (t *tracer) traceBack(tr *report.Trace) {
 		rp.Err = err.Error()
 	} else {
 		rp = report.DiagnoseReturnPaths(tr.Flows)
+		rp.Retried, err = reverseRetried(traces)
+		if err != nil {
+			t.env.notice("the responder's retries: %v", err)
+		}
 	}
 	tr.Diagnosis = report.WithReturnPaths(tr.Diagnosis, rp)
 }
@@ -130,4 +134,17 @@ func attachReturnHops(flows []report.FlowTrace, traces *responder.ReturnTraces) 
 		flows[i].ReturnHops = hops
 	}
 	return nil
+}
+
+// reverseRetried is what the responder's probing again brought, nil when
+// it did not probe again or sent something out of bounds.
+func reverseRetried(traces *responder.ReturnTraces) (*report.Retried, error) {
+	if traces.Retried == nil {
+		return nil, nil
+	}
+	r, err := traces.Retried.Retried()
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
 }

@@ -195,6 +195,15 @@ func TestLabResponder(t *testing.T) {
 // traces the failing flows back: suspects[0] must be the return hop or link
 // where the kernel's own return path (the oracle) loses them.
 func TestTraceResponder(t *testing.T) {
+	// The lab's routers rate-limit their errors toward the responder too,
+	// as Linux does: the responder must have probed some return paths'
+	// hops again, and said so.
+	retried := 0
+	defer func() {
+		if !t.Failed() && retried == 0 {
+			t.Error("no return-path trace says the responder probed rate-limited hops again")
+		}
+	}()
 	for _, c := range []struct {
 		name, fault, want string
 		args              []string
@@ -212,6 +221,9 @@ func TestTraceResponder(t *testing.T) {
 			doc, _ := trace(t, f, server4, "30000-30047", "--responder", netip.AddrPortFrom(f.Server4, 7002).String(),
 				"--token-file", lab.TokenPath(c.name))
 			t.Log(describe(doc))
+			if rp := doc.Diagnosis.ReturnPaths; rp != nil && rp.Retried != nil && rp.Retried.Rounds > 0 {
+				retried++
+			}
 			if doc.Diagnosis.Direction != c.want || !strings.Contains(doc.Diagnosis.Text, "two-ended") {
 				t.Errorf("want %s from two-ended evidence; got %s", c.want, describe(doc))
 			}

@@ -48,8 +48,14 @@ type traceDoc struct {
 			Behind    []string `json:"behind"`
 			Evidence  string   `json:"evidence"`
 		} `json:"suspects"`
-		Text       string     `json:"text"`
-		SharedIPID [][]string `json:"shared_ipid"`
+		Text        string     `json:"text"`
+		SharedIPID  [][]string `json:"shared_ipid"`
+		ReturnPaths *struct {
+			Retried *struct {
+				Rounds  int `json:"rounds"`
+				Answers int `json:"answers"`
+			} `json:"retried"`
+		} `json:"return_paths"`
 	} `json:"diagnosis"`
 	Retried *struct {
 		TTLs    []int `json:"ttls"`

@@ -55,6 +55,7 @@ func FuzzDecodeReverse(f *testing.F) {
 		Flows: []ReturnFlow{{Sport: 1, Hops: []ReturnHop{{TTL: 1, Addr: "198.19.1.1", Probes: 2, Answers: 1}, {TTL: 2, Addr: "198.18.1.1", Reached: true}}}}}})
 	f.Add(rep)
 	f.Add([]byte(`{"return":{"flows":[{"sport":1,"hops":[{"ttl":1,"others":["::1"]}]}]}}`))
+	f.Add([]byte(`{"return":{"state":"done","flows":[],"retried":{"ttls":[1,2],"holes":40,"rounds":10,"probes":30,"answers":12}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if r, err := DecodeReverse(b); err == nil {
 			if n := len(r.Sports) * r.MaxTTL * r.PerHop; n == 0 || n > MaxReverseFlows*MaxReverseTTL*MaxReversePerHop {
@@ -67,6 +68,11 @@ func FuzzDecodeReverse(f *testing.F) {
 		var rep Report
 		if json.Unmarshal(b, &rep) != nil || rep.Return == nil {
 			return
+		}
+		if rr := rep.Return.Retried; rr != nil {
+			if r, err := rr.Retried(); err == nil && (r.Answers > r.Probes || len(r.TTLs) > MaxReverseTTL) {
+				t.Fatalf("retried read as %+v", r)
+			}
 		}
 		for _, fl := range rep.Return.Flows {
 			hops, err := fl.TraceHops()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/ecmpscan/ecmpscan/report"
@@ -68,6 +69,32 @@ type ReturnTraces struct {
 	State string       `json:"state"`
 	Error string       `json:"error,omitempty"`
 	Flows []ReturnFlow `json:"flows"`
+	// Retried is what probing the rate-limited hops again brought, once
+	// done (ReverseRequest.PatienceMS).
+	Retried *ReverseRetried `json:"retried,omitempty"`
+}
+
+// ReverseRetried is report.Retried on the wire.
+type ReverseRetried struct {
+	TTLs    []int `json:"ttls"`
+	Holes   int   `json:"holes"`
+	Rounds  int   `json:"rounds"`
+	Probes  int   `json:"probes"`
+	Answers int   `json:"answers"`
+}
+
+// Retried reads it back, within the bounds of one reverse trace.
+func (r ReverseRetried) Retried() (report.Retried, error) {
+	bound := MaxReverseFlows * MaxReverseTTL * MaxReversePerHop
+	bad := len(r.TTLs) > MaxReverseTTL || r.Holes < 0 || r.Holes > MaxReverseFlows*MaxReverseTTL || r.Rounds < 0 ||
+		r.Rounds > MaxReversePatienceMS/1000+1 || r.Probes < 0 || r.Probes > bound || r.Answers < 0 || r.Answers > r.Probes
+	for _, t := range r.TTLs {
+		bad = bad || t < 1 || t > MaxReverseTTL
+	}
+	if bad {
+		return report.Retried{}, fmt.Errorf("%w: retried %+v out of bounds", ErrMalformed, r)
+	}
+	return report.Retried{TTLs: slices.Clone(r.TTLs), Holes: r.Holes, Rounds: r.Rounds, Probes: r.Probes, Answers: r.Answers}, nil
 }
 
 // ReturnFlow is one flow's return path, TTL by TTL from the responder.

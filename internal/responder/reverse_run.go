@@ -47,10 +47,11 @@ type reverseRun struct {
 	patience time.Duration
 	perHop   int
 
-	mu    sync.Mutex
-	state string
-	err   string
-	hops  *report.Hops
+	mu      sync.Mutex
+	state   string
+	err     string
+	hops    *report.Hops
+	retried *ReverseRetried
 }
 
 // retry probes again, within the patience, the silent hops of routers
@@ -114,7 +115,7 @@ func (rr *reverseRun) Late(probe.Probe) {}
 func (rr *reverseRun) snapshot() *ReturnTraces {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
-	out := &ReturnTraces{State: rr.state, Error: rr.err, Flows: []ReturnFlow{}}
+	out := &ReturnTraces{State: rr.state, Error: rr.err, Flows: []ReturnFlow{}, Retried: rr.retried}
 	for _, sp := range rr.sports {
 		if hs := rr.hops.Path(sp); len(hs) > 0 {
 			out.Flows = append(out.Flows, ReturnFlow{Sport: sp, Hops: WireHops(hs)})
@@ -200,6 +201,9 @@ func (s *Server) runReverse(id string, prober ReverseProber, plan probe.Plan, rr
 		if again, err = rr.retry(s.ctx, e, plan); again != nil {
 			s.cfg.Log(fmt.Sprintf("run %s: rate-limited at TTLs %v: %d silent hops, %d probes again in %d rounds, %d answers",
 				id, again.TTLs, again.Holes, again.Probes, again.Rounds, again.Answers))
+			rr.mu.Lock()
+			rr.retried = &ReverseRetried{TTLs: again.TTLs, Holes: again.Holes, Rounds: again.Rounds, Probes: again.Probes, Answers: again.Answers}
+			rr.mu.Unlock()
 		}
 	}
 	if s.ctx.Err() != nil {

@@ -237,3 +237,22 @@ func TestReturnHopsRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestReverseRetriedBounds(t *testing.T) {
+	good := ReverseRetried{TTLs: []int{1, 2}, Holes: 40, Rounds: 10, Probes: 30, Answers: 12}
+	if r, err := good.Retried(); err != nil || r.Answers != 12 || len(r.TTLs) != 2 {
+		t.Fatalf("%+v: %v", r, err)
+	}
+	for name, bad := range map[string]ReverseRetried{
+		"more answers than probes": {TTLs: []int{1}, Probes: 3, Answers: 4},
+		"negative holes":           {Holes: -1},
+		"TTL 0":                    {TTLs: []int{0}},
+		"TTL past the bound":       {TTLs: []int{MaxReverseTTL + 1}},
+		"too many rounds":          {Rounds: 1000},
+		"too many probes":          {Probes: 1 << 30},
+	} {
+		if _, err := bad.Retried(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}
