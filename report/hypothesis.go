@@ -493,17 +493,14 @@ func (e *evidence) pairs(cs []*candidate) []*candidate {
 	for _, f := range fwd {
 		for _, r := range ret {
 			c := e.pair(f, r)
-			c.h.Score -= place
 			if bothWays(f, r) {
 				// One link dead both ways is one fault, not two: the
 				// forward link names the return half's place, and its share
 				// is the link's, from the widths. So it takes a single
 				// fault's prior, the forward half's, and one fitted share.
-				one := e.pair(f, r)
-				one.h.Score += 0.5*math.Log(e.population()) - r.prior
-				if one.h.Score > c.h.Score {
-					c = one
-				}
+				c.h.Score += 0.5*math.Log(e.population()) - r.prior
+			} else {
+				c.h.Score -= place
 			}
 			out = append(out, c)
 		}

@@ -57,9 +57,10 @@ type retryRate struct {
 }
 
 // retryRates are the rate-limited TTLs' retryRate, where their holes were
-// probed again. A failing flow's hole probed again r times is then r times
-// likelier silent for a router it never reached than for one it did: the
-// evidence grows with the probes spent on it, as it should.
+// probed again. A failing flow's hole probed again r times and still
+// silent is then (1-h)^r as likely from a router it reached as from one it
+// never reached, h the healthy holes' answer rate when probed again: the
+// evidence grows with the probes spent on it.
 func (a *analysis) retryRates() map[int]retryRate {
 	out := map[int]retryRate{}
 	for ttl := range a.rateLimited {
