@@ -411,10 +411,7 @@ func (a *analysis) readFate(i int) fate {
 		// The silent stretch after t0 that healthy flows share (liberal),
 		// and its part that looks like silent routers rather than lost
 		// answers (conservative).
-		lib := t0
-		for q := t0 + 1; q < len(p) && len(a.healthy[p[q].id]) > 0; q++ {
-			lib = q
-		}
+		lib := a.sharedStretch(p, t0)
 		cons := t0
 		for q := t0 + 1; q <= lib && a.structural(p[q-1].id, p[q].id); q++ {
 			cons = q
@@ -462,6 +459,16 @@ func (a *analysis) readFate(i int) fate {
 		f.why = "healthy flows disagree on how far the destination is"
 	}
 	return f
+}
+
+// sharedStretch is the last node after position from, in one unbroken
+// stretch, that healthy flows share.
+func (a *analysis) sharedStretch(p []pnode, from int) int {
+	last := from
+	for q := from + 1; q < len(p) && len(a.healthy[p[q].id]) > 0; q++ {
+		last = q
+	}
+	return last
 }
 
 // detour lists the answering hops up to pos that no healthy flow crosses.

@@ -895,10 +895,7 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 // healthy flows share, when the healthy flows through it reach the
 // destination right after it; 0 otherwise.
 func (a *analysis) silentReach(p []pnode) int {
-	m := 0
-	for q := 1; q < len(p) && len(a.healthy[p[q].id]) > 0; q++ {
-		m = q
-	}
+	m := a.sharedStretch(p, 0)
 	if reach, cont := a.after(p[m].id); m == 0 || reach == 0 || cont > 0 {
 		return 0
 	}

@@ -1,9 +1,6 @@
 package report
 
-import (
-	"fmt"
-	"strconv"
-)
+import "fmt"
 
 // returnPathsText says what the return-path traces showed.
 func returnPathsText(rp *ReturnPaths) string {
@@ -32,10 +29,6 @@ func returnRetriedText(r *Retried) string {
 	if r == nil {
 		return ""
 	}
-	ttls := make([]string, len(r.TTLs))
-	for i, t := range r.TTLs {
-		ttls[i] = strconv.Itoa(t)
-	}
 	return fmt.Sprintf("; the routers at TTL %s from the responder rate-limit their errors: %d silent %s probed again in %d %s, %d answered",
-		joinAnd(ttls), r.Holes, plural(r.Holes, "hop", "hops"), r.Rounds, plural(r.Rounds, "round", "rounds"), r.Answers)
+		ttlsAnd(r.TTLs), r.Holes, plural(r.Holes, "hop", "hops"), r.Rounds, plural(r.Rounds, "round", "rounds"), r.Answers)
 }

@@ -837,14 +837,19 @@ func ttlList(ttls map[int]bool) string {
 	return strings.Join(parts, ",")
 }
 
+// ttlsAnd reads "1, 2 and 4".
+func ttlsAnd(ttls []int) string {
+	out := make([]string, len(ttls))
+	for i, t := range ttls {
+		out[i] = strconv.Itoa(t)
+	}
+	return joinAnd(out)
+}
+
 // retriedText says which hops rate-limit and what probing them again gave.
 func retriedText(r Retried) string {
-	ttls := make([]string, len(r.TTLs))
-	for i, t := range r.TTLs {
-		ttls[i] = strconv.Itoa(t)
-	}
 	found := fmt.Sprintf("rate-limited: the routers at TTL %s answered only some of the probes of most healthy flows' hops, as routers that "+
-		"rate-limit their ICMP errors do (Linux by default: a burst of 6 per destination, then one a second); ", joinAnd(ttls))
+		"rate-limit their ICMP errors do (Linux by default: a burst of 6 per destination, then one a second); ", ttlsAnd(r.TTLs))
 	hops := fmt.Sprintf("%d silent %s", r.Holes, plural(r.Holes, "hop", "hops"))
 	if r.Rounds == 0 {
 		return found + "their " + hops + " were not probed again (--patience 0), and silence there says little"

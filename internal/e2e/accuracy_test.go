@@ -118,7 +118,7 @@ func drawCase(rng *rand.Rand) accuracyCase {
 	c.first = 20000 + rng.IntN(20000)
 	c.args = withRateLimitDraw(withIPIDDraw(c.args, c.v6))
 	c.ipid = slices.Contains(c.args, lab.IPIDShared)
-	c.limited = c.args[len(c.args)-1] != "0" // withRateLimitDraw's value, last
+	c.limited = flagValue(c.args, "--icmp-ratelimit") != "0"
 	return c
 }
 
@@ -153,10 +153,18 @@ func withRateLimitDraw(args []string) []string {
 // seedOf is the value of a fabric's --seed argument, 0 without one.
 func seedOf(args []string) uint32 {
 	var seed uint32
-	if i := slices.Index(args, "--seed"); i >= 0 && i+1 < len(args) {
-		fmt.Sscan(args[i+1], &seed)
-	}
+	fmt.Sscan(flagValue(args, "--seed"), &seed)
 	return seed
+}
+
+// flagValue is the value of the last of a flag's arguments, "" without one.
+func flagValue(args []string, name string) string {
+	for i := len(args) - 2; i >= 0; i-- {
+		if args[i] == name {
+			return args[i+1]
+		}
+	}
+	return ""
 }
 
 // withIPIDDraw gives half of the IPv4 fabrics routers that number their

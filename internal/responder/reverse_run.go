@@ -70,11 +70,7 @@ func (rr *reverseRun) retry(ctx context.Context, e *probe.Engine, first probe.Pl
 		_, err := e.Run(ctx, round, rr)
 		return ctx.Err() != nil, err
 	}
-	clock := e.Clock
-	if clock == nil {
-		clock = probe.SystemClock{}
-	}
-	_, err := p.Run(ctx, clock, rr.patience, rr.perHop, send, rr.answered)
+	_, err := p.Run(ctx, e.Clock, rr.patience, rr.perHop, send, rr.answered)
 	return &p.Retried, err
 }
 
@@ -194,7 +190,7 @@ func (s *Server) reverse(peer netip.Addr, body json.RawMessage) (any, error) {
 func (s *Server) runReverse(id string, prober ReverseProber, plan probe.Plan, rr *reverseRun) {
 	defer s.wg.Done()
 	defer prober.Close()
-	e := &probe.Engine{Sender: prober, Receivers: prober.Receivers(), Secret: newSecret()}
+	e := &probe.Engine{Sender: prober, Receivers: prober.Receivers(), Secret: newSecret(), Clock: probe.SystemClock{}}
 	_, err := e.Run(s.ctx, plan, rr)
 	if err == nil && s.ctx.Err() == nil && rr.patience > 0 {
 		var again *report.Retried
