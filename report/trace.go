@@ -147,7 +147,7 @@ type Diagnosis struct {
 }
 
 // Retried is the second look at hops whose routers rate-limit their ICMP
-// errors (core.Trace): the TTLs RateLimitedTTLs finds, their silent hops
+// errors (internal/retry): the TTLs RateLimitedTTLs finds, their silent hops
 // after the first pass, and what probing them again, in rounds a second
 // apart, brought.
 type Retried struct {

@@ -64,7 +64,7 @@ type TraceOptions struct {
 	MaxTTL    int
 	HopProbes int
 	// Patience is how long silent hops of routers that rate-limit their
-	// ICMP errors may be probed again after the first pass (retry.go);
+	// ICMP errors may be probed again after the first pass (internal/retry);
 	// 0: never.
 	Patience time.Duration
 }
