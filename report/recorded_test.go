@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ecmpscan/ecmpscan/hash"
 )
 
 // Traces recorded on lab fabrics (make accuracy with ECMPSCAN_RECORD=DIR):
@@ -190,7 +192,7 @@ func TestRecordedTraces(t *testing.T) {
 		if d.Direction == DirectionUnknown {
 			unknown++
 		}
-		lines = append(lines, fmt.Sprintf("%s %s %q", name, d.Direction, why))
+		lines = append(lines, fmt.Sprintf("%s %s %q margin %.1f", name, d.Direction, why, d.Margin))
 		miss, known := knownMisses[name]
 		switch {
 		case why == "" && known:
@@ -285,6 +287,9 @@ func TestRecordedExplain(t *testing.T) {
 		if os.Getenv("ECMPSCAN_DEBUG") != "" {
 			explainCandidates(t, tr.Flows, r.sample())
 		}
+		if os.Getenv("ECMPSCAN_DEBUG") == "flows" {
+			logFlows(t, tr.Flows, r.Nodes)
+		}
 		t.Logf("%s (%s): %s, margin %.1f; %s", name, r.Fabric, d.Direction, d.Margin, r.check(d))
 		for i, h := range d.Hypotheses {
 			if i == 8 {
@@ -296,6 +301,32 @@ func TestRecordedExplain(t *testing.T) {
 			if h.And != nil {
 				t.Logf("          and %s %s ttl %d addr %s share %.3f explains %d", h.And.Direction, h.And.Kind, h.And.TTL, h.And.Addr, h.And.Share, h.And.Explains)
 			}
+		}
+	}
+}
+
+// logFlows logs each flow's hops by lab node, failing flows first.
+func logFlows(t *testing.T, flows []FlowTrace, nodes map[string]string) {
+	for _, failing := range []bool{true, false} {
+		for _, f := range flows {
+			if (f.State == hash.StateOK) == failing {
+				continue
+			}
+			line := fmt.Sprintf("  %-6s %5d", f.State, f.Sport)
+			for _, h := range f.Hops {
+				switch {
+				case h.Reached:
+					line += " T"
+				case !h.Addr.IsValid():
+					line += fmt.Sprintf(" *%d", h.Probes)
+				default:
+					line += " " + nodes[h.Addr.String()]
+					if h.Answers < h.Probes {
+						line += fmt.Sprintf("(%d/%d)", h.Answers, h.Probes)
+					}
+				}
+			}
+			t.Log(line)
 		}
 	}
 }
