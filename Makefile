@@ -89,7 +89,7 @@ FUZZ_TARGETS := probe/packet:FuzzParseIPv4 probe/packet:FuzzParseICMP4 probe/pac
                 probe/packet:FuzzParseICMP6 internal/rawsock:FuzzControl report:FuzzDecodeSweep \
                 internal/cli:FuzzParsePorts internal/cli:FuzzParseTarget internal/lab:FuzzParseFault \
                 report:FuzzDiagnose internal/responder:FuzzDecodeRequest internal/responder:FuzzParseSYN \
-                internal/responder:FuzzDecodeReverse internal/exporter:FuzzParseConfig \
+                internal/responder:FuzzDecodeReverse internal/exporter:FuzzParseConfig internal/route:FuzzParseReply \
                 report:FuzzDecodeTrace
 # Minimizing is bounded: Go spends up to a minute shrinking each new
 # interesting input, with no execs counted meanwhile (the stalls at

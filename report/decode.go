@@ -124,6 +124,13 @@ func DecodeTrace(data []byte) (Trace, error) {
 	t := Trace{Host: doc.Target.Host, Target: target, Source: src, Mode: doc.Mode,
 		MaxTTL: doc.MaxTTL, ProbesPerHop: doc.ProbesPerHop, Count: doc.Count, Interrupted: doc.Interrupted,
 		NotProbed: doc.NotProbed}
+	if doc.Gateway != nil {
+		gw, err := netip.ParseAddr(*doc.Gateway)
+		if err != nil {
+			return Trace{}, fmt.Errorf("%w: gateway: %v", ErrNotTrace, err)
+		}
+		t.Gateway = gw
+	}
 	// Samples' arrivals are kept relative to the start, whatever it was.
 	origin := time.Unix(0, 0).UTC()
 	if st, err := time.Parse(time.RFC3339Nano, doc.Started); err == nil {
@@ -146,6 +153,16 @@ func DecodeTrace(data []byte) (Trace, error) {
 			}
 			t.TwoEnded.Arrived[f.Sport] = max(*fj.Arrived, 0)
 		}
+	}
+	if r := doc.Responder; r != nil && r.Gateway != "" {
+		gw, err := netip.ParseAddr(r.Gateway)
+		if err != nil {
+			return Trace{}, fmt.Errorf("%w: responder gateway: %v", ErrNotTrace, err)
+		}
+		if t.TwoEnded == nil {
+			t.TwoEnded = &TwoEnded{Arrived: map[uint16]int{}}
+		}
+		t.TwoEnded.Gateway = gw
 	}
 	return t, nil
 }

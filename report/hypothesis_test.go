@@ -2,6 +2,7 @@ package report
 
 import (
 	"math"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -238,7 +239,7 @@ func TestReturnPathsAreReadTowardTheClient(t *testing.T) {
 		f.ReturnHops = back.Hops
 		flows = append(flows, f)
 	}
-	rp := DiagnoseReturnPaths(flows)
+	rp := DiagnoseReturnPaths(flows, netip.Addr{})
 	if rp.Direction != DirectionReturn || len(rp.Suspects) == 0 || rp.Suspects[0].Direction != DirectionReturn {
 		t.Fatalf("return paths: %s, suspects %+v", rp.Direction, rp.Suspects)
 	}

@@ -241,8 +241,8 @@ func (r recordedTrace) check(d Diagnosis) string {
 	if s.Direction == DirectionForward && (from == r.At || next == r.At || slices.Contains(preds, from)) {
 		return ""
 	}
-	for _, b := range s.Behind {
-		if !s.Addr.IsValid() && slices.Contains(preds, node(b)) {
+	for _, b := range append(slices.Clone(s.Behind), s.FirstHop) {
+		if !s.Addr.IsValid() && b.IsValid() && slices.Contains(preds, node(b)) {
 			return ""
 		}
 	}
@@ -376,4 +376,60 @@ func TestRecordedTentativeSecondFault(t *testing.T) {
 		!strings.Contains(last.Evidence, "not by 10 to 1") || !strings.Contains(d.Text, "a second fault on the way out") {
 		t.Errorf("got %s, last suspect %s %s -> %s: %s", d.Direction, last.Direction, r.Nodes[last.Addr.String()], r.Nodes[last.Next.String()], d.Text)
 	}
+}
+
+// silenceFirstHop makes the recorded trace's first hop answer no probe, as
+// a client gateway that sends no time-exceeded does, and gives the
+// diagnosis that gateway, named by one of its addresses, as the routing
+// table would.
+func (r recordedTrace) silenceFirstHop(flows []FlowTrace) netip.Addr {
+	var gw netip.Addr
+	for i := range flows {
+		if len(flows[i].Hops) == 0 || flows[i].Hops[0].Reached {
+			continue
+		}
+		h := &flows[i].Hops[0]
+		if h.Addr.IsValid() && r.Nodes[h.Addr.String()] == "r1" {
+			gw = h.Addr
+		}
+		h.Addr, h.Others, h.Answers, h.ICMPType, h.ICMPCode = netip.Addr{}, nil, 0, 0, 0
+	}
+	return gw
+}
+
+// A client gateway that answers no probe: the recorded traces with their
+// first hop silenced keep their first suspect, the gateway naming the
+// routers behind it (WithFirstHop), on every forward fault whose diagnosis
+// keeps its direction.
+func TestRecordedSilentFirstHop(t *testing.T) {
+	checked, named, turned := 0, 0, 0
+	for name, r := range loadRecorded(t) {
+		if _, known := knownMisses[name]; known || r.Want != DirectionForward {
+			continue
+		}
+		tr, err := DecodeTrace(r.Trace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw := r.silenceFirstHop(tr.Flows)
+		if !gw.IsValid() {
+			t.Fatalf("%s: no r1 address at TTL 1", name)
+		}
+		d := WithFirstHop(DiagnoseSample(tr.Flows, r.sample()), tr.Flows, gw)
+		if d.Direction != r.Want {
+			turned++ // the silence took evidence away: measured, not pinned
+			continue
+		}
+		checked++
+		if len(d.Suspects) > 0 && d.Suspects[0].FirstHop.IsValid() {
+			named++
+		}
+		if why := r.check(d); why != "" {
+			t.Errorf("%s with a silent first hop: %s", name, why)
+		}
+	}
+	if named == 0 {
+		t.Error("no first suspect named the gateway")
+	}
+	t.Logf("%d forward faults behind a silent first hop checked, %d named the gateway first; %d lost their direction", checked, named, turned)
 }

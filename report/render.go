@@ -183,6 +183,9 @@ type jsonResponder struct {
 	ByProbe bool   `json:"by_probe"`
 	Foreign int    `json:"foreign"`
 	Error   string `json:"error,omitempty"`
+	// Gateway is the target's first hop toward the client (trace
+	// --responder).
+	Gateway string `json:"gateway,omitempty"`
 }
 
 type jsonSendFailure struct {
@@ -240,7 +243,11 @@ func responderJSON(t *TwoEnded) *jsonResponder {
 	if t == nil {
 		return nil
 	}
-	return &jsonResponder{Addr: t.Responder, Retries: t.Retries, Dropped: t.Dropped, ByProbe: t.ByProbe, Foreign: t.Foreign, Error: t.Err}
+	r := &jsonResponder{Addr: t.Responder, Retries: t.Retries, Dropped: t.Dropped, ByProbe: t.ByProbe, Foreign: t.Foreign, Error: t.Err}
+	if t.Gateway.IsValid() {
+		r.Gateway = t.Gateway.String()
+	}
+	return r
 }
 
 func summaryJSON(s Sweep) *jsonSummary {

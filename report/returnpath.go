@@ -1,6 +1,7 @@
 package report
 
 import (
+	"net/netip"
 	"slices"
 
 	"github.com/ecmpscan/ecmpscan/hash"
@@ -49,8 +50,10 @@ func ReturnFlows(flows []FlowTrace) []FlowTrace {
 	return out
 }
 
-// DiagnoseReturnPaths diagnoses the return paths of flows traced back.
-func DiagnoseReturnPaths(flows []FlowTrace) *ReturnPaths {
+// DiagnoseReturnPaths diagnoses the return paths of flows traced back;
+// gw is the target's gateway toward the client, which names a first
+// return hop that answers no probe (WithFirstHop), invalid when unknown.
+func DiagnoseReturnPaths(flows []FlowTrace, gw netip.Addr) *ReturnPaths {
 	rf := ReturnFlows(flows)
 	rp := &ReturnPaths{Flows: len(rf), Direction: DirectionNone}
 	for _, f := range rf {
@@ -75,7 +78,7 @@ func DiagnoseReturnPaths(flows []FlowTrace) *ReturnPaths {
 			toward[f.Sport] = false
 		}
 	}
-	d := diagnose(rf, Sample{Arrived: toward})
+	d := withFirstHop(diagnose(rf, Sample{Arrived: toward}), rf, gw, "the target's")
 	rp.Direction, rp.Margin = flipDirection(d.Direction), d.Margin
 	for _, h := range d.Hypotheses {
 		rp.Hypotheses = append(rp.Hypotheses, flipHypothesis(h))

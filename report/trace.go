@@ -112,10 +112,14 @@ type Suspect struct {
 	// behind the routers in Behind), "return-member" (a member of the
 	// return stage at TTL), "return-link" (a link toward the client into
 	// one) or "return-path" (somewhere on the way back).
-	Kind     string
-	Addr     netip.Addr
-	Next     netip.Addr
-	Behind   []netip.Addr
+	Kind   string
+	Addr   netip.Addr
+	Next   netip.Addr
+	Behind []netip.Addr
+	// FirstHop is this host's gateway toward the target, from its routing
+	// table, for a forward suspect behind a first hop that answered no
+	// probe; invalid otherwise. No probe saw it: it names where to look.
+	FirstHop netip.Addr
 	TTL      int
 	Evidence string
 	// Explains counts the failing flows it explains; Score is that minus
@@ -180,6 +184,10 @@ type Trace struct {
 	// Retried is the second look at rate-limited hops; nil when there
 	// was none.
 	Retried *Retried
+	// Gateway is the first hop this host's routing table sends the traced
+	// flows to; invalid when on-link, not looked up, or when the flows'
+	// answers differ (a multipath route on the host).
+	Gateway netip.Addr
 }
 
 // ExitCode is the documented exit code of a finished trace: 1 when some

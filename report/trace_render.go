@@ -93,6 +93,7 @@ type traceDoc struct {
 	DurationMS    float64         `json:"duration_ms"`
 	Interrupted   bool            `json:"interrupted"`
 	Retried       *retriedJSON    `json:"retried,omitempty"`
+	Gateway       *string         `json:"gateway,omitempty"` // this host's first hop toward the target
 	Flows         []traceFlowJSON `json:"flows"`
 	Buckets       []bucketJSON    `json:"buckets"`
 	Diagnosis     diagnosisJSON   `json:"diagnosis"`
@@ -190,6 +191,7 @@ type suspectJSON struct {
 	Addr      *string   `json:"addr"`
 	Next      *string   `json:"next"`
 	Behind    []string  `json:"behind,omitempty"`
+	FirstHop  *string   `json:"first_hop,omitempty"`
 	TTL       *int      `json:"ttl"`
 	Evidence  string    `json:"evidence"`
 	Explains  int       `json:"explains"`
@@ -294,6 +296,7 @@ func traceJSON(t Trace) traceDoc {
 	if r := t.Retried; r != nil {
 		doc.Retried = retriedDoc(*r)
 	}
+	doc.Gateway = addrPtr(t.Gateway)
 	origin := idOrigin(t)
 	for _, f := range t.Flows {
 		fj := traceFlowJSON{Sport: f.Sport, State: string(f.State), Sent: f.Sent, Received: f.Received,
@@ -323,7 +326,7 @@ func traceJSON(t Trace) traceDoc {
 	for _, s := range t.Diagnosis.Suspects {
 		doc.Diagnosis.Suspects = append(doc.Diagnosis.Suspects, suspectJSON{
 			Direction: s.Direction, Kind: suspectKind(s), Addr: addrPtr(s.Addr), Next: addrPtr(s.Next), Behind: addrStrings(s.Behind),
-			TTL: ttlPtr(s.TTL), Evidence: s.Evidence, Explains: s.Explains, Score: s.Score})
+			FirstHop: addrPtr(s.FirstHop), TTL: ttlPtr(s.TTL), Evidence: s.Evidence, Explains: s.Explains, Score: s.Score})
 	}
 	doc.Diagnosis.Hypotheses = []hypothesisJSON{}
 	for i, h := range t.Diagnosis.Hypotheses {
@@ -535,6 +538,9 @@ func traceText(t Trace, opt Options) string {
 func suspectName(s Suspect) string {
 	switch s.Kind {
 	case "member":
+		if len(s.Behind) == 0 && s.FirstHop.IsValid() {
+			return fmt.Sprintf("unseen member at TTL %d behind the first hop %s (%s gateway; it answered no probe)", s.TTL, s.FirstHop, gatewayOf(s))
+		}
 		return fmt.Sprintf("unseen member at TTL %d behind %s", s.TTL, addrList(s.Behind, 4))
 	case "return-member":
 		return fmt.Sprintf("stage at TTL %d on the way back (a member or its link toward the client)", s.TTL)
@@ -546,7 +552,22 @@ func suspectName(s Suspect) string {
 	if s.Next.IsValid() {
 		return fmt.Sprintf("link %s -> %s", addrOrStar(s.Addr), s.Next)
 	}
+	switch {
+	case s.FirstHop.IsValid() && s.TTL <= 1:
+		return fmt.Sprintf("first hop %s (%s gateway; it answered no probe)", s.FirstHop, gatewayOf(s))
+	case s.FirstHop.IsValid():
+		return fmt.Sprintf("hop at TTL %d behind the first hop %s (%s gateway; it answered no probe)", s.TTL, s.FirstHop, gatewayOf(s))
+	}
 	return "hop " + addrOrStar(s.Addr)
+}
+
+// gatewayOf says whose gateway a suspect's first hop is: a return suspect
+// sits on a return path, traced from the target.
+func gatewayOf(s Suspect) string {
+	if s.Direction == DirectionReturn {
+		return "the target's"
+	}
+	return "this host's"
 }
 
 func paintDirection(p painter, d Direction) string {

@@ -57,7 +57,7 @@ func twoEndedTrace() Trace {
 		}
 		f.ReturnHops = back.Hops
 	}
-	tr.Diagnosis = WithReturnPaths(DiagnoseSample(tr.Flows, Sample{Arrived: arrived}), DiagnoseReturnPaths(tr.Flows))
+	tr.Diagnosis = WithReturnPaths(DiagnoseSample(tr.Flows, Sample{Arrived: arrived}), DiagnoseReturnPaths(tr.Flows, netip.Addr{}))
 	return tr
 }
 

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 )
 
@@ -28,6 +29,10 @@ type TwoEnded struct {
 	// Err says why the responder could not be asked; the sweep stands
 	// without its evidence.
 	Err string
+	// Gateway is the target's first hop toward the client, from its
+	// routing table, as the responder's reverse trace looked it up;
+	// invalid when unknown.
+	Gateway netip.Addr
 }
 
 // The directions of a two-ended sweep.

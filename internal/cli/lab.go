@@ -20,6 +20,7 @@ import (
 
 	"github.com/ecmpscan/ecmpscan/internal/lab"
 	"github.com/ecmpscan/ecmpscan/internal/responder"
+	"github.com/ecmpscan/ecmpscan/internal/route"
 )
 
 // newLabCommand is `ecmpscan lab`: a real ECMP fabric in network
@@ -494,7 +495,17 @@ func labResponder(f *lab.Fabric, s *Streams) (func(context.Context) error, error
 		})
 		return p, err
 	}
-	srv, err := responder.NewServer(responder.Config{Token: token, OpenReverse: openReverse,
+	// So do its route lookups: a netlink socket asks the namespace it
+	// was opened in.
+	firstHop := func(ctx context.Context, q route.Query) (route.Route, error) {
+		var r route.Route
+		err := lab.InNamespace(f.ServerNS(), func() (err error) {
+			r, err = route.Lookup(ctx, q)
+			return err
+		})
+		return r, err
+	}
+	srv, err := responder.NewServer(responder.Config{Token: token, OpenReverse: openReverse, FirstHop: firstHop,
 		IsLocal: func(a netip.Addr) bool { return a == f.Server4 || a == f.Server6 },
 		Log:     func(line string) { fmt.Fprintf(s.Err, "lab %s: responder: %s\n", f.Spec.Name, line) }})
 	if err != nil {

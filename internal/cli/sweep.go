@@ -9,6 +9,7 @@ import (
 	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/internal/core"
 	"github.com/ecmpscan/ecmpscan/internal/responder"
+	"github.com/ecmpscan/ecmpscan/internal/route"
 	"github.com/ecmpscan/ecmpscan/report"
 )
 
@@ -178,6 +179,7 @@ func systemEnv(s *Streams) core.Env {
 	return core.Env{
 		Probers:  core.System{},
 		Resolver: core.SystemResolver{},
+		FirstHop: route.Lookup,
 		Notice:   func(msg string) { fmt.Fprintf(s.Err, "ecmpscan: %s\n", msg) },
 	}
 }

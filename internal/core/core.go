@@ -17,6 +17,7 @@ import (
 
 	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/internal/responder"
+	"github.com/ecmpscan/ecmpscan/internal/route"
 	"github.com/ecmpscan/ecmpscan/probe"
 )
 
@@ -143,6 +144,10 @@ type Env struct {
 	// Responder, when set, is the target's responder: a sweep registers
 	// its SYNs with it and reports which arrived (sweep --responder).
 	Responder Responder
+	// FirstHop, when set, asks this host's routing table which gateway a
+	// flow leaves by (route.Lookup), so a trace can name a first hop
+	// that answers no probe.
+	FirstHop route.LookupFunc
 }
 
 // Responder is the far end of a two-ended sweep (responder.Client).

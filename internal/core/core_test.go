@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"strings"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ecmpscan/ecmpscan/hash"
+	"github.com/ecmpscan/ecmpscan/internal/route"
 	"github.com/ecmpscan/ecmpscan/probe"
 	"github.com/ecmpscan/ecmpscan/report"
 )
@@ -357,6 +359,50 @@ func TestTraceRetriesRateLimitedHops(t *testing.T) {
 		}
 		if tr.Diagnosis.Direction != report.DirectionForward {
 			t.Errorf("direction %s, want forward: %s", tr.Diagnosis.Direction, tr.Diagnosis.Text)
+		}
+	})
+}
+
+// A trace asks the routing table for the flows' gateway and keeps it only
+// when every answer agrees: with a multipath route on the host, which
+// gateway a silent first hop is cannot be told.
+func TestTraceFirstHop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFabric(2, 0, "blackhole-fwd")
+		cfg := TraceConfig{
+			Target:       Target{Host: "vip", Port: 3306},
+			Probing:      Probing{Ports: portRange(30000, 16), Count: 2, Rate: 1000, Timeout: 1e9},
+			TraceOptions: TraceOptions{MaxTTL: 16, HopProbes: 2},
+		}
+		gw := netip.MustParseAddr("198.19.0.1")
+		for _, c := range []struct {
+			name  string
+			other netip.Addr // the gateway of a third of the source ports
+			want  netip.Addr
+		}{
+			{"one gateway", gw, gw},
+			{"multipath", netip.MustParseAddr("198.19.0.5"), netip.Addr{}},
+			{"on-link", netip.Addr{}, netip.Addr{}},
+		} {
+			env := testEnv(f)
+			var asked []route.Query
+			env.FirstHop = func(_ context.Context, q route.Query) (route.Route, error) {
+				asked = append(asked, q)
+				if q.Sport%3 == 1 {
+					return route.Route{Gateway: c.other}, nil
+				}
+				return route.Route{Gateway: gw}, nil
+			}
+			tr, err := Trace(context.Background(), cfg, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tr.Gateway != c.want {
+				t.Errorf("%s: gateway %v, want %v", c.name, tr.Gateway, c.want)
+			}
+			if len(asked) == 0 || len(asked) > route.Lookups || asked[0].Dport != 3306 || asked[0].Proto != hash.ProtoTCP || !asked[0].Dst.IsValid() {
+				t.Errorf("%s: lookups %+v", c.name, asked)
+			}
 		}
 	})
 }

@@ -66,7 +66,12 @@ func (t *tracer) traceBack(tr *report.Trace) {
 		t.env.notice("return paths not traced: %v", err)
 		rp.Err = err.Error()
 	} else {
-		rp = report.DiagnoseReturnPaths(tr.Flows)
+		gw, gwErr := traces.FirstHop()
+		if gwErr != nil {
+			t.env.notice("the responder's gateway: %v", gwErr)
+		}
+		t.returnGateway = gw
+		rp = report.DiagnoseReturnPaths(tr.Flows, gw)
 		rp.Retried, err = reverseRetried(traces)
 		if err != nil {
 			t.env.notice("the responder's retries: %v", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/internal/retry"
+	"github.com/ecmpscan/ecmpscan/internal/route"
 	"github.com/ecmpscan/ecmpscan/probe"
 	"github.com/ecmpscan/ecmpscan/report"
 )
@@ -43,6 +44,7 @@ func Trace(ctx context.Context, cfg TraceConfig, env Env) (report.Trace, error) 
 	c := newCollector()
 	dst := netip.AddrPortFrom(unzoned(target.Addr()), target.Port())
 	tuples := probe.Tuples(unzoned(src), dst, cfg.Ports)
+	t.gateway = route.Common(ctx, env.FirstHop, tuples)
 	st, interrupted, err := set.run(ctx, probe.NewRounds(tuples, probe.KindTCPSYN, nil, cfg.Count, t.rng), cfg.Probing, c, env)
 	if err != nil {
 		return report.Trace{}, err
@@ -64,6 +66,9 @@ func Trace(ctx context.Context, cfg TraceConfig, env Env) (report.Trace, error) 
 	}
 	tr, err := t.hops(target, src, e2e, c.hopsAway)
 	tr.Started, tr.Duration = started, env.clock().Now().Sub(started)
+	if seen != nil {
+		seen.Gateway = t.returnGateway
+	}
 	tr.TwoEnded = seen
 	return tr, err
 }
@@ -82,6 +87,9 @@ type tracer struct {
 	// two is the run's registration with the target's responder, which
 	// traces the return paths; nil without one.
 	two *twoEnded
+	// gateway is this host's first hop for the traced flows (route.Common);
+	// returnGateway the target's, as its responder looked it up.
+	gateway, returnGateway netip.Addr
 }
 
 // hops probes the flows of e2e at every TTL up to one past the target's
@@ -169,5 +177,7 @@ func (t *tracer) report(target netip.AddrPort, src netip.Addr, e2e []hash.Judged
 	}
 	tr.Buckets = report.BucketPaths(tr.Flows)
 	tr.Diagnosis = report.DiagnoseSample(tr.Flows, t.sample)
+	tr.Gateway = t.gateway
+	tr.Diagnosis = report.WithFirstHop(tr.Diagnosis, tr.Flows, t.gateway)
 	return tr
 }

@@ -23,6 +23,8 @@ type fakeResponder struct {
 	unreach    bool  // no call gets through
 	registered int   // probes the fabric had seen at registration
 	reverse    *responder.ReverseRequest
+	// silentFirst: the first return hop, r2, answers no reverse probe.
+	silentFirst bool
 }
 
 func (r *fakeResponder) Register(_ context.Context, reg responder.Register) (responder.Registered, error) {
@@ -56,9 +58,13 @@ func (r *fakeResponder) Report(_ context.Context, run string) (responder.Report,
 		out.Arrivals = append(out.Arrivals, a)
 	}
 	if r.reverse != nil {
-		out.Return = &responder.ReturnTraces{State: responder.ReverseDone}
+		out.Return = &responder.ReturnTraces{State: responder.ReverseDone, Gateway: r2.String()}
 		for _, sp := range r.reverse.Sports {
-			out.Return.Flows = append(out.Return.Flows, responder.ReturnFlow{Sport: sp, Hops: r.f.returnHops(sp, r.reverse.MaxTTL)})
+			hops := r.f.returnHops(sp, r.reverse.MaxTTL)
+			if r.silentFirst && len(hops) > 0 {
+				hops[0].Addr, hops[0].Answers = "", 0
+			}
+			out.Return.Flows = append(out.Return.Flows, responder.ReturnFlow{Sport: sp, Hops: hops})
 		}
 	}
 	return out, nil
@@ -195,12 +201,13 @@ func TestSweepThenTraceTwoEnded(t *testing.T) {
 // flows back (and healthy ones), and the return-path diagnosis names the
 // bad member as the first suspect.
 func TestTraceBackTwoEnded(t *testing.T) {
-	for _, fault := range []string{"blackhole-ret", "drop-synack", "blackhole-fwd"} {
-		t.Run(fault, func(t *testing.T) {
+	for _, name := range []string{"blackhole-ret", "drop-synack", "blackhole-fwd", "blackhole-ret silent-r2"} {
+		fault, silentFirst := strings.CutSuffix(name, " silent-r2")
+		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFabric(4, 1, fault)
 				env := testEnv(f)
-				r := &fakeResponder{f: f}
+				r := &fakeResponder{f: f, silentFirst: silentFirst}
 				env.Responder = r
 				ports := portRange(30000, 48)
 				tr, err := Trace(context.Background(), TraceConfig{Target: sweepConfig(ports, 2).Target,
@@ -231,9 +238,17 @@ func TestTraceBackTwoEnded(t *testing.T) {
 				bad := member(f.bad)
 				// The bad member itself, or when it never answers, the
 				// router before it (or the member behind it).
+				// Behind a first hop that answers nothing, the responder's
+				// gateway names it.
 				ok := s.Direction == report.DirectionReturn && (s.Addr == bad || s.Addr == r2 || (s.Kind == "member" && slices.Contains(s.Behind, r2)))
+				if silentFirst {
+					ok = s.Direction == report.DirectionReturn && s.FirstHop == r2 && strings.Contains(d.Text, "the target's gateway "+r2.String())
+				}
 				if !ok {
-					t.Errorf("suspects[0] = %s %s %s -> %s behind %v; want the bad member %s on the way back: %s", s.Direction, s.Kind, s.Addr, s.Next, s.Behind, bad, d.Text)
+					t.Errorf("suspects[0] = %s %s %s -> %s behind %v first hop %v; want the bad member %s on the way back: %s", s.Direction, s.Kind, s.Addr, s.Next, s.Behind, s.FirstHop, bad, d.Text)
+				}
+				if tr.TwoEnded == nil || tr.TwoEnded.Gateway != r2 {
+					t.Errorf("the responder's gateway is not in the trace: %+v", tr.TwoEnded)
 				}
 				if !strings.Contains(d.Text, "traced back from the responder") {
 					t.Errorf("text does not say how it knows: %s", d.Text)

@@ -21,7 +21,11 @@ type traceDoc struct {
 	// Raw is the whole document as written.
 	Raw           json.RawMessage `json:"-"`
 	SchemaVersion int             `json:"schema_version"`
-	Flows         []struct {
+	Gateway       *string         `json:"gateway"`
+	Responder     *struct {
+		Gateway *string `json:"gateway"`
+	} `json:"responder"`
+	Flows []struct {
 		Sport uint16 `json:"sport"`
 		State string `json:"state"`
 		Hops  []struct {
@@ -39,17 +43,10 @@ type traceDoc struct {
 		} `json:"return_hops"`
 	} `json:"flows"`
 	Diagnosis struct {
-		Direction string `json:"direction"`
-		Suspects  []struct {
-			Direction string   `json:"direction"`
-			Kind      string   `json:"kind"`
-			Addr      string   `json:"addr"`
-			Next      *string  `json:"next"`
-			Behind    []string `json:"behind"`
-			Evidence  string   `json:"evidence"`
-		} `json:"suspects"`
-		Text        string     `json:"text"`
-		SharedIPID  [][]string `json:"shared_ipid"`
+		Direction   string       `json:"direction"`
+		Suspects    []suspectDoc `json:"suspects"`
+		Text        string       `json:"text"`
+		SharedIPID  [][]string   `json:"shared_ipid"`
 		ReturnPaths *struct {
 			Retried *struct {
 				Rounds  int `json:"rounds"`
@@ -80,6 +77,19 @@ func trace(t *testing.T, f *lab.Fabric, dst netip.AddrPort, sports string, extra
 		t.Errorf("schema_version %d, want 1", doc.SchemaVersion)
 	}
 	checkSharedIPID(t, f, doc)
+	// The client's routing table sends every flow to r1.
+	if gw := node(f, doc.Gateway); gw != "r1" {
+		t.Errorf("gateway %v is the lab's %q, want r1", doc.Gateway, gw)
+	}
+	// The server's routing table sends the answers to r2: the responder
+	// says so when it traced any back.
+	tracedBack := false
+	for _, fl := range doc.Flows {
+		tracedBack = tracedBack || len(fl.ReturnHops) > 0
+	}
+	if r := doc.Responder; tracedBack && (r == nil || node(f, r.Gateway) != "r2") {
+		t.Errorf("flows traced back, but the responder's gateway is not r2: %+v", r)
+	}
 	if doc.Retried != nil && f.Spec.ICMPRateLimitMS == 0 {
 		t.Errorf("routers that answer every probe taken for rate-limited: TTLs %v", doc.Retried.TTLs)
 	}
@@ -395,7 +405,7 @@ func TestTraceRandomFabrics(t *testing.T) {
 		if rng.IntN(3) == 0 {
 			dst = server6
 		}
-		args = withRateLimitDraw(withIPIDDraw(args, dst.Addr().Is6()))
+		args = withSilentFirstHopDraw(withRateLimitDraw(withIPIDDraw(args, dst.Addr().Is6())))
 		ports := 64
 		if w2 > 0 {
 			ports = 96
@@ -437,25 +447,52 @@ func TestTraceRandomFabrics(t *testing.T) {
 			if want != "forward" {
 				return
 			}
-			s := d.Suspects[0]
-			from, next := node(f, &s.Addr), node(f, s.Next)
-			// Acceptable: the faulty router or link end itself, the router
-			// before it (which names the link when it can), the link whose
-			// far end is the fault, or an unseen member behind the routers
-			// before it.
-			preds := predecessors(at)
-			if before != "" {
-				preds = []string{before}
-			}
-			ok := s.Direction == "forward" && (from == at || next == at || slices.Contains(preds, from))
-			for _, b := range s.Behind {
-				ok = ok || (s.Addr == "" && slices.Contains(preds, node(f, &b)))
-			}
-			if !ok {
-				t.Errorf("suspects[0] = %s %s -> %s behind %v; want at or next to %s (from %v)", s.Kind, from, next, s.Behind, at, preds)
+			if s := d.Suspects[0]; !forwardSuspectOK(f, s, at, before) {
+				t.Errorf("suspects[0] = %s %s -> %s behind %v first hop %v; want at or next to %s", s.Kind, node(f, &s.Addr), node(f, s.Next), s.Behind, s.FirstHop, at)
 			}
 		})
 	}
+}
+
+// suspectDoc is a suspect of a trace document.
+type suspectDoc struct {
+	Direction string   `json:"direction"`
+	Kind      string   `json:"kind"`
+	Addr      string   `json:"addr"`
+	Next      *string  `json:"next"`
+	Behind    []string `json:"behind"`
+	FirstHop  *string  `json:"first_hop"`
+	Evidence  string   `json:"evidence"`
+}
+
+// forwardSuspectOK says whether a suspect names a forward fault at node at
+// (for a link, the one after before): the faulty router or link end
+// itself, the router before it (which names the link when it can), the
+// link whose far end is the fault, or an unseen member behind the routers
+// before it, named by their addresses or, behind a silent first hop, by
+// the client's gateway.
+func forwardSuspectOK(f *lab.Fabric, s suspectDoc, at, before string) bool {
+	from, next := node(f, &s.Addr), node(f, s.Next)
+	preds := predecessors(at)
+	if before != "" {
+		preds = []string{before}
+	}
+	if s.Direction != "forward" {
+		return false
+	}
+	if from == at || next == at || slices.Contains(preds, from) {
+		return true
+	}
+	behind := slices.Clone(s.Behind)
+	if s.FirstHop != nil {
+		behind = append(behind, *s.FirstHop)
+	}
+	for _, b := range behind {
+		if s.Addr == "" && slices.Contains(preds, node(f, &b)) {
+			return true
+		}
+	}
+	return false
 }
 
 // predecessors are the routers right before a node on the forward path.

@@ -55,6 +55,7 @@ func FuzzDecodeReverse(f *testing.F) {
 		Flows: []ReturnFlow{{Sport: 1, Hops: []ReturnHop{{TTL: 1, Addr: "198.19.1.1", Probes: 2, Answers: 1}, {TTL: 2, Addr: "198.18.1.1", Reached: true}}}}}})
 	f.Add(rep)
 	f.Add([]byte(`{"return":{"flows":[{"sport":1,"hops":[{"ttl":1,"others":["::1"]}]}]}}`))
+	f.Add([]byte(`{"return":{"state":"done","flows":[],"gateway":"198.19.9.1"}}`))
 	f.Add([]byte(`{"return":{"state":"done","flows":[],"retried":{"ttls":[1,2],"holes":40,"rounds":10,"probes":30,"answers":12}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if r, err := DecodeReverse(b); err == nil {
@@ -68,6 +69,9 @@ func FuzzDecodeReverse(f *testing.F) {
 		var rep Report
 		if json.Unmarshal(b, &rep) != nil || rep.Return == nil {
 			return
+		}
+		if gw, err := rep.Return.FirstHop(); err == nil && gw.IsValid() && netip.MustParseAddr(gw.String()) != gw {
+			t.Fatalf("gateway %q read as %v", rep.Return.Gateway, gw)
 		}
 		if rr := rep.Return.Retried; rr != nil {
 			if r, err := rr.Retried(); err == nil && (r.Answers > r.Probes || len(r.TTLs) > MaxReverseTTL) {

@@ -72,6 +72,22 @@ type ReturnTraces struct {
 	// Retried is what probing the rate-limited hops again brought, once
 	// done (ReverseRequest.PatienceMS).
 	Retried *ReverseRetried `json:"retried,omitempty"`
+	// Gateway is the first hop the target's routing table sends the
+	// traced flows' answers to (route.Common); empty when unknown.
+	Gateway string `json:"gateway,omitempty"`
+}
+
+// FirstHop reads Gateway back: invalid when empty, ErrMalformed when it is
+// not an address.
+func (t ReturnTraces) FirstHop() (netip.Addr, error) {
+	if t.Gateway == "" {
+		return netip.Addr{}, nil
+	}
+	gw, err := netip.ParseAddr(t.Gateway)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%w: gateway %q", ErrMalformed, t.Gateway)
+	}
+	return gw, nil
 }
 
 // ReverseRetried is report.Retried on the wire.

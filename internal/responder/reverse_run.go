@@ -14,6 +14,7 @@ import (
 
 	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/internal/retry"
+	"github.com/ecmpscan/ecmpscan/internal/route"
 	"github.com/ecmpscan/ecmpscan/probe"
 	"github.com/ecmpscan/ecmpscan/report"
 )
@@ -52,6 +53,7 @@ type reverseRun struct {
 	err     string
 	hops    *report.Hops
 	retried *ReverseRetried
+	gateway netip.Addr
 }
 
 // retry probes again, within the patience, the silent hops of routers
@@ -90,6 +92,15 @@ func (rr *reverseRun) flows() []report.FlowTrace {
 	return out
 }
 
+// orderedTuples are the probes' tuples in the order of the ports asked.
+func (rr *reverseRun) orderedTuples() []hash.FiveTuple {
+	out := make([]hash.FiveTuple, 0, len(rr.sports))
+	for _, sp := range rr.sports {
+		out = append(out, rr.tuples[sp])
+	}
+	return out
+}
+
 func (rr *reverseRun) answered(sport uint16, ttl int) bool {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
@@ -112,6 +123,9 @@ func (rr *reverseRun) snapshot() *ReturnTraces {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
 	out := &ReturnTraces{State: rr.state, Error: rr.err, Flows: []ReturnFlow{}, Retried: rr.retried}
+	if rr.gateway.IsValid() {
+		out.Gateway = rr.gateway.String()
+	}
 	for _, sp := range rr.sports {
 		if hs := rr.hops.Path(sp); len(hs) > 0 {
 			out.Flows = append(out.Flows, ReturnFlow{Sport: sp, Hops: WireHops(hs)})
@@ -191,6 +205,12 @@ func (s *Server) runReverse(id string, prober ReverseProber, plan probe.Plan, rr
 	defer s.wg.Done()
 	defer prober.Close()
 	e := &probe.Engine{Sender: prober, Receivers: prober.Receivers(), Secret: newSecret(), Clock: probe.SystemClock{}}
+	// The first hop the answers leave by, from the routing table: it
+	// names a first return hop that answers no probe.
+	gw := route.Common(s.ctx, s.cfg.FirstHop, rr.orderedTuples())
+	rr.mu.Lock()
+	rr.gateway = gw
+	rr.mu.Unlock()
 	_, err := e.Run(s.ctx, plan, rr)
 	if err == nil && s.ctx.Err() == nil && rr.patience > 0 {
 		var again *report.Retried

@@ -129,6 +129,10 @@ func TestReverseTrace(t *testing.T) {
 				paths[fl.Sport] = append(paths[fl.Sport], s)
 			}
 		}
+		// The answers' tuples were looked up: the server's gateway.
+		if gw, err := rep.Return.FirstHop(); err != nil || gw != testGateway {
+			t.Errorf("gateway %v, %v; want %v", gw, err, testGateway)
+		}
 		if got := strings.Join(paths[30000], " "); got != "198.19.9.1 client" {
 			t.Errorf("flow 30000 returns by %q, want the router then the client", got)
 		}
@@ -253,6 +257,26 @@ func TestReverseRetriedBounds(t *testing.T) {
 	} {
 		if _, err := bad.Retried(); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+// The gateway on the wire reads back as an address, or is refused.
+func TestReturnTracesFirstHop(t *testing.T) {
+	for _, c := range []struct {
+		wire string
+		want netip.Addr
+		bad  bool
+	}{
+		{"", netip.Addr{}, false},
+		{"198.19.9.1", testGateway, false},
+		{"fe80::1", netip.MustParseAddr("fe80::1"), false},
+		{"not an address", netip.Addr{}, true},
+		{"198.19.9.1:80", netip.Addr{}, true},
+	} {
+		got, err := ReturnTraces{Gateway: c.wire}.FirstHop()
+		if got != c.want || (err != nil) != c.bad || (err != nil && !errors.Is(err, ErrMalformed)) {
+			t.Errorf("%q: %v, %v", c.wire, got, err)
 		}
 	}
 }

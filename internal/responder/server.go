@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ecmpscan/ecmpscan/internal/rawsock"
+	"github.com/ecmpscan/ecmpscan/internal/route"
 )
 
 // Config is a responder's policy. Zero limits take the defaults.
@@ -42,6 +43,9 @@ type Config struct {
 	// OpenReverse opens the sockets of a reverse trace (default
 	// probe.OpenReverse: raw sockets).
 	OpenReverse func(local netip.AddrPort, peer netip.Addr) (ReverseProber, error)
+	// FirstHop asks the routing table which gateway a reverse trace's
+	// answers leave by (default route.Lookup).
+	FirstHop route.LookupFunc
 }
 
 // Defaults.
@@ -113,6 +117,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.OpenReverse == nil {
 		cfg.OpenReverse = OpenReverse
+	}
+	if cfg.FirstHop == nil {
+		cfg.FirstHop = route.Lookup
 	}
 	s := &Server{cfg: cfg, guard: NewGuard(cfg.Token), conns: make(chan struct{}, maxConns),
 		runs: map[string]*run{}, tokens: cfg.Rate}

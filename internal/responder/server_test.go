@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/internal/rawsock"
+	"github.com/ecmpscan/ecmpscan/internal/route"
 )
 
 var (
@@ -42,6 +44,9 @@ type harness struct {
 	now time.Time
 }
 
+// testGateway is the server's gateway in the harness's routing table.
+var testGateway = netip.MustParseAddr("198.19.9.1")
+
 func newHarness(t *testing.T, cfg Config) *harness {
 	h := &harness{t: t, now: t0}
 	if cfg.Token == nil {
@@ -50,6 +55,16 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	cfg.IsLocal = func(a netip.Addr) bool { return a == serverAddr }
 	cfg.Now = func() time.Time { h.mu.Lock(); defer h.mu.Unlock(); return h.now }
 	cfg.Log = func(s string) { h.mu.Lock(); defer h.mu.Unlock(); h.log = append(h.log, s) }
+	if cfg.FirstHop == nil {
+		// The harness's routing table: the server's gateway toward the
+		// client, for every flow.
+		cfg.FirstHop = func(_ context.Context, q route.Query) (route.Route, error) {
+			if q.Src != serverAddr || q.Dst != clientAddr || q.Sport != 3306 || q.Proto != hash.ProtoTCP {
+				return route.Route{}, route.ErrNoRoute
+			}
+			return route.Route{Gateway: testGateway}, nil
+		}
+	}
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
