@@ -400,7 +400,7 @@ limits:
 	// the bad member's few answers may all have gone to other flows (then
 	// the suspect is the unseen member behind r1).
 	body, err := helper(t, f, "get", fmt.Sprintf("http://127.0.0.1:%d/probe?target=%s&module=traced", port, server4))
-	if err != nil || !regexp.MustCompile(`ecmpscan_suspect_info\{addr="[^"]*",direction="forward",kind="[a-z-]+",next="[^"]*"\} 1`).MatchString(body) {
+	if err != nil || !regexp.MustCompile(`ecmpscan_suspect_info\{addr="[^"]*",direction="forward",first_hop="[^"]*",kind="[a-z-]+",next="[^"]*"\} 1`).MatchString(body) {
 		t.Errorf("traced probe: %v, no forward ecmpscan_suspect_info in\n%s", err, body)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ecmpscan/ecmpscan/internal/core"
+	"github.com/ecmpscan/ecmpscan/internal/route"
 	"github.com/ecmpscan/ecmpscan/report"
 )
 
@@ -30,6 +31,10 @@ type Exporter struct {
 	// core.SystemResolver; tests inject fakes).
 	Probers  core.Probers
 	Resolver core.Resolver
+	// FirstHop asks the routing table which gateway a flow leaves by
+	// (route.Lookup by default), to name a silent first hop; nil: not
+	// asked.
+	FirstHop route.LookupFunc
 	// Log gets one line per refused request and per failed probe.
 	Log func(string)
 }
@@ -49,7 +54,7 @@ func New(cfg Config) *Exporter {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &Exporter{cfg: cfg, pacer: newPacer(cfg.Limits.Rate), sem: make(chan struct{}, cfg.Limits.Concurrent),
 		self: newSelfMetrics(reg, cfg.ModuleNames()), reg: reg,
-		Probers: core.System{}, Resolver: core.SystemResolver{}, Log: func(string) {}}
+		Probers: core.System{}, Resolver: core.SystemResolver{}, FirstHop: route.Lookup, Log: func(string) {}}
 }
 
 // Handler serves /probe, /metrics and /-/healthy.
@@ -194,7 +199,7 @@ func (e *Exporter) sweepConfig(req request) core.SweepConfig {
 func (e *Exporter) sweep(ctx context.Context, req request, cfg core.SweepConfig) (probeResult, error) {
 	mod := req.module
 	guard := &allowResolver{Resolver: e.Resolver, cfg: e.cfg}
-	env := core.Env{Probers: pacedProbers{Probers: e.Probers, pacer: e.pacer, ctx: ctx}, Resolver: guard,
+	env := core.Env{Probers: pacedProbers{Probers: e.Probers, pacer: e.pacer, ctx: ctx}, Resolver: guard, FirstHop: e.FirstHop,
 		Notice: func(s string) { e.Log(fmt.Sprintf("probe %s module %s: %s", req.host, mod.Name, s)) }}
 	sw, err := core.Sweep(ctx, cfg, env)
 	switch {

@@ -84,8 +84,9 @@ func (r probeResult) register(reg *prometheus.Registry, mod Module) {
 	}
 	if mod.Trace && r.sweep.Trace != nil && len(r.sweep.Trace.Diagnosis.Suspects) > 0 {
 		sp := r.sweep.Trace.Diagnosis.Suspects[0]
-		vec("ecmpscan_suspect_info", "Where the trace puts the fault (suspects[0]), set to 1.", "direction", "kind", "addr", "next").
-			WithLabelValues(string(sp.Direction), sp.Kind, addrLabel(sp.Addr.IsValid(), sp.Addr.String()), addrLabel(sp.Next.IsValid(), sp.Next.String())).Set(1)
+		vec("ecmpscan_suspect_info", "Where the trace puts the fault (suspects[0]; first_hop: the gateway a silent first hop is), set to 1.", "direction", "kind", "addr", "next", "first_hop").
+			WithLabelValues(string(sp.Direction), sp.Kind, addrLabel(sp.Addr.IsValid(), sp.Addr.String()), addrLabel(sp.Next.IsValid(), sp.Next.String()),
+				addrLabel(sp.FirstHop.IsValid(), sp.FirstHop.String())).Set(1)
 	}
 	if mod.ExportPorts {
 		up := vec("ecmpscan_port_up", "1 when the source port's flow answered every probe, 0 when it lost some or all (error ports have no series).", "sport")
