@@ -865,6 +865,21 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 			if m := a.silentReach(p); m > 0 {
 				full[i], _ = e.hopCost(i, m)
 			}
+		case f.kind == fateForward:
+			// Silent after a node healthy flows answer beyond: as far as
+			// they go, at the cost of each silence there.
+			if d := e.depth(); d > lastAnswer(p) {
+				if c, ok := e.hopCost(i, d); ok {
+					full[i] = c
+				}
+			}
+		case f.kind == fateOnly || f.kind == fateUnknown:
+			// Silent after an address no healthy flow crosses: as far as
+			// healthy flows go, each TTL silent as often as it is for
+			// them.
+			if c, ok := e.stageSilence(p, lastAnswer(p)); ok {
+				full[i] = c
+			}
 		}
 	}
 	for s := 1; s < deepest-1; s++ {
@@ -889,6 +904,44 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 	c := &candidate{exposed: all, cost: full}
 	c.h = Hypothesis{Direction: DirectionReturn, Kind: HypReturnPath}
 	return append(out, c)
+}
+
+// stageSilence is log P(flow p is silent after position from up to the
+// last router before the destination): at each TTL as often as healthy
+// flows are silent there (Jeffreys estimate). ok is false when p answered
+// beyond from or healthy flows give no depth.
+func (e *evidence) stageSilence(p []pnode, from int) (float64, bool) {
+	depth := e.depth()
+	if from == 0 || depth <= from || lastAnswer(p) > from {
+		return 0, false
+	}
+	c := 0.0
+	for t := from + 1; t <= depth; t++ {
+		n, k := 0, 0
+		for _, i := range e.healthy {
+			hp := e.a.paths[i]
+			if t < len(hp) && !hp[t].reached {
+				n++
+				if !hp[t].answered() {
+					k++
+				}
+			}
+		}
+		c += math.Log((float64(k) + 0.5) / (float64(n) + 1))
+	}
+	return c, true
+}
+
+// depth is the position of the last router before the destination, the
+// deepest of the healthy flows'.
+func (e *evidence) depth() int {
+	d := 0
+	for _, i := range e.healthy {
+		if hp := e.a.paths[i]; hp[len(hp)-1].reached {
+			d = max(d, len(hp)-2)
+		}
+	}
+	return d
 }
 
 // silentReach is the last node of a path that no hop answered which
