@@ -138,6 +138,15 @@ var knownMisses = map[string]string{
 	"w3x5-s1424497974-outgoing-flow-link-oneway-q5-p3-ratelimit1000":                       "forward, want return",
 	"w7x0-s3750439122-outgoing-flow-blackhole-ret-p1-silent-p5-ratelimit1000-v6":           "unknown",
 	"w8x0-s3560056959-outgoing-flow-link-oneway-r2-p5-silent-p5-ipid-shared-ratelimit1000": "forward, want return",
+	// Seed 2026 once the draw gave a quarter of the fabrics a client
+	// gateway that sends no time-exceeded (silent@r1; the 26 recorded
+	// with it): two of the silent-r2 cases above again, and a link dead
+	// toward the client, rate-limited, whose failing flows' answering
+	// forward hops a second, forward fault fits (its twin with r1
+	// answering is right).
+	"w2x4-s738947519-inbound-fixed-blackhole-ret-p2-silent-r2-ipid-shared-ratelimit1000-silent-r1": "unknown",
+	"w5x2-s2834777052-outgoing-fixed-drop-synack-q2-silent-r2-ratelimit0-silent-r1":                "unknown",
+	"w5x2-s2053344878-router-id-flow-link-oneway-q2-p4-ratelimit1000-silent-r1":                    "forward, want return",
 }
 
 func loadRecorded(t *testing.T) map[string]recordedTrace {
@@ -195,7 +204,7 @@ func TestRecordedTraces(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		d := DiagnoseSample(tr.Flows, r.sample())
+		d := WithFirstHop(DiagnoseSample(tr.Flows, r.sample()), tr.Flows, tr.Gateway)
 		why := r.check(d)
 		for _, g := range d.SharedIPID {
 			nodes := map[string]bool{}
@@ -300,7 +309,7 @@ func TestRecordedExplain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := DiagnoseSample(tr.Flows, r.sample())
+		d := WithFirstHop(DiagnoseSample(tr.Flows, r.sample()), tr.Flows, tr.Gateway)
 		if os.Getenv("ECMPSCAN_DEBUG") != "" {
 			explainCandidates(t, tr.Flows, r.sample())
 		}
@@ -421,7 +430,9 @@ func (r recordedTrace) silenceFirstHop(flows []FlowTrace) netip.Addr {
 func TestRecordedSilentFirstHop(t *testing.T) {
 	checked, named, turned := 0, 0, 0
 	for name, r := range loadRecorded(t) {
-		if _, known := knownMisses[name]; known || r.Want != DirectionForward {
+		// (Those recorded behind a silent r1 are checked, with the
+		// gateway they recorded, by TestRecordedTraces.)
+		if _, known := knownMisses[name]; known || r.Want != DirectionForward || strings.Contains(name, "silent-r1") {
 			continue
 		}
 		tr, err := DecodeTrace(r.Trace)

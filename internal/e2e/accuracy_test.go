@@ -359,6 +359,16 @@ func record(t *testing.T, dir string, f *lab.Fabric, c accuracyCase, want string
 		return
 	}
 	evidenceOnly(r.Trace)
+	// The gateways are named even when no probe saw them.
+	gateways := []*string{doc.Gateway}
+	if doc.Responder != nil {
+		gateways = append(gateways, doc.Responder.Gateway)
+	}
+	for _, gw := range gateways {
+		if n := node(f, gw); n != "" {
+			r.Nodes[*gw] = n
+		}
+	}
 	for _, fl := range doc.Flows {
 		for _, h := range fl.Hops {
 			if n := node(f, h.Addr); n != "" {
