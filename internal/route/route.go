@@ -191,4 +191,17 @@ func parseRoute(b []byte) (Route, error) {
 	return r, nil
 }
 
+// Zoned gives a link-local gateway its interface's name (fe80::1%eth0):
+// without it the address names no router. name looks an interface index
+// up; the route is unchanged when it fails.
+func (r Route) Zoned(name func(int) (string, error)) Route {
+	if !r.Gateway.IsLinkLocalUnicast() || r.Gateway.Zone() != "" || r.OIF == 0 {
+		return r
+	}
+	if n, err := name(int(r.OIF)); err == nil && n != "" {
+		r.Gateway = r.Gateway.WithZone(n)
+	}
+	return r
+}
+
 func align4(n int) int { return (n + 3) &^ 3 }

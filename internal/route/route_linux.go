@@ -5,6 +5,7 @@ package route
 import (
 	"context"
 	"errors"
+	"net"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -50,7 +51,14 @@ func Lookup(ctx context.Context, q Query) (Route, error) {
 		}
 		r, err := ParseReply(buf[:n], seq)
 		if !errors.Is(err, ErrNoReply) {
-			return r, err
+			// Asked here, in the namespace the socket was opened in.
+			return r.Zoned(func(i int) (string, error) {
+				ifc, err := net.InterfaceByIndex(i)
+				if err != nil {
+					return "", err
+				}
+				return ifc.Name, nil
+			}), err
 		}
 	}
 	return Route{}, ErrNoReply

@@ -154,3 +154,25 @@ func TestCommon(t *testing.T) {
 		t.Errorf("no lookup: %v", got)
 	}
 }
+
+func TestZoned(t *testing.T) {
+	names := func(i int) (string, error) {
+		if i == 3 {
+			return "eth0", nil
+		}
+		return "", errors.New("no such interface")
+	}
+	for _, c := range []struct {
+		r    Route
+		want string
+	}{
+		{Route{Gateway: netip.MustParseAddr("fe80::1"), OIF: 3}, "fe80::1%eth0"},
+		{Route{Gateway: netip.MustParseAddr("fe80::1"), OIF: 4}, "fe80::1"},
+		{Route{Gateway: netip.MustParseAddr("2001:db8::1"), OIF: 3}, "2001:db8::1"},
+		{Route{Gateway: netip.MustParseAddr("198.19.0.1"), OIF: 3}, "198.19.0.1"},
+	} {
+		if got := c.r.Zoned(names).Gateway.String(); got != c.want {
+			t.Errorf("%v on %d: %s, want %s", c.r.Gateway, c.r.OIF, got, c.want)
+		}
+	}
+}
