@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -78,6 +79,8 @@ func FuzzDecodeTrace(f *testing.F) {
 		}
 		f.Add(data)
 	}
+	f.Add([]byte(`{"schema_version":1,"type":"trace","target":{"addr":"198.18.2.2","port":3306},"source":"198.18.1.1",` +
+		`"gateway":"fe80::1%eth0","responder":{"addr":"198.18.2.2:7000","gateway":"198.19.9.1"},"flows":[]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tr, err := DecodeTrace(data)
 		if err != nil {
@@ -93,6 +96,9 @@ func FuzzDecodeTrace(f *testing.F) {
 			if fl.Sport == 0 || fl.Received > fl.Sent || len(fl.Hops) > maxDecodedHops {
 				t.Fatalf("accepted a bad flow: %+v", fl)
 			}
+		}
+		if gw := tr.Gateway; gw.IsValid() && netip.MustParseAddr(gw.String()) != gw {
+			t.Fatalf("gateway read as %v", gw)
 		}
 		if len(tr.Flows) <= 256 {
 			_ = Diagnose(tr.Flows)
