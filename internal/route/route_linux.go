@@ -5,8 +5,8 @@ package route
 import (
 	"context"
 	"errors"
-	"net"
 	"fmt"
+	"net"
 	"sync/atomic"
 	"time"
 
