@@ -33,7 +33,7 @@ func Lookup(ctx context.Context, q Query) (Route, error) {
 		wait = min(wait, time.Until(d))
 	}
 	if wait <= 0 {
-		return Route{}, ctx.Err()
+		return Route{}, context.DeadlineExceeded
 	}
 	tv := unix.NsecToTimeval(wait.Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
