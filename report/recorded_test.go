@@ -189,6 +189,7 @@ func readRecorded(file string) (recordedTrace, error) {
 // the direction, and for a forward fault the first suspect, against the
 // oracle's.
 func TestRecordedTraces(t *testing.T) {
+	skipShort(t)
 	recs := loadRecorded(t)
 	names := make([]string, 0, len(recs))
 	for n := range recs {
@@ -428,6 +429,7 @@ func (r recordedTrace) silenceFirstHop(flows []FlowTrace) netip.Addr {
 // routers behind it (WithFirstHop), on every forward fault whose diagnosis
 // keeps its direction.
 func TestRecordedSilentFirstHop(t *testing.T) {
+	skipShort(t)
 	checked, named, turned := 0, 0, 0
 	for name, r := range loadRecorded(t) {
 		// (Those recorded behind a silent r1 are checked, with the
@@ -460,4 +462,13 @@ func TestRecordedSilentFirstHop(t *testing.T) {
 		t.Error("no first suspect named the gateway")
 	}
 	t.Logf("%d forward faults behind a silent first hop checked, %d named the gateway first; %d lost their direction", checked, named, turned)
+}
+
+// skipShort skips the diagnoses of every recorded trace under -short: the
+// race run (make race) would spend two minutes on single-threaded
+// arithmetic that the full run checks anyway.
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the recorded traces are diagnosed by the full run")
+	}
 }
