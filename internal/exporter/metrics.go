@@ -82,6 +82,12 @@ func (r probeResult) register(reg *prometheus.Registry, mod Module) {
 		width.WithLabelValues("best").Set(float64(w.Best))
 		width.WithLabelValues("high").Set(float64(w.High))
 	}
+	if mod.Trace && r.sweep.Trace != nil {
+		// The verdict's direction: suspects[0] of an unknown one is one of
+		// the rivals, not a finding.
+		vec("ecmpscan_trace_direction", "The trace diagnosis's direction (forward, return, none or unknown), one series set to 1.", "direction").
+			WithLabelValues(string(r.sweep.Trace.Diagnosis.Direction)).Set(1)
+	}
 	if mod.Trace && r.sweep.Trace != nil && len(r.sweep.Trace.Diagnosis.Suspects) > 0 {
 		sp := r.sweep.Trace.Diagnosis.Suspects[0]
 		vec("ecmpscan_suspect_info", "Where the trace puts the fault (suspects[0]; first_hop: the gateway a silent first hop is), set to 1.", "direction", "kind", "addr", "next", "first_hop").
