@@ -124,12 +124,8 @@ func DecodeTrace(data []byte) (Trace, error) {
 	t := Trace{Host: doc.Target.Host, Target: target, Source: src, Mode: doc.Mode,
 		MaxTTL: doc.MaxTTL, ProbesPerHop: doc.ProbesPerHop, Count: doc.Count, Interrupted: doc.Interrupted,
 		NotProbed: doc.NotProbed}
-	if doc.Gateway != nil {
-		gw, err := netip.ParseAddr(*doc.Gateway)
-		if err != nil {
-			return Trace{}, fmt.Errorf("%w: gateway: %v", ErrNotTrace, err)
-		}
-		t.Gateway = gw
+	if t.Gateway, err = optionalAddr(doc.Gateway, "gateway"); err != nil {
+		return Trace{}, err
 	}
 	// Samples' arrivals are kept relative to the start, whatever it was.
 	origin := time.Unix(0, 0).UTC()
@@ -148,23 +144,38 @@ func DecodeTrace(data []byte) (Trace, error) {
 		seen[f.Sport] = true
 		t.Flows = append(t.Flows, f)
 		if fj.Arrived != nil {
-			if t.TwoEnded == nil {
-				t.TwoEnded = &TwoEnded{Arrived: map[uint16]int{}}
-			}
-			t.TwoEnded.Arrived[f.Sport] = max(*fj.Arrived, 0)
+			t.twoEnded().Arrived[f.Sport] = max(*fj.Arrived, 0)
 		}
 	}
 	if r := doc.Responder; r != nil && r.Gateway != "" {
-		gw, err := netip.ParseAddr(r.Gateway)
+		gw, err := optionalAddr(&r.Gateway, "responder gateway")
 		if err != nil {
-			return Trace{}, fmt.Errorf("%w: responder gateway: %v", ErrNotTrace, err)
+			return Trace{}, err
 		}
-		if t.TwoEnded == nil {
-			t.TwoEnded = &TwoEnded{Arrived: map[uint16]int{}}
-		}
-		t.TwoEnded.Gateway = gw
+		t.twoEnded().Gateway = gw
 	}
 	return t, nil
+}
+
+// twoEnded is what the trace read of its responder, made on first use.
+func (t *Trace) twoEnded() *TwoEnded {
+	if t.TwoEnded == nil {
+		t.TwoEnded = &TwoEnded{Arrived: map[uint16]int{}}
+	}
+	return t.TwoEnded
+}
+
+// optionalAddr reads an address the document may leave out (nil or
+// empty: invalid).
+func optionalAddr(s *string, what string) (netip.Addr, error) {
+	if s == nil || *s == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(*s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%w: %s: %v", ErrNotTrace, what, err)
+	}
+	return a, nil
 }
 
 func decodeFlow(fj traceFlowJSON, dst netip.Addr, origin time.Time) (FlowTrace, error) {

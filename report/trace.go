@@ -116,9 +116,11 @@ type Suspect struct {
 	Addr   netip.Addr
 	Next   netip.Addr
 	Behind []netip.Addr
-	// FirstHop is this host's gateway toward the target, from its routing
-	// table, for a forward suspect behind a first hop that answered no
-	// probe; invalid otherwise. No probe saw it: it names where to look.
+	// FirstHop is the gateway, from the routing table, of the end the
+	// suspect's path starts at (this host's for a forward suspect, the
+	// target's for a return one traced back), when the suspect is behind
+	// a first hop that answered no probe; invalid otherwise. No probe saw
+	// it: it names where to look.
 	FirstHop netip.Addr
 	TTL      int
 	Evidence string
