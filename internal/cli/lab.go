@@ -488,22 +488,12 @@ func labResponder(f *lab.Fabric, s *Streams) (func(context.Context) error, error
 	// Reverse probes leave from the server namespace too; the goroutine
 	// that opens them runs on whatever thread, so it enters it.
 	openReverse := func(local netip.AddrPort, peer netip.Addr) (responder.ReverseProber, error) {
-		var p responder.ReverseProber
-		err := lab.InNamespace(f.ServerNS(), func() (err error) {
-			p, err = responder.OpenReverse(local, peer)
-			return err
-		})
-		return p, err
+		return inNamespace(f.ServerNS(), func() (responder.ReverseProber, error) { return responder.OpenReverse(local, peer) })
 	}
 	// So do its route lookups: a netlink socket asks the namespace it
 	// was opened in.
 	firstHop := func(ctx context.Context, q route.Query) (route.Route, error) {
-		var r route.Route
-		err := lab.InNamespace(f.ServerNS(), func() (err error) {
-			r, err = route.Lookup(ctx, q)
-			return err
-		})
-		return r, err
+		return inNamespace(f.ServerNS(), func() (route.Route, error) { return route.Lookup(ctx, q) })
 	}
 	srv, err := responder.NewServer(responder.Config{Token: token, OpenReverse: openReverse, FirstHop: firstHop,
 		IsLocal: func(a netip.Addr) bool { return a == f.Server4 || a == f.Server6 },
@@ -530,4 +520,14 @@ func needRoot() error {
 		return errors.New("lab needs root (network namespaces, veths, nftables)")
 	}
 	return nil
+}
+
+// inNamespace is lab.InNamespace for a call with a result.
+func inNamespace[T any](ns string, call func() (T, error)) (T, error) {
+	var v T
+	err := lab.InNamespace(ns, func() (err error) {
+		v, err = call()
+		return err
+	})
+	return v, err
 }

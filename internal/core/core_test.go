@@ -285,11 +285,7 @@ func TestSweepThenTrace(t *testing.T) {
 func TestTraceJob(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFabric(2, 0, "blackhole-fwd")
-		cfg := TraceConfig{
-			Target:       Target{Host: "vip", Port: 3306},
-			Probing:      Probing{Ports: portRange(30000, 16), Count: 2, Rate: 1000, Timeout: 1e9},
-			TraceOptions: TraceOptions{MaxTTL: 16, HopProbes: 2},
-		}
+		cfg := traceConfig(16)
 		tr, err := Trace(context.Background(), cfg, testEnv(f))
 		if err != nil {
 			t.Fatal(err)
@@ -319,11 +315,7 @@ func TestTraceJob(t *testing.T) {
 // flows' hops get answered.
 func TestTraceRetriesRateLimitedHops(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := TraceConfig{
-			Target:       Target{Host: "vip", Port: 3306},
-			Probing:      Probing{Ports: portRange(30000, 48), Count: 2, Rate: 1000, Timeout: 1e9},
-			TraceOptions: TraceOptions{MaxTTL: 16, HopProbes: 2},
-		}
+		cfg := traceConfig(48)
 		answered := func(tr report.Trace) (n int) {
 			for _, fl := range tr.Flows {
 				for _, h := range fl.Hops {
@@ -369,11 +361,7 @@ func TestTraceRetriesRateLimitedHops(t *testing.T) {
 func TestTraceFirstHop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFabric(2, 0, "blackhole-fwd")
-		cfg := TraceConfig{
-			Target:       Target{Host: "vip", Port: 3306},
-			Probing:      Probing{Ports: portRange(30000, 16), Count: 2, Rate: 1000, Timeout: 1e9},
-			TraceOptions: TraceOptions{MaxTTL: 16, HopProbes: 2},
-		}
+		cfg := traceConfig(16)
 		gw := netip.MustParseAddr("198.19.0.1")
 		for _, c := range []struct {
 			name  string
@@ -405,4 +393,14 @@ func TestTraceFirstHop(t *testing.T) {
 			}
 		}
 	})
+}
+
+// traceConfig traces n flows from port 30000 to vip:3306, two probes per
+// hop.
+func traceConfig(n int) TraceConfig {
+	return TraceConfig{
+		Target:       Target{Host: "vip", Port: 3306},
+		Probing:      Probing{Ports: portRange(30000, n), Count: 2, Rate: 1000, Timeout: 1e9},
+		TraceOptions: TraceOptions{MaxTTL: 16, HopProbes: 2},
+	}
 }
