@@ -848,6 +848,7 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 	// The last router (the one before the destination) is covered by the
 	// answers-alone hypothesis; earlier stages by a return member.
 	full := map[int]float64{} // failing flow -> cost of answering as far as healthy flows do
+	depth := deepest - 1 // the last router before the destination
 	for _, i := range e.failing {
 		p := a.paths[i]
 		switch f := a.fateOf(i); {
@@ -868,8 +869,8 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 		case f.kind == fateForward:
 			// Silent after a node healthy flows answer beyond: as far as
 			// they go, at the cost of each silence there.
-			if d := e.depth(); d > lastAnswer(p) {
-				if c, ok := e.hopCost(i, d); ok {
+			if depth > lastAnswer(p) {
+				if c, ok := e.hopCost(i, depth); ok {
 					full[i] = c
 				}
 			}
@@ -877,7 +878,7 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 			// Silent after an address no healthy flow crosses: as far as
 			// healthy flows go, each TTL silent as often as it is for
 			// them.
-			if c, ok := e.stageSilence(p, lastAnswer(p)); ok {
+			if c, ok := e.stageSilence(p, lastAnswer(p), depth); ok {
 				full[i] = c
 			}
 		}
@@ -906,12 +907,11 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 	return append(out, c)
 }
 
-// stageSilence is log P(flow p is silent after position from up to the
-// last router before the destination): at each TTL as often as healthy
-// flows are silent there (Jeffreys estimate). ok is false when p answered
-// beyond from or healthy flows give no depth.
-func (e *evidence) stageSilence(p []pnode, from int) (float64, bool) {
-	depth := e.depth()
+// stageSilence is log P(flow p is silent after position from up to depth,
+// the last router before the destination): at each TTL as often as
+// healthy flows are silent there (Jeffreys estimate). ok is false when p
+// answered beyond from or depth is not beyond it.
+func (e *evidence) stageSilence(p []pnode, from, depth int) (float64, bool) {
 	if from == 0 || depth <= from || lastAnswer(p) > from {
 		return 0, false
 	}
@@ -930,18 +930,6 @@ func (e *evidence) stageSilence(p []pnode, from int) (float64, bool) {
 		c += math.Log((float64(k) + 0.5) / (float64(n) + 1))
 	}
 	return c, true
-}
-
-// depth is the position of the last router before the destination, the
-// deepest of the healthy flows'.
-func (e *evidence) depth() int {
-	d := 0
-	for _, i := range e.healthy {
-		if hp := e.a.paths[i]; hp[len(hp)-1].reached {
-			d = max(d, len(hp)-2)
-		}
-	}
-	return d
 }
 
 // silentReach is the last node of a path that no hop answered which
