@@ -848,7 +848,7 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 	// The last router (the one before the destination) is covered by the
 	// answers-alone hypothesis; earlier stages by a return member.
 	full := map[int]float64{} // failing flow -> cost of answering as far as healthy flows do
-	depth := deepest - 1 // the last router before the destination
+	depth := deepest - 1      // the last router before the destination
 	for _, i := range e.failing {
 		p := a.paths[i]
 		switch f := a.fateOf(i); {
