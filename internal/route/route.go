@@ -81,12 +81,13 @@ func Request(q Query, seq uint32) ([]byte, error) {
 	binary.NativeEndian.PutUint32(b[8:], seq)
 	r := b[nlmsgHdrLen:]
 	r[0], r[1] = family, bits // rtm_family, rtm_dst_len
+	if q.Src.IsValid() {
+		r[2] = bits // rtm_src_len
+	}
 	binary.NativeEndian.PutUint32(r[8:], rtmFLookupTb)
 	b = appendAttr(b, rtaDst, dst.AsSlice())
 	if q.Src.IsValid() {
 		b = appendAttr(b, rtaSrc, q.Src.Unmap().AsSlice())
-		r = b[nlmsgHdrLen:]
-		r[2] = bits // rtm_src_len
 	}
 	if q.Proto != 0 {
 		b = appendAttr(b, rtaIPProto, []byte{q.Proto})
@@ -123,11 +124,7 @@ func ParseReply(b []byte, seq uint32) (Route, error) {
 		}
 		typ, mseq := binary.NativeEndian.Uint16(b[4:]), binary.NativeEndian.Uint32(b[8:])
 		body := b[nlmsgHdrLen:n]
-		if next := align4(n); next < len(b) {
-			b = b[next:]
-		} else {
-			b = nil
-		}
+		b = after(b, n)
 		if mseq != seq {
 			continue
 		}
@@ -182,11 +179,7 @@ func parseRoute(b []byte) (Route, error) {
 				r.OIF = binary.NativeEndian.Uint32(data)
 			}
 		}
-		if next := align4(n); next < len(a) {
-			a = a[next:]
-		} else {
-			a = nil
-		}
+		a = after(a, n)
 	}
 	return r, nil
 }
@@ -204,4 +197,11 @@ func (r Route) Zoned(name func(int) (string, error)) Route {
 	return r
 }
 
-func align4(n int) int { return (n + 3) &^ 3 }
+// after is what follows a record of n bytes at the start of b, padded to
+// 4 bytes; nil when nothing does.
+func after(b []byte, n int) []byte {
+	if next := (n + 3) &^ 3; next < len(b) {
+		return b[next:]
+	}
+	return nil
+}
