@@ -687,8 +687,10 @@ type nextCand struct {
 // nextInfo is what is known about the hop after a node.
 type nextInfo struct {
 	healthyThrough int          // healthy flows through the node
+	healthyNext    int          // of them, those whose next hop answered
 	healthyAfter   []netip.Addr // addresses healthy flows reach right after it
 	cands          []nextCand   // best first; empty when none can be named
+	width          int          // the routers seen after it and the candidates: the stage it hashes over
 	why            string       // why none can be named
 }
 
@@ -716,6 +718,7 @@ func (a *analysis) nextOf(d pnode) *nextInfo {
 		afterD[a.routerOf(p[o.pos+1].addr)] = true
 		if a.flows[o.flow].State == hash.StateOK {
 			healthyAfter[p[o.pos+1].addr] = true
+			ni.healthyNext++
 		}
 	}
 	ni.healthyAfter = sortedAddrs(healthyAfter)
@@ -777,6 +780,7 @@ func (a *analysis) nextOf(d pnode) *nextInfo {
 	// The most used candidate first: it is the one whose absence after d is
 	// least likely to be chance, which leaves the rarer ones as unsampled.
 	slices.SortFunc(ni.cands, func(x, y nextCand) int { return cmp.Or(cmp.Compare(y.flows, x.flows), x.rep.Compare(y.rep)) })
+	ni.width = len(afterD) + len(ni.cands)
 	return ni
 }
 

@@ -39,10 +39,12 @@ package report
 // answered) to the power of its probes, or a stray failure, allowed about
 // once in a hundred traces (but not to the null hypothesis, "no fault", against
 // which the scores are taken: the sweep judged these failures beyond the
-// loss already). A healthy flow it exposes costs
-// 1-q. q is fitted (the share of the exposed flows it explains); where one
-// bad member of a stage is meant, the share it would give (1/M) is scored
-// too, so a return fault at a stage of 4 and an unseen forward member at a
+// loss already). A healthy flow it exposes costs 1-q; a dead link from a
+// router to the one member of the next stage its healthy flows never
+// reach gets that back, since those flows then spread over the other
+// members only (linkCredit). q is fitted (the share of the exposed flows
+// it explains); where one bad member of a stage is meant, the share it
+// would give (1/M) is scored too, so a return fault at a stage of 4 and an unseen forward member at a
 // stage of 2 are told apart by how many flows fail. M counts the stage's
 // routers under two readings of the fabric's addresses, one router each or
 // one per link toward the stage before, weighed by how well each fits the
@@ -199,6 +201,9 @@ type candidate struct {
 	shares  shares          // the stage's widths under each reading, when one bad member or link is meant
 	prior   float64         // log prior
 	dead    []int           // healthy flows over a link it says is dead
+	// credit is what the healthy flows' spread adds to a link's score
+	// (linkCredit).
+	credit float64
 }
 
 // evidence is what the scores share.
@@ -357,7 +362,7 @@ func (e *evidence) score(c *candidate) {
 	ll = min(ll, mixed)
 	c.h.Share, c.h.Explains = q, explains
 	c.h.Contradicts = len(e.failing) - explains + len(c.dead)
-	c.h.Score = ll - e.null() - 0.5*math.Log(e.population()) + c.prior
+	c.h.Score = ll - e.null() - 0.5*math.Log(e.population()) + c.prior + c.credit
 	if len(c.dead) > 0 {
 		c.h.Score = math.Inf(-1)
 	}
@@ -536,12 +541,14 @@ func (e *evidence) pair(f, r *candidate) *candidate {
 	h.And = &second
 	h.Explains, h.Share = kf, qf
 	h.Contradicts = len(e.failing) - kf - kr
-	h.Score = ll - e.null() - math.Log(e.population()) + f.prior + r.prior
-	if kf < 2 || kr == 0 {
+	h.Score = ll - e.null() - math.Log(e.population()) + f.prior + r.prior + f.credit
+	if (kf < 2 && f.credit == 0) || kr == 0 {
 		// One of them explains nothing the other does not; or the second,
 		// forward, fault explains one flow only, which is what the
 		// background loss does too: among every hop some forward place is
-		// crossed by that one flow alone and fits it exactly.
+		// crossed by that one flow alone and fits it exactly. A link
+		// whose share is its stage's and that healthy flows avoid
+		// (linkCredit) fits no flow by construction.
 		h.Score = math.Inf(-1)
 	}
 	return &candidate{h: h}
@@ -689,10 +696,32 @@ func (a *analysis) afterCandidate(e *evidence, n pnode, t int) *candidate {
 	ni := a.nextOf(n)
 	if len(ni.cands) > 0 {
 		c.h.Kind, c.h.Next = HypLink, ni.cands[0].rep
+		linkCredit(e, c, ni)
 	}
 	a.fillCosts(e, c, t)
 	c.h.Silent = !n.answered() && t > 0
 	return c
+}
+
+// linkCredit scores a dead link from a router to the one member of the
+// next stage (width M) that its healthy flows never reach: it kills 1/M of
+// the flows the router forwards, and sends every healthy one to one of
+// the other M-1 members, 1/(M-1) each, where the other hypotheses spread
+// them over all M, 1/M each. The loglik charges each healthy flow 1-1/M
+// for surviving; the spread pays it back, M/(M-1), for each healthy flow
+// whose next hop answered. The dead member is any of the K members it
+// never reaches, K/M of the stage (it names the likeliest): where K is
+// what chance leaves unreached among M, the credit is about nothing. So
+// avoiding a member is evidence as far as chance would not have done it,
+// and the link's share is its stage's.
+func linkCredit(e *evidence, c *candidate, ni *nextInfo) {
+	if ni.width < 2 || ni.healthyNext == 0 {
+		return
+	}
+	c.shares.widths[byRouter] = []int{ni.width}
+	c.shares.widths[byLink] = []int{ni.width}
+	m := float64(ni.width)
+	c.credit = e.wh*float64(ni.healthyNext)*math.Log(m/(m-1)) + math.Log(float64(len(ni.cands))/m)
 }
 
 // memberCandidate: an unseen member at TTL t+1 behind the routers at t.

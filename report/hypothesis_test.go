@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"math"
 	"net/netip"
 	"strings"
@@ -250,6 +251,74 @@ func TestReturnPathsAreReadTowardTheClient(t *testing.T) {
 	for _, h := range rp.Hypotheses {
 		if h.Direction == DirectionForward && h.Explains > 0 {
 			t.Errorf("a fault toward the responder explains %d flows whose SYNs arrived: %+v", h.Explains, h)
+		}
+	}
+}
+
+// A link dead both ways where the way out loses three traced flows only:
+// the return half explains the rest, and what tells the forward half from
+// silences the return fault explains is that p3's healthy flows, many of
+// them, never reach q4, which every other p reaches. Where they do reach
+// q4, the same three flows are silences, and the return fault alone is the
+// verdict.
+func TestHypothesesLinkAvoidedByHealthyFlows(t *testing.T) {
+	const r1, r2 = "198.18.255.1", "198.18.255.99"
+	p := func(i int) string { return fmt.Sprintf("198.18.255.%d", 10+i) }
+	q := func(j int) string { return fmt.Sprintf("198.18.255.%d", 40+j) }
+	build := func(avoided bool) []FlowTrace {
+		var fs []FlowTrace
+		add := func(st hash.State, hops ...string) { fs = append(fs, flowOf(uint16(len(fs)+1), st, hops...)) }
+		for i := 1; i <= 3; i++ {
+			for j := 1; j <= 4; j++ {
+				if i == 3 && j == 4 && avoided {
+					continue
+				}
+				for range 8 {
+					add(hash.StateOK, r1, p(i), q(j), r2, "=")
+				}
+				if j < 4 {
+					add(hash.StateFail, r1, p(i), q(j), "*", "*")
+				}
+			}
+		}
+		for range 3 {
+			add(hash.StateFail, r1, p(3), "*", "*", "*")
+		}
+		return fs
+	}
+	d := Diagnose(build(true))
+	if d.Direction != DirectionForward || len(d.Suspects) == 0 || d.Suspects[0].Addr.String() != p(3) || d.Suspects[0].Next.String() != q(4) {
+		t.Fatalf("p3's healthy flows avoid q4: got %s", describe(d))
+	}
+	if h := d.Hypotheses[0]; h.And == nil || h.And.Direction != DirectionReturn || h.Explains != 3 {
+		t.Errorf("want the link p3 -> q4 (three flows) with a return fault: %+v", h)
+	}
+	if d := Diagnose(build(false)); d.Direction != DirectionReturn {
+		t.Errorf("p3's healthy flows reach q4: got %s", describe(d))
+	}
+}
+
+// The credit is the spread's likelihood ratio: n healthy flows over M-1 of
+// M members instead of all M, less the K of M members that could be the
+// dead one; nothing where the router's next hops cannot be named.
+func TestLinkCredit(t *testing.T) {
+	e := &evidence{wh: 1}
+	for _, tc := range []struct {
+		ni   nextInfo
+		want float64
+	}{
+		{nextInfo{healthyNext: 24, width: 4, cands: make([]nextCand, 1)}, 24*math.Log(4.0/3) + math.Log(0.25)},
+		{nextInfo{healthyNext: 16, width: 19, cands: make([]nextCand, 8)}, 16*math.Log(19.0/18) + math.Log(8.0/19)},
+		{nextInfo{healthyNext: 0, width: 4, cands: make([]nextCand, 1)}, 0},
+		{nextInfo{healthyNext: 5, width: 1, cands: make([]nextCand, 1)}, 0},
+	} {
+		c := &candidate{}
+		linkCredit(e, c, &tc.ni)
+		if math.Abs(c.credit-tc.want) > 1e-12 {
+			t.Errorf("%+v: credit %v, want %v", tc.ni, c.credit, tc.want)
+		}
+		if w := c.shares.widths[byRouter]; tc.want != 0 && (len(w) != 1 || w[0] != tc.ni.width) {
+			t.Errorf("%+v: widths %v, want the stage's", tc.ni, c.shares.widths)
 		}
 	}
 }
