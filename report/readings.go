@@ -14,7 +14,10 @@ import (
 //   - by link: every router shows one address per link toward the stage
 //     before, as routers that answer from the interface an error arrives
 //     or leaves by do, so a stage's addresses are a whole multiple of the
-//     stage before's routers, read the same way stage by stage.
+//     stage before's routers, read the same way stage by stage. Addresses
+//     grouped into one router (a shared IP ID counter) are some of its
+//     links: grouping may be partial, and one pair grouped must not hide
+//     the others' reading.
 //
 // The reading is the fabric's, not one stage's: two addresses behind a
 // stage read as two routers are, by link, one router with two links, and
@@ -77,9 +80,11 @@ func (a *analysis) reading(h alter) *fabricReading {
 		routerSilent := a.silentMembers(t, answering, silent, n)
 		r.router[t], r.link[t] = answering+routerSilent+unseen, answering+routerSilent+unseen
 		silent = routerSilent
-		// Addresses grouped into routers are read as routers either way.
-		if prev := r.link[t-1]; t >= 2 && prev > 1 && answering > 0 && a.ungrouped(t) {
-			routers, p := perLink(answering, n, []int{prev, prev - prevSilent}, t == h.short)
+		// Addresses grouped into routers are one router's links, read by
+		// link too, unless a group has more than one per link.
+		addrs, widest := a.stageGroups(t)
+		if prev := r.link[t-1]; t >= 2 && prev > 1 && answering > 0 && widest <= prev {
+			routers, p := perLink(addrs, n, []int{prev, prev - prevSilent}, t == h.short)
 			silent = a.silentMembers(t, routers, silent, n)
 			r.link[t] = routers + silent + unseen
 			r.fit *= p
@@ -171,18 +176,24 @@ func (r *fabricReading) width(t int, m aliasMode) int {
 	return r.router[t]
 }
 
-// ungrouped reports whether every address healthy flows answer from at
-// position t is a router of its own as grouped: only then can several of
-// them be one router's that grouping did not join.
-func (a *analysis) ungrouped(t int) bool {
-	addrs, routers := map[netip.Addr]bool{}, map[netip.Addr]bool{}
+// stageGroups counts the addresses healthy flows answer from at position
+// t, and the most of them grouped into one router.
+func (a *analysis) stageGroups(t int) (addrs, widest int) {
+	byRouter := map[netip.Addr]map[netip.Addr]bool{}
 	for _, i := range a.okFlows() {
 		if p := a.paths[i]; t < len(p) && p[t].answered() {
-			addrs[p[t].addr] = true
-			routers[a.routerOf(p[t].addr)] = true
+			r := a.routerOf(p[t].addr)
+			if byRouter[r] == nil {
+				byRouter[r] = map[netip.Addr]bool{}
+			}
+			if !byRouter[r][p[t].addr] {
+				byRouter[r][p[t].addr] = true
+				addrs++
+			}
+			widest = max(widest, len(byRouter[r]))
 		}
 	}
-	return len(addrs) == len(routers)
+	return addrs, widest
 }
 
 // shares is what a hypothesis that blames one member (or link) of a stage
