@@ -44,11 +44,12 @@ package report
 // reach gets that back, since those flows then spread over the other
 // members only (linkCredit). q is fitted (the share of the exposed flows
 // it explains); where one bad member of a stage is meant, the share it
-// would give (1/M) is scored too, so a return fault at a stage of 4 and an unseen forward member at a
-// stage of 2 are told apart by how many flows fail. M counts the stage's
-// routers under two readings of the fabric's addresses, one router each or
-// one per link toward the stage before, weighed by how well each fits the
-// addresses seen (readings.go). Three priors are written down: a router is
+// would give (1/M) is scored too, so a return fault at a stage of 4 and
+// an unseen forward member at a stage of 2 are told apart by how many
+// flows fail. M counts the stage's routers under two readings of the
+// fabric's addresses, one router each or one per link toward the stage
+// before, weighed by how well each fits the addresses seen (readings.go).
+// Three priors are written down: a router is
 // silent by its own configuration 1 time in 10 (silentPrior), so a return
 // member that is silent for every flow while healthy flows cross it
 // explains that silence too; a member that loses traffic toward the

@@ -179,18 +179,18 @@ func (r *fabricReading) width(t int, m aliasMode) int {
 // stageGroups counts the addresses healthy flows answer from at position
 // t, and the most of them grouped into one router.
 func (a *analysis) stageGroups(t int) (addrs, widest int) {
-	byRouter := map[netip.Addr]map[netip.Addr]bool{}
+	groups := map[netip.Addr]map[netip.Addr]bool{} // router -> its addresses
 	for _, i := range a.okFlows() {
 		if p := a.paths[i]; t < len(p) && p[t].answered() {
 			r := a.routerOf(p[t].addr)
-			if byRouter[r] == nil {
-				byRouter[r] = map[netip.Addr]bool{}
+			if groups[r] == nil {
+				groups[r] = map[netip.Addr]bool{}
 			}
-			if !byRouter[r][p[t].addr] {
-				byRouter[r][p[t].addr] = true
+			if !groups[r][p[t].addr] {
+				groups[r][p[t].addr] = true
 				addrs++
 			}
-			widest = max(widest, len(byRouter[r]))
+			widest = max(widest, len(groups[r]))
 		}
 	}
 	return addrs, widest
