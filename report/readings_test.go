@@ -10,11 +10,11 @@ import (
 
 // Three second-tier routers that answer from the link toward each of three
 // first-tier members (nine addresses), and a last router from its link
-// toward each: read by link, three routers. A pair
-// of them grouped into one router (a shared IP ID counter) is still one
-// router's links, so the reading stands; a group of more addresses than
-// there are links toward the stage before is not links, and leaves the
-// stage read by router.
+// toward each: read by link, three routers. A pair of the addresses
+// grouped into one router (a shared IP ID counter) is still one router's
+// links, so the reading stands; a group of more addresses than there are
+// links toward the stage before is not links, and leaves the stage read
+// by router.
 func TestReadingByLinkWithGroups(t *testing.T) {
 	const r1 = "198.18.255.1"
 	r2 := func(j int) string { return fmt.Sprintf("198.19.%d.2", 200+j) } // its link toward q_j
