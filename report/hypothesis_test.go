@@ -300,7 +300,8 @@ func TestHypothesesLinkAvoidedByHealthyFlows(t *testing.T) {
 
 // The credit is the spread's likelihood ratio: n healthy flows over M-1 of
 // M members instead of all M, less the K of M members that could be the
-// dead one; nothing where the router's next hops cannot be named.
+// dead one; nothing where no healthy flow's next hop answered or the
+// stage has one member.
 func TestLinkCredit(t *testing.T) {
 	e := &evidence{wh: 1}
 	for _, tc := range []struct {
