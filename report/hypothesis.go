@@ -16,12 +16,16 @@ package report
 //   - return, a member of the stage at a TTL, or a link toward the client
 //     into it: every flow is exposed, since the reverse tuple's hash is not
 //     observed. Where routers send their ICMP errors along the flow's own
-//     return path (plain Linux), the errors of every router beyond that
-//     stage are lost with the answers: the failing flows answer up to that
-//     TTL and no further. Such a member also loses its own errors, so it
-//     is silent for every flow while healthy flows cross it (a link into
-//     it does not). A flow a router said it could not forward (an
-//     unreachable, a loop) is never one a return fault explains.
+//     return path, the errors of every router beyond that stage are lost
+//     with the answers: the failing flows answer up to that TTL and no
+//     further. (Plain Linux sends an error out of the member the flow's
+//     answers take from the router and routes it on from there by its own
+//     header: that holds where the router beyond is the last one; further
+//     on, the errors are hashed apart from the answers, below.) Such a
+//     member also loses its own errors, so it is silent for every flow
+//     while healthy flows cross it (a link into it does not). A flow a
+//     router said it could not forward (an unreachable, a loop) is never
+//     one a return fault explains.
 //   - return, the answers alone: the failing flows answer as far as healthy
 //     flows do and only the destination's answer is missing (routers that
 //     send their errors along a fixed path, a device dropping only
