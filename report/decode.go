@@ -127,6 +127,11 @@ func DecodeTrace(data []byte) (Trace, error) {
 	if t.Gateway, err = optionalAddr(doc.Gateway, "gateway"); err != nil {
 		return Trace{}, err
 	}
+	if u := doc.Untraced; u != nil {
+		if t.Untraced, err = decodeUntraced(*u); err != nil {
+			return Trace{}, err
+		}
+	}
 	// Samples' arrivals are kept relative to the start, whatever it was.
 	origin := time.Unix(0, 0).UTC()
 	if st, err := time.Parse(time.RFC3339Nano, doc.Started); err == nil {
@@ -155,6 +160,17 @@ func DecodeTrace(data []byte) (Trace, error) {
 		t.twoEnded().Gateway = gw
 	}
 	return t, nil
+}
+
+// decodeUntraced checks the untraced counts: no more than a sweep has
+// source ports.
+func decodeUntraced(u untracedJSON) (Untraced, error) {
+	for _, n := range []int{u.OK, u.Fail, u.Flaky} {
+		if n < 0 || n > 65535 {
+			return Untraced{}, fmt.Errorf("%w: untraced count %d", ErrNotTrace, n)
+		}
+	}
+	return Untraced(u), nil
 }
 
 // twoEnded is what the trace read of its responder, made on first use.

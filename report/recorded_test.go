@@ -252,7 +252,7 @@ func TestRecordedTraces(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		d := WithFirstHop(DiagnoseSample(tr.Flows, r.sample()), tr.Flows, tr.Gateway)
+		d := WithFirstHop(DiagnoseSample(tr.Flows, r.sample(tr)), tr.Flows, tr.Gateway)
 		why := r.check(d)
 		for _, g := range d.SharedIPID {
 			nodes := map[string]bool{}
@@ -283,9 +283,9 @@ func TestRecordedTraces(t *testing.T) {
 	}
 }
 
-func (r recordedTrace) sample() Sample {
+func (r recordedTrace) sample(tr Trace) Sample {
 	if r.Sample == nil {
-		return Sample{}
+		return tr.Sample() // the trace's own picks (untraced), or every flow
 	}
 	return Sample{Fail: r.Sample.Fail, OK: r.Sample.OK}
 }
@@ -357,9 +357,9 @@ func TestRecordedExplain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := WithFirstHop(DiagnoseSample(tr.Flows, r.sample()), tr.Flows, tr.Gateway)
+		d := WithFirstHop(DiagnoseSample(tr.Flows, r.sample(tr)), tr.Flows, tr.Gateway)
 		if os.Getenv("ECMPSCAN_DEBUG") != "" {
-			explainCandidates(t, tr.Flows, r.sample())
+			explainCandidates(t, tr.Flows, r.sample(tr))
 		}
 		if os.Getenv("ECMPSCAN_DEBUG") == "flows" {
 			logFlows(t, tr.Flows, r.Nodes)
@@ -493,7 +493,7 @@ func TestRecordedSilentFirstHop(t *testing.T) {
 		if !gw.IsValid() {
 			t.Fatalf("%s: no r1 address at TTL 1", name)
 		}
-		d := WithFirstHop(DiagnoseSample(tr.Flows, r.sample()), tr.Flows, gw)
+		d := WithFirstHop(DiagnoseSample(tr.Flows, r.sample(tr)), tr.Flows, gw)
 		if d.Direction != r.Want {
 			turned++ // the silence took evidence away: measured, not pinned
 			continue

@@ -190,6 +190,38 @@ type Trace struct {
 	// flows to; invalid when on-link, not looked up, or when the flows'
 	// answers differ (a multipath route on the host).
 	Gateway netip.Addr
+	// Untraced counts the flows classified end to end but not traced hop
+	// by hop, by state: the traced ones were picked from them (failing
+	// first), and the diagnosis weighs them back (Sample).
+	Untraced Untraced
+}
+
+// Untraced counts flows classified end to end and left untraced, by state.
+type Untraced struct{ OK, Fail, Flaky int }
+
+// Sample is how the traced flows stand for every classified one: each
+// traced failing flow for Fail of them, each healthy one for OK.
+func (t Trace) Sample() Sample { return WeighBack(t.Flows, t.Untraced) }
+
+// WeighBack is the Sample of traced flows picked by state from theirs
+// and the untraced ones: 1 for a state every flow of which was traced.
+func WeighBack(traced []FlowTrace, u Untraced) Sample {
+	fail, ok := 0, 0
+	for _, f := range traced {
+		switch f.State {
+		case hash.StateFail:
+			fail++
+		case hash.StateOK:
+			ok++
+		}
+	}
+	weight := func(traced, untraced int) float64 {
+		if traced == 0 || untraced <= 0 {
+			return 1
+		}
+		return float64(traced+untraced) / float64(traced)
+	}
+	return Sample{Fail: weight(fail, u.Fail), OK: weight(ok, u.OK)}
 }
 
 // ExitCode is the documented exit code of a finished trace: 1 when some

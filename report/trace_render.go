@@ -99,6 +99,15 @@ type traceDoc struct {
 	Diagnosis     diagnosisJSON   `json:"diagnosis"`
 	NotProbed     []uint16        `json:"not_probed,omitempty"`
 	Responder     *jsonResponder  `json:"responder,omitempty"` // trace --responder only
+	// Untraced counts the flows classified end to end but not traced,
+	// by state; absent when every flow was traced.
+	Untraced *untracedJSON `json:"untraced,omitempty"`
+}
+
+type untracedJSON struct {
+	OK    int `json:"ok"`
+	Fail  int `json:"fail"`
+	Flaky int `json:"flaky"`
 }
 
 type traceFlowJSON struct {
@@ -296,6 +305,9 @@ func traceJSON(t Trace) traceDoc {
 	if r := t.Retried; r != nil {
 		doc.Retried = retriedDoc(*r)
 	}
+	if u := t.Untraced; u != (Untraced{}) {
+		doc.Untraced = &untracedJSON{OK: u.OK, Fail: u.Fail, Flaky: u.Flaky}
+	}
 	doc.Gateway = addrPtr(t.Gateway)
 	origin := idOrigin(t)
 	for _, f := range t.Flows {
@@ -491,13 +503,24 @@ func pathMap(flows []FlowTrace) [][]hopCount {
 	return out
 }
 
+// tracedFlowsText counts the traced flows, and the classified ones they
+// were picked from when not every one was traced.
+func tracedFlowsText(t Trace) string {
+	n := len(t.Flows)
+	u := t.Untraced
+	if u == (Untraced{}) {
+		return fmt.Sprintf("%d %s", n, plural(n, "flow", "flows"))
+	}
+	return fmt.Sprintf("%d of %d flows traced, failing ones first", n, n+u.OK+u.Fail+u.Flaky)
+}
+
 func traceText(t Trace, opt Options) string {
 	var b strings.Builder
 	p := painter{opt.Color}
 	d := t.Diagnosis
 	if !opt.Quiet {
-		fmt.Fprintf(&b, "ecmpscan trace %s from %s: %s mode, %d %s, max TTL %d, %d probes per hop, %d end-to-end probes per flow\n\n",
-			t.Target, addrString(t.Source), t.Mode, len(t.Flows), plural(len(t.Flows), "flow", "flows"), t.MaxTTL, t.ProbesPerHop, t.Count)
+		fmt.Fprintf(&b, "ecmpscan trace %s from %s: %s mode, %s, max TTL %d, %d probes per hop, %d end-to-end probes per flow\n\n",
+			t.Target, addrString(t.Source), t.Mode, tracedFlowsText(t), t.MaxTTL, t.ProbesPerHop, t.Count)
 		writeHopMap(&b, t.Flows, t.Diagnosis.Suspects, "destination", p)
 		b.WriteString("\n")
 		if back := ReturnFlows(t.Flows); len(back) > 0 {

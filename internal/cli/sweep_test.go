@@ -53,7 +53,10 @@ func TestSweepBadInputExitsTwo(t *testing.T) {
 		"max-probes zero":     {"sweep", "198.18.2.2", "--max-probes", "0"},
 		"timeout 1ns":         {"sweep", "198.18.2.2", "--timeout", "1ns"},
 		"timeout 999us":       {"sweep", "198.18.2.2", "--timeout", "999us"},
-		"trace too many":      {"trace", "198.18.2.2", "--sport", "1-4096", "--max-probes", "100000"},
+		"trace too many":      {"trace", "198.18.2.2", "--sport", "1-4096", "--max-probes", "10000"},
+		"trace every flow":    {"trace", "198.18.2.2", "--sport", "1-4096", "--flows", "0", "--max-probes", "100000"},
+		"trace flows < 0":     {"trace", "198.18.2.2", "--flows", "-1"},
+		"trace flows > 1024":  {"trace", "198.18.2.2", "--flows", "1025"},
 		"sweep+trace too big": {"sweep", "198.18.2.2", "--trace", "--max-probes", "1000"},
 	}
 	for name, args := range cases {

@@ -12,15 +12,21 @@ import (
 	"github.com/ecmpscan/ecmpscan/report"
 )
 
-// defaultTracePorts is a small sweep: tracing costs TTLs x probes per flow.
-const defaultTracePorts = "30000-30015"
+// defaultTracePorts is a sweep wide enough to catch several failing flows
+// of a fault that fails one in sixteen: classifying a flow costs --count
+// probes; only the picked ones (--flows) cost TTLs x --hop-probes more.
+const defaultTracePorts = "30000-30255"
 
 // traceFlags are the flags of the hop-by-hop phase (trace, and sweep --trace).
 type traceFlags struct {
 	maxTTL    int
 	hopProbes int
 	patience  time.Duration
+	flows     int
 }
+
+// maxTracedFlows bounds --flows (0, every flow, is bounded by --max-ports).
+const maxTracedFlows = 1024
 
 // maxPatience bounds --patience: rate-limited hops are worth a few
 // minutes at most.
@@ -31,6 +37,8 @@ func (f *traceFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&f.hopProbes, "hop-probes", 2, "TTL-limited probes per flow and TTL")
 	fl.DurationVar(&f.patience, "patience", 10*time.Second,
 		"how long to probe again, a round a second, the silent hops of routers that rate-limit their ICMP errors (Linux: a burst of 6, then one a second), and with --responder the return paths' (up to 10s); 0: never")
+	fl.IntVar(&f.flows, "flows", core.DefaultTracedFlows,
+		"flows traced hop by hop once every one is classified end to end: every failing one up to N, up to N healthy ones for contrast, a quarter as many flaky; 0: every flow")
 }
 
 func (f *traceFlags) config() (core.TraceOptions, error) {
@@ -41,8 +49,10 @@ func (f *traceFlags) config() (core.TraceOptions, error) {
 		return core.TraceOptions{}, usageError("--hop-probes must be between 1 and 10, got %d", f.hopProbes)
 	case f.patience < 0 || f.patience > maxPatience:
 		return core.TraceOptions{}, usageError("--patience must be between 0 and %s, got %s", maxPatience, f.patience)
+	case f.flows < 0 || f.flows > maxTracedFlows:
+		return core.TraceOptions{}, usageError("--flows must be between 0 and %d, got %d", maxTracedFlows, f.flows)
 	}
-	return core.TraceOptions{MaxTTL: f.maxTTL, HopProbes: f.hopProbes, Patience: f.patience}, nil
+	return core.TraceOptions{MaxTTL: f.maxTTL, HopProbes: f.hopProbes, Patience: f.patience, Flows: f.flows}, nil
 }
 
 func newTraceCommand(s *Streams) *cobra.Command {
@@ -55,14 +65,15 @@ func newTraceCommand(s *Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "trace HOST[:PORT]",
 		Short: "Trace each source port's path hop by hop and say where flows die",
-		Long: `Trace every listed flow with TTL-limited TCP SYNs that keep its five-tuple
-fixed (Paris-style), next to the flow's end-to-end result. Flows are grouped
+		Long: `Classify every listed flow end to end, then trace the failing ones, some
+healthy ones for contrast and some flaky ones (--flows) with TTL-limited TCP
+SYNs that keep each five-tuple fixed (Paris-style). Flows are grouped
 by forward path, and the diagnosis says whether the fault is on the forward
 path (naming the hop or link) or on the return path. Needs raw sockets.
 
 Exit codes: 0 no flow fails, 1 some flows fail, 2 bad input, 3 cannot probe,
 4 every flow fails, 130 interrupted.`,
-		Example: `  ecmpscan trace 198.18.2.2:3306 --sport 30000-30015
+		Example: `  ecmpscan trace 198.18.2.2:3306 --sport 30000-30255
   ecmpscan trace db.example.net -p 3306 --sport 30003,30007,30011 --format dot | dot -Tsvg > paths.svg`,
 		Args: oneTarget,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -79,7 +90,7 @@ Exit codes: 0 no flow fails, 1 some flows fail, 2 bad input, 3 cannot probe,
 				return &exitError{code: ExitUsage, err: err}
 			}
 			pr := cfg.probing
-			if err := cfg.checkProbes(len(pr.Ports) * (pr.Count + tc.MaxTTL*tc.HopProbes)); err != nil {
+			if err := cfg.checkProbes(len(pr.Ports)*pr.Count + core.TracedBound(tc, len(pr.Ports))*tc.MaxTTL*tc.HopProbes); err != nil {
 				return err
 			}
 			rc, err := te.client()

@@ -68,6 +68,10 @@ type TraceOptions struct {
 	// ICMP errors may be probed again after the first pass (internal/retry);
 	// 0: never.
 	Patience time.Duration
+	// Flows bounds the flows traced hop by hop after every one is
+	// classified end to end: every failing one up to Flows, as many
+	// healthy ones, a quarter as many flaky (pickTraced); 0: every flow.
+	Flows int
 }
 
 // TraceConfig is a validated trace.

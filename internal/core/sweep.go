@@ -253,30 +253,10 @@ func (s *sweep) trace(ports []hash.Judged, target netip.AddrPort, src netip.Addr
 		s.env.notice("--trace skipped: tracing needs raw sockets")
 		return report.Trace{}, false, nil
 	}
-	picked := map[uint16]bool{}
-	for _, sp := range tracePorts(ports) {
-		picked[sp] = true
-	}
-	var e2e []hash.Judged
-	all, traced := map[hash.State]float64{}, map[hash.State]float64{}
-	for _, p := range ports {
-		all[p.State]++
-		if picked[p.Tuple.SrcPort] {
-			e2e = append(e2e, p)
-			traced[p.State]++
-		}
-	}
+	e2e, untraced := pickTraced(ports, s.cfg.Trace.Flows)
 	tc := TraceConfig{Target: s.cfg.Target, Probing: s.cfg.Probing, TraceOptions: *s.cfg.Trace}
-	t := &tracer{ctx: s.ctx, cfg: tc, env: s.env, set: s.set.probers, rng: s.rng, two: two}
-	// The traced flows are picked by state: each stands for its share of
-	// the sweep's, so the diagnosis weighs them back.
-	weight := func(st hash.State) float64 {
-		if traced[st] == 0 {
-			return 1
-		}
-		return all[st] / traced[st]
-	}
-	t.sample = report.Sample{Fail: weight(hash.StateFail), OK: weight(hash.StateOK), Arrived: arrived}
+	t := &tracer{ctx: s.ctx, cfg: tc, env: s.env, set: s.set.probers, rng: s.rng, two: two, untraced: untraced}
+	t.sample.Arrived = arrived
 	started := s.env.clock().Now()
 	tr, err := t.hops(target, src, e2e, s.c.hopsAway)
 	tr.Started, tr.Duration = started, s.env.clock().Now().Sub(started)
@@ -294,43 +274,7 @@ func SweepProbes(c SweepConfig) int {
 	}
 	total := (len(c.Ports) + c.ICMP) * repeats
 	if c.Trace != nil {
-		total += min(MaxTracedFlows, len(c.Ports)) * c.Trace.MaxTTL * c.Trace.HopProbes
+		total += TracedBound(*c.Trace, len(c.Ports)) * c.Trace.MaxTTL * c.Trace.HopProbes
 	}
 	return total
-}
-
-// MaxTracedFlows bounds the flows sweep --trace follows (32 failing, 8
-// flaky and 32 healthy at most; never more than the ports swept).
-const MaxTracedFlows = 72
-
-// tracePorts picks the flows to trace after a sweep: every failing port (up
-// to 32), some flaky ones, and as many healthy ones for contrast, spread over
-// the swept range.
-func tracePorts(ports []hash.Judged) []uint16 {
-	var fail, flaky, ok []uint16
-	for _, p := range ports {
-		switch p.State {
-		case hash.StateFail:
-			fail = append(fail, p.Tuple.SrcPort)
-		case hash.StateFlaky:
-			flaky = append(flaky, p.Tuple.SrcPort)
-		case hash.StateOK:
-			ok = append(ok, p.Tuple.SrcPort)
-		}
-	}
-	out := spread(fail, 32)
-	out = append(out, spread(flaky, 8)...)
-	return append(out, spread(ok, min(32, max(8, len(out))))...)
-}
-
-// spread picks up to n ports evenly from the list.
-func spread(ports []uint16, n int) []uint16 {
-	if len(ports) <= n {
-		return ports
-	}
-	out := make([]uint16, n)
-	for i := range out {
-		out[i] = ports[i*len(ports)/n]
-	}
-	return out
 }

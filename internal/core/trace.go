@@ -51,6 +51,7 @@ func Trace(ctx context.Context, cfg TraceConfig, env Env) (report.Trace, error) 
 	}
 	t.stats.Add(st)
 	e2e, _ := hash.Judge(c.tcp.Buckets(), hash.DefaultAlpha)
+	e2e, t.untraced = pickTraced(e2e, cfg.Flows)
 	var seen *report.TwoEnded
 	if two != nil {
 		// What arrived of the end-to-end probes, before the TTL-limited
@@ -81,9 +82,11 @@ type tracer struct {
 	set   *probers
 	rng   *rand.Rand
 	stats probe.Stats
-	// sample weighs the traced flows back when they were picked from a
-	// sweep (zero: every flow was traced).
-	sample report.Sample
+	// sample holds what the responder saw arrive; untraced the flows
+	// classified but not traced (pickTraced), which the diagnosis weighs
+	// the traced ones back to.
+	sample   report.Sample
+	untraced report.Untraced
 	// two is the run's registration with the target's responder, which
 	// traces the return paths; nil without one.
 	two *twoEnded
@@ -176,7 +179,10 @@ func (t *tracer) report(target netip.AddrPort, src netip.Addr, e2e []hash.Judged
 		tr.Flows = append(tr.Flows, f)
 	}
 	tr.Buckets = report.BucketPaths(tr.Flows)
-	tr.Diagnosis = report.DiagnoseSample(tr.Flows, t.sample)
+	tr.Untraced = t.untraced
+	sample := tr.Sample()
+	sample.Arrived = t.sample.Arrived
+	tr.Diagnosis = report.DiagnoseSample(tr.Flows, sample)
 	tr.Gateway = t.gateway
 	tr.Diagnosis = report.WithFirstHop(tr.Diagnosis, tr.Flows, t.gateway)
 	return tr

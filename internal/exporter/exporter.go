@@ -189,7 +189,7 @@ func (e *Exporter) sweepConfig(req request) core.SweepConfig {
 	if mod.Trace {
 		// No second look at rate-limited hops (Patience 0): a scrape has
 		// a deadline, and the next scrape looks again.
-		cfg.Trace = &core.TraceOptions{MaxTTL: traceMaxTTL, HopProbes: traceHopProbes}
+		cfg.Trace = &core.TraceOptions{MaxTTL: traceMaxTTL, HopProbes: traceHopProbes, Flows: core.DefaultTracedFlows}
 	}
 	return cfg
 }

@@ -1,0 +1,73 @@
+package core
+
+import (
+	"github.com/ecmpscan/ecmpscan/hash"
+	"github.com/ecmpscan/ecmpscan/report"
+)
+
+// DefaultTracedFlows is the CLI's and the exporter's TraceOptions.Flows.
+// What decides a diagnosis is how many failing flows it sees: healthy ones
+// beyond a few dozen add little (halving a recorded trace's healthy flows
+// and weighing them back changes no outcome; halving its failing ones
+// turns dozens wrong), so a trace classifies a wide range end to end,
+// which costs a few probes a flow, and follows hop by hop the failing
+// flows and as many healthy ones.
+const DefaultTracedFlows = 32
+
+// TracedBound is the most flows a trace of ports source ports follows hop
+// by hop under o.
+func TracedBound(o TraceOptions, ports int) int {
+	if o.Flows <= 0 {
+		return ports
+	}
+	return min(ports, 2*o.Flows+flakyShare(o.Flows))
+}
+
+// flakyShare is how many flaky flows are traced beside n failing ones.
+func flakyShare(n int) int { return max(n/4, 1) }
+
+// pickTraced picks the flows of judged to trace hop by hop: every failing
+// one up to n, a quarter as many flaky ones and up to n healthy ones, each
+// spread evenly over the range, and the flows no probe of which left the
+// host (never traced: the trace lists them as not probed). untraced counts
+// the others by state. n <= 0 picks every flow.
+func pickTraced(judged []hash.Judged, n int) (picked []hash.Judged, untraced report.Untraced) {
+	if n <= 0 {
+		return judged, untraced
+	}
+	byState := map[hash.State][]hash.Judged{}
+	for _, j := range judged {
+		byState[j.State] = append(byState[j.State], j)
+	}
+	keep := map[uint16]bool{}
+	for st, cap := range map[hash.State]int{hash.StateFail: n, hash.StateFlaky: flakyShare(n), hash.StateOK: n} {
+		for _, j := range spread(byState[st], cap) {
+			keep[j.Tuple.SrcPort] = true
+		}
+	}
+	for _, j := range judged {
+		switch {
+		case keep[j.Tuple.SrcPort] || j.State == hash.StateError:
+			picked = append(picked, j)
+		case j.State == hash.StateOK:
+			untraced.OK++
+		case j.State == hash.StateFail:
+			untraced.Fail++
+		case j.State == hash.StateFlaky:
+			untraced.Flaky++
+		}
+	}
+	return picked, untraced
+}
+
+// spread picks up to n of the list, evenly.
+func spread[T any](list []T, n int) []T {
+	if len(list) <= n {
+		return list
+	}
+	out := make([]T, n)
+	for i := range out {
+		out[i] = list[i*len(list)/n]
+	}
+	return out
+}
