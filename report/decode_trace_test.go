@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/ecmpscan/ecmpscan/internal/schematest"
 )
 
 // traceFlowsJSON is the flows part of a trace document, as written.
@@ -54,13 +57,24 @@ func TestDecodeTraceUntraced(t *testing.T) {
 	tr := Trace{Target: netip.MustParseAddrPort("198.18.2.2:3306"), Source: netip.MustParseAddr("198.18.1.1"), Mode: "raw",
 		MaxTTL: 4, ProbesPerHop: 2, Count: 3, Untraced: Untraced{OK: 90, Fail: 4, Flaky: 2},
 		Flows: []FlowTrace{{Sport: 1, State: "fail", Sent: 3}, {Sport: 2, State: "fail", Sent: 3}, {Sport: 3, State: "ok", Sent: 3, Received: 3}}}
+	tr.Diagnosis = DiagnoseSample(tr.Flows, tr.Sample())
 	var buf bytes.Buffer
 	if err := RenderTrace(&buf, FormatJSON, tr, Options{}); err != nil {
 		t.Fatal(err)
 	}
+	if err := schematest.Validate(schematest.Trace, buf.Bytes()); err != nil {
+		t.Errorf("the document breaks its schema: %v", err)
+	}
 	got, err := DecodeTrace(buf.Bytes())
 	if err != nil {
 		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if err := RenderTrace(&text, FormatTable, tr, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if head := "raw mode, 3 of 99 flows traced, failing ones first,"; !strings.Contains(text.String(), head) {
+		t.Errorf("the text does not say %q:\n%s", head, text.String())
 	}
 	if got.Untraced != tr.Untraced {
 		t.Errorf("untraced read back as %+v, want %+v", got.Untraced, tr.Untraced)
