@@ -70,7 +70,13 @@ package report
 // single fault by the decisive ratio. A link dead both ways is one fault:
 // a forward fault after a router with a link dead toward the client into
 // that router's stage pays as one (bothWays). Flows picked
-// from a sweep by state are weighed back to the sweep's counts (Sample).
+// for tracing by state (failing ones first, Sample) are weighed back to
+// the classified counts for the shares; in the likelihood each traced flow
+// counts once, for what its path shows, and the untraced ones for their
+// states alone: how many fail in all, which a hypothesis's share times
+// its exposure must match. (Counting each traced flow as the flows it
+// stands for would be as sure as if all of them had been traced: a
+// second fault fitted to two traced flows would count as eight.)
 
 import (
 	"cmp"
@@ -221,8 +227,14 @@ type evidence struct {
 	silent  map[string]float64
 	retry   map[int]retryRate // by TTL, where rate-limited holes were probed again
 	// wf and wh are how many flows of the population each traced failing
-	// and healthy flow stands for (Sample).
+	// and healthy flow stands for (Sample): they weigh the shares back.
 	wf, wh float64
+	// uf and uo count the flows classified but not traced, failing and
+	// healthy; chanceRate is the chance that a flow fails by chance or
+	// as a stray, lossRate by the background loss alone (the traced
+	// flows' mean).
+	uf, uo               float64
+	chanceRate, lossRate float64
 }
 
 func (a *analysis) evidence(sample Sample) *evidence {
@@ -254,7 +266,33 @@ func (a *analysis) evidence(sample Sample) *evidence {
 		e.loss[i] = math.Log(max(math.Pow(b, float64(max(f.Sent, 1))), minChance))
 		e.chance[i] = max(e.loss[i], math.Log(stray))
 	}
+	e.uf, e.uo = (e.wf-1)*float64(len(e.failing)), (e.wh-1)*float64(len(e.healthy))
+	for i := range a.flows {
+		e.chanceRate += math.Exp(e.chance[i]) / float64(len(a.flows))
+		e.lossRate += math.Exp(e.loss[i]) / float64(len(a.flows))
+	}
 	return e
+}
+
+// untraced is the log-likelihood of the untraced flows' states when a
+// flow fails with probability fail: all that is known of them. The traced
+// flows were picked by state, so each counts once, for what its path
+// shows; the states of the others say how many fail in all, which a
+// hypothesis's share and exposure must match.
+func (e *evidence) untraced(fail float64) float64 {
+	if e.uf == 0 && e.uo == 0 {
+		return 0
+	}
+	fail = min(max(fail, minChance), 1-1e-9)
+	return e.uf*math.Log(fail) + e.uo*math.Log1p(-fail)
+}
+
+// failRate is the chance that a flow of the population fails when those
+// exposed fail with probability q: the weighted share exposed, less
+// chance.
+func (e *evidence) failRate(exposed []bool, q float64) float64 {
+	pi := e.exposure(exposed) / max(e.population(), 1)
+	return 1 - (1-pi*q)*(1-e.chanceRate)
 }
 
 // silentShare is the share of healthy flows through node prev whose next
@@ -386,9 +424,9 @@ func logMeanExp(xs []float64) float64 {
 // null is the log-likelihood of "no fault: every failure is the
 // background loss's".
 func (e *evidence) null() float64 {
-	ll := 0.0
+	ll := e.untraced(e.lossRate)
 	for _, i := range e.failing {
-		ll += e.wf * e.loss[i]
+		ll += e.loss[i]
 	}
 	return ll
 }
@@ -402,14 +440,14 @@ func (e *evidence) loglik(c *candidate, q float64) (float64, int) {
 			best = math.Log(q) + cost
 			explains++
 		}
-		ll += e.wf * best
+		ll += best
 	}
 	for _, i := range e.healthy {
 		if c.exposed[i] {
-			ll += e.wh * math.Log(1-q)
+			ll += math.Log(1 - q)
 		}
 	}
-	return ll, explains
+	return ll + e.untraced(e.failRate(c.exposed, q)), explains
 }
 
 // hypotheses enumerates and scores every single fault, and the best pairs,
@@ -601,7 +639,7 @@ func (e *evidence) pairLoglik(f, r *candidate, qf, qr float64) (ll float64, kf, 
 		if cost, ok := r.cost[i]; ok && r.exposed[i] && math.Log(qr)+cost > best {
 			best, by = math.Log(qr)+cost, 2
 		}
-		ll += e.wf * best
+		ll += best
 		switch by {
 		case 1:
 			kf++
@@ -617,8 +655,10 @@ func (e *evidence) pairLoglik(f, r *candidate, qf, qr float64) (ll float64, kf, 
 		if r.exposed[i] {
 			keep -= qr
 		}
-		ll += e.wh * math.Log(max(keep, 1e-9))
+		ll += math.Log(max(keep, 1e-9))
 	}
+	pf, pr := 1-e.failRate(f.exposed, qf), 1-e.failRate(r.exposed, qr)
+	ll += e.untraced(1 - pf*pr/(1-e.chanceRate))
 	return ll, kf, kr
 }
 
@@ -726,7 +766,7 @@ func linkCredit(e *evidence, c *candidate, ni *nextInfo) {
 	c.shares.widths[byRouter] = []int{ni.width}
 	c.shares.widths[byLink] = []int{ni.width}
 	m := float64(ni.width)
-	c.credit = e.wh*float64(ni.healthyNext)*math.Log(m/(m-1)) + math.Log(float64(len(ni.cands))/m)
+	c.credit = float64(ni.healthyNext)*math.Log(m/(m-1)) + math.Log(float64(len(ni.cands))/m)
 }
 
 // memberCandidate: an unseen member at TTL t+1 behind the routers at t.

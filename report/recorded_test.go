@@ -194,6 +194,18 @@ var knownMisses = map[string]string{
 	"w16x0-s966338907-inbound-fixed-link-oneway-r2-p4-silent-r2-ratelimit1000-v6":                 "forward, want return",
 	"w2x3-s887575074-router-id-fixed-blackhole-ret-q1-ratelimit1000":                              "forward, want return",
 	"w5x6-s528990163-outgoing-flow-link-drop-p5-q2-ipid-shared-ratelimit1000":                     "return, want forward",
+	// Seed 20261202 again, traced as trace does now (-wide: 256 flows
+	// classified, the failing ones traced first, up to 32 of each state,
+	// weighed back). Two of the ties above, unknown; a link dead toward
+	// the client behind a silent r2 and a silent r1, and a return
+	// blackhole at q6 of a 5x6 whose failing flows went out through the
+	// silent q6 more often than chance would have them (10 of 32, where
+	// 1 in 6): five of them behind p2 fit a forward link after it, a
+	// second fault, better than their silences do.
+	"w2x0-s639765016-outgoing-flow-drop-synack-p2-silent-r2-ratelimit0-v6-wide":               "unknown",
+	"w4x2-s572464272-outgoing-flow-blackhole-ret-q2-ratelimit0-wide":                          "unknown",
+	"w12x0-s4209541790-inbound-flow-link-oneway-r2-p6-silent-r2-ratelimit1000-silent-r1-wide": "forward, want return",
+	"w5x6-s4009132656-inbound-flow-blackhole-ret-q6-ratelimit0-wide":                          "forward, want return",
 }
 
 func loadRecorded(t *testing.T) map[string]recordedTrace {
