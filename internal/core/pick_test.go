@@ -58,7 +58,9 @@ func TestPickTracedFailingFirst(t *testing.T) {
 }
 
 func TestPickTracedEveryFlow(t *testing.T) {
-	flows := judgedFlows(50, func(sp uint16) hash.State { return map[bool]hash.State{true: hash.StateFail, false: hash.StateOK}[sp%3 == 0] })
+	flows := judgedFlows(50, func(sp uint16) hash.State {
+		return map[bool]hash.State{true: hash.StateFail, false: hash.StateOK}[sp%3 == 0]
+	})
 	for _, n := range []int{0, 40} {
 		picked, untraced := pickTraced(flows, n)
 		if len(picked) != 50 || untraced != (report.Untraced{}) {
