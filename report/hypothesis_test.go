@@ -323,3 +323,51 @@ func TestLinkCredit(t *testing.T) {
 		}
 	}
 }
+
+// Flows traced by state stand for more of the sweep's (Sample), but each
+// counts once in the likelihood: weighing them back sets the shares, not
+// how sure the diagnosis is between two places. Counting each as the
+// flows it stands for would make a second fault fitted to three traced
+// flows count as twelve.
+func TestHypothesesWeighBackWithoutMultiplying(t *testing.T) {
+	const r1, r2 = "198.18.255.1", "198.18.255.99"
+	p := []string{"198.18.255.11", "198.18.255.12", "198.18.255.13", "198.18.255.14"}
+	var fs []FlowTrace
+	var sport uint16
+	for i := range p {
+		for k := range 12 {
+			sport++
+			switch {
+			case k%4 == 1: // answers lost on the way back
+				fs = append(fs, flowOf(sport, hash.StateFail, r1, p[i], r2, "*", "*"))
+			case i == 2 && k%4 == 2: // and three die right after p[2]
+				fs = append(fs, flowOf(sport, hash.StateFail, r1, p[i], "*", "*", "*"))
+			default:
+				fs = append(fs, flowOf(sport, hash.StateOK, r1, p[i], r2, "="))
+			}
+		}
+	}
+	lead := func(w float64) float64 {
+		d := DiagnoseSample(fs, Sample{Fail: w, OK: w})
+		var pair, ret float64
+		for _, h := range d.Hypotheses {
+			switch {
+			case h.And != nil && pair == 0:
+				pair = h.Score
+			case h.And == nil && h.Kind == HypReturnPath && ret == 0:
+				ret = h.Score
+			}
+		}
+		if pair == 0 || ret == 0 {
+			t.Fatalf("weight %v: no pair or no return fault alone: %s", w, describe(d))
+		}
+		return pair - ret
+	}
+	one, four := lead(1), lead(4)
+	if one <= 0 {
+		t.Fatalf("bad fixture: the pair does not lead the return fault alone (%.2f)", one)
+	}
+	if four > 1.5*one {
+		t.Errorf("the pair leads by %.2f weighed by 4, by %.2f unweighed: weighing back multiplied the evidence", four, one)
+	}
+}
