@@ -288,8 +288,8 @@ func (e *evidence) untraced(fail float64) float64 {
 }
 
 // failRate is the chance that a flow of the population fails when those
-// exposed fail with probability q: the weighted share exposed, less
-// chance.
+// exposed fail with probability q: exposed (the weighted share) and hit,
+// or failed by chance.
 func (e *evidence) failRate(exposed []bool, q float64) float64 {
 	pi := e.exposure(exposed) / max(e.population(), 1)
 	return 1 - (1-pi*q)*(1-e.chanceRate)
