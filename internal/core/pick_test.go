@@ -71,3 +71,24 @@ func TestPickTracedEveryFlow(t *testing.T) {
 		t.Errorf("TracedBound without a bound = %d, want 50", b)
 	}
 }
+
+// Where few flows fail, the healthy ones fill the room the failing ones
+// leave: as many flows traced, more contrast.
+func TestPickTracedFillsWithHealthy(t *testing.T) {
+	flows := judgedFlows(100, func(sp uint16) hash.State {
+		return map[bool]hash.State{true: hash.StateFail, false: hash.StateOK}[sp%40 == 0]
+	})
+	picked, untraced := pickTraced(flows, 8)
+	fail, ok := 0, 0
+	for _, j := range picked {
+		switch j.State {
+		case hash.StateFail:
+			fail++
+		case hash.StateOK:
+			ok++
+		}
+	}
+	if fail != 2 || ok != 16 || untraced != (report.Untraced{OK: 82}) {
+		t.Errorf("picked %d failing and %d healthy, untraced %+v; want 2, 16 (18 in all) and 82", fail, ok, untraced)
+	}
+}
