@@ -234,6 +234,15 @@ var knownMisses = map[string]string{
 	"w5x2-s1945582809-outgoing-fixed-blackhole-ret-q1-silent-q2-ipid-shared-ratelimit0":     "forward, want return",
 	"w2x4-s2942384619-router-id-fixed-blackhole-ret-p2-silent-r2-ipid-shared-ratelimit1000": "unknown",
 	"w3x0-s1081705007-inbound-fixed-link-drop-r1-p3-ipid-shared-ratelimit1000-silent-r1":    "return, want forward",
+	// Seed 5150 again (-fill) once healthy flows filled the room the
+	// failing ones leave: the one-tier tie at the last router, an unseen
+	// 2x2 member behind a silent r2 and a 2x2 link dead both ways,
+	// unknown; the link dead both ways behind a silent r1 and p2 again,
+	// its first suspect after no named router.
+	"w16x0-s2408438753-outgoing-flow-link-oneway-r2-p2-ratelimit0-v6-fill":                               "unknown",
+	"w2x2-s2830820507-inbound-fixed-blackhole-fwd-q2-silent-r2-ratelimit1000-v6-fill":                    "unknown",
+	"w2x2-s802975722-router-id-flow-link-drop-p1-q2-ratelimit1000-v6-fill":                               "unknown",
+	"w2x5-s1229933727-outgoing-fixed-link-drop-p1-q3-silent-p2-ipid-shared-ratelimit1000-silent-r1-fill": "forward, first suspect unnamed",
 }
 
 func loadRecorded(t *testing.T) map[string]recordedTrace {
