@@ -49,7 +49,7 @@ func (t *tracer) traceBack(tr *report.Trace) {
 	if t.two == nil || t.two.err != nil || t.ctx.Err() != nil {
 		return
 	}
-	sports := returnSample(tr.Flows, t.sample.Arrived)
+	sports := returnSample(tr.Flows, t.arrived)
 	if len(sports) == 0 {
 		return
 	}

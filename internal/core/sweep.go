@@ -256,7 +256,7 @@ func (s *sweep) trace(ports []hash.Judged, target netip.AddrPort, src netip.Addr
 	e2e, untraced := pickTraced(ports, s.cfg.Trace.Flows)
 	tc := TraceConfig{Target: s.cfg.Target, Probing: s.cfg.Probing, TraceOptions: *s.cfg.Trace}
 	t := &tracer{ctx: s.ctx, cfg: tc, env: s.env, set: s.set.probers, rng: s.rng, two: two, untraced: untraced}
-	t.sample.Arrived = arrived
+	t.arrived = arrived
 	started := s.env.clock().Now()
 	tr, err := t.hops(target, src, e2e, s.c.hopsAway)
 	tr.Started, tr.Duration = started, s.env.clock().Now().Sub(started)

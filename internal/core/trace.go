@@ -57,7 +57,7 @@ func Trace(ctx context.Context, cfg TraceConfig, env Env) (report.Trace, error) 
 		// What arrived of the end-to-end probes, before the TTL-limited
 		// ones: the direction of each failing flow, for the diagnosis.
 		seen = two.fetch(ctx, set.passes)
-		t.sample.Arrived = arrivals(seen, cfg.Ports)
+		t.arrived = arrivals(seen, cfg.Ports)
 	}
 	if interrupted {
 		tr := t.report(target, src, e2e, report.NewHops())
@@ -82,10 +82,10 @@ type tracer struct {
 	set   *probers
 	rng   *rand.Rand
 	stats probe.Stats
-	// sample holds what the responder saw arrive; untraced the flows
-	// classified but not traced (pickTraced), which the diagnosis weighs
-	// the traced ones back to.
-	sample   report.Sample
+	// arrived is what the responder saw arrive, by source port; untraced
+	// the flows classified but not traced (pickTraced), which the
+	// diagnosis weighs the traced ones back to.
+	arrived  map[uint16]bool
 	untraced report.Untraced
 	// two is the run's registration with the target's responder, which
 	// traces the return paths; nil without one.
@@ -181,7 +181,7 @@ func (t *tracer) report(target netip.AddrPort, src netip.Addr, e2e []hash.Judged
 	tr.Buckets = report.BucketPaths(tr.Flows)
 	tr.Untraced = t.untraced
 	sample := tr.Sample()
-	sample.Arrived = t.sample.Arrived
+	sample.Arrived = t.arrived
 	tr.Diagnosis = report.DiagnoseSample(tr.Flows, sample)
 	tr.Gateway = t.gateway
 	tr.Diagnosis = report.WithFirstHop(tr.Diagnosis, tr.Flows, t.gateway)
