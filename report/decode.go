@@ -132,6 +132,11 @@ func DecodeTrace(data []byte) (Trace, error) {
 			return Trace{}, err
 		}
 	}
+	if l := doc.Looked; l != nil {
+		if t.Looked, err = decodeLooked(*l, t.Untraced, dst.Is4()); err != nil {
+			return Trace{}, err
+		}
+	}
 	// Samples' arrivals are kept relative to the start, whatever it was.
 	origin := time.Unix(0, 0).UTC()
 	if st, err := time.Parse(time.RFC3339Nano, doc.Started); err == nil {
@@ -264,6 +269,38 @@ func decodeHops(hs []traceHopJSON, v4 bool, origin time.Time) ([]TraceHop, error
 			h.RTT = time.Duration(*hj.RTTMS * float64(time.Millisecond))
 		}
 		out = append(out, h)
+	}
+	return out, nil
+}
+
+// maxLookAddrs bounds a second look's addresses: one router's, or the
+// routers an unseen member sits behind, at one TTL.
+const maxLookAddrs = 1024
+
+// decodeLooked checks the second look: a TTL, addresses of the target's
+// family, and no more untraced flows seen crossing than were left
+// untraced in all.
+func decodeLooked(l lookedJSON, all Untraced, v4 bool) (*Looked, error) {
+	if l.TTL < 1 || l.TTL > 255 {
+		return nil, fmt.Errorf("%w: looked ttl %d", ErrNotTrace, l.TTL)
+	}
+	if len(l.Addrs) == 0 || len(l.Addrs) > maxLookAddrs {
+		return nil, fmt.Errorf("%w: looked at %d addresses", ErrNotTrace, len(l.Addrs))
+	}
+	u, err := decodeUntraced(l.Untraced)
+	if err != nil {
+		return nil, err
+	}
+	if u.OK > all.OK || u.Fail > all.Fail || u.Flaky > all.Flaky {
+		return nil, fmt.Errorf("%w: looked untraced %+v beyond the untraced %+v", ErrNotTrace, u, all)
+	}
+	out := &Looked{Look: Look{TTL: l.TTL}, Untraced: u}
+	for _, s := range l.Addrs {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Is4() != v4 || a.Zone() != "" {
+			return nil, fmt.Errorf("%w: looked address %q", ErrNotTrace, s)
+		}
+		out.Addrs = append(out.Addrs, a)
 	}
 	return out, nil
 }

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ecmpscan/ecmpscan/hash"
 	"github.com/ecmpscan/ecmpscan/internal/schematest"
 )
 
@@ -51,14 +55,11 @@ func TestDecodeTraceReadsWhatRenderWrites(t *testing.T) {
 	}
 }
 
-// The flows classified but not traced survive the document, and weigh
-// the traced ones back.
-func TestDecodeTraceUntraced(t *testing.T) {
-	tr := Trace{Target: netip.MustParseAddrPort("198.18.2.2:3306"), Source: netip.MustParseAddr("198.18.1.1"), Mode: "raw",
-		MaxTTL: 4, ProbesPerHop: 2, Count: 3, Untraced: Untraced{OK: 90, Fail: 4, Flaky: 2},
-		Flows: []FlowTrace{{Sport: 1, State: "fail", Sent: 3}, {Sport: 2, State: "fail", Sent: 3}, {Sport: 3, State: "ok", Sent: 3, Received: 3}}}
-	tr.Diagnosis = DiagnoseSample(tr.Flows, tr.Sample())
-	var buf bytes.Buffer
+// roundTrip renders a trace as JSON, checks it against the schema, reads
+// it back, and renders its text.
+func roundTrip(t *testing.T, tr Trace) (Trace, *bytes.Buffer) {
+	t.Helper()
+	var buf, text bytes.Buffer
 	if err := RenderTrace(&buf, FormatJSON, tr, Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,10 +70,20 @@ func TestDecodeTraceUntraced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var text bytes.Buffer
 	if err := RenderTrace(&text, FormatTable, tr, Options{}); err != nil {
 		t.Fatal(err)
 	}
+	return got, &text
+}
+
+// The flows classified but not traced survive the document, and weigh
+// the traced ones back.
+func TestDecodeTraceUntraced(t *testing.T) {
+	tr := Trace{Target: netip.MustParseAddrPort("198.18.2.2:3306"), Source: netip.MustParseAddr("198.18.1.1"), Mode: "raw",
+		MaxTTL: 4, ProbesPerHop: 2, Count: 3, Untraced: Untraced{OK: 90, Fail: 4, Flaky: 2},
+		Flows: []FlowTrace{{Sport: 1, State: "fail", Sent: 3}, {Sport: 2, State: "fail", Sent: 3}, {Sport: 3, State: "ok", Sent: 3, Received: 3}}}
+	tr.Diagnosis = DiagnoseSample(tr.Flows, tr.Sample())
+	got, text := roundTrip(t, tr)
 	if head := "raw mode, 3 of 99 flows traced, failing ones first,"; !strings.Contains(text.String(), head) {
 		t.Errorf("the text does not say %q:\n%s", head, text.String())
 	}
@@ -83,8 +94,35 @@ func TestDecodeTraceUntraced(t *testing.T) {
 	if s := got.Sample(); s.Fail != 3 || s.OK != 91 {
 		t.Errorf("sample %+v, want each failing flow for 3 and the healthy one for 91", s)
 	}
-	if s := WeighBack(tr.Flows, Untraced{}); s.Fail != 1 || s.OK != 1 {
+	if s := WeighBack(tr.Flows, Untraced{}, nil); s.Fail != 1 || s.OK != 1 {
 		t.Errorf("every flow traced: sample %+v, want 1 and 1", s)
+	}
+}
+
+// A second look round-trips, and weighs the flows that crossed its place
+// by their own untraced ones: 1 healthy traced of 4 through pA, 2 of 9
+// elsewhere; the failing flow is pA's only, its untraced kin go with it.
+func TestDecodeTraceLooked(t *testing.T) {
+	const r1, pA, pB = "198.19.0.1", "198.19.1.2", "198.19.2.2"
+	tr := Trace{Target: netip.MustParseAddrPort("198.18.2.2:3306"), Source: netip.MustParseAddr("198.18.1.1"), Mode: "raw",
+		MaxTTL: 4, ProbesPerHop: 2, Count: 3, Untraced: Untraced{OK: 10, Fail: 2},
+		Looked: &Looked{Look: Look{TTL: 2, Addrs: []netip.Addr{netip.MustParseAddr(pA)}}, Untraced: Untraced{OK: 3}},
+		Flows: []FlowTrace{flowOf(1, hash.StateFail, r1, pA, "*"), flowOf(2, hash.StateOK, r1, pA, "="),
+			flowOf(3, hash.StateOK, r1, pB, "="), flowOf(4, hash.StateOK, r1, pB, "=")}}
+	tr.Diagnosis = DiagnoseSample(tr.Flows, tr.Sample())
+	got, text := roundTrip(t, tr)
+	if l := got.Looked; l == nil || l.TTL != 2 || !slices.Equal(l.Addrs, tr.Looked.Addrs) || l.Untraced != tr.Looked.Untraced {
+		t.Fatalf("looked read back as %+v, want %+v", l, tr.Looked)
+	}
+	if head := "4 of 16 flows traced, failing ones first and then more through 198.19.1.2 at TTL 2 (a second look),"; !strings.Contains(text.String(), head) {
+		t.Errorf("the text does not say %q:\n%s", head, text.String())
+	}
+	s := got.Sample()
+	if want := map[uint16]float64{1: 3, 2: 4}; s.OK != 4.5 || !maps.Equal(s.Weight, want) {
+		t.Errorf("sample %+v, want healthy flows elsewhere for 4.5 and weights %v", s, want)
+	}
+	if d := DiagnoseSample(got.Flows, s); d.Direction != tr.Diagnosis.Direction || d.Margin != tr.Diagnosis.Margin {
+		t.Errorf("diagnosed again: %s (margin %v), in process %s (%v)", d.Direction, d.Margin, tr.Diagnosis.Direction, tr.Diagnosis.Margin)
 	}
 }
 
@@ -103,12 +141,22 @@ func TestDecodeTraceRefuses(t *testing.T) {
 		"reached, no address": head + `"flows": [{"sport": 1, "state": "ok", "hops": [{"ttl": 1, "addr": null, "reached": true}]}]}`,
 		"untraced < 0":        head + `"untraced": {"ok": -1, "fail": 0, "flaky": 0}, "flows": []}`,
 		"untraced too many":   head + `"untraced": {"ok": 0, "fail": 70000, "flaky": 0}, "flows": []}`,
+		"looked ttl 0":        head + untracedAndLooked(`"ttl": 0, "addrs": ["198.19.1.2"]`, 1),
+		"looked, no address":  head + untracedAndLooked(`"ttl": 2, "addrs": []`, 1),
+		"looked v6 address":   head + untracedAndLooked(`"ttl": 2, "addrs": ["2001:db8::1"]`, 1),
+		"looked beyond":       head + untracedAndLooked(`"ttl": 2, "addrs": ["198.19.1.2"]`, 20),
 		"zoned address":       `{"schema_version": 1, "type": "trace", "target": {"addr": "2001:db8::2", "port": 80}, "source": "2001:db8::1", "flows": [{"sport": 1, "state": "ok", "hops": [{"ttl": 1, "addr": "fe80::1%eth0"}]}]}`,
 	} {
 		if _, err := DecodeTrace([]byte(in)); !errors.Is(err, ErrNotTrace) {
 			t.Errorf("%s: err = %v, want ErrNotTrace", name, err)
 		}
 	}
+}
+
+// untracedAndLooked is a document's tail: 10 healthy flows untraced, ok of
+// which the look saw crossing.
+func untracedAndLooked(look string, ok int) string {
+	return fmt.Sprintf(`"untraced": {"ok": 10, "fail": 0, "flaky": 0}, "looked": {%s, "untraced": {"ok": %d, "fail": 0, "flaky": 0}}, "flows": []}`, look, ok)
 }
 
 // FuzzDecodeTrace: no input panics the reader or the diagnosis of what it
@@ -125,6 +173,9 @@ func FuzzDecodeTrace(f *testing.F) {
 		`"gateway":"fe80::1%eth0","responder":{"addr":"198.18.2.2:7000","gateway":"198.19.9.1"},"flows":[]}`))
 	f.Add([]byte(`{"schema_version":1,"type":"trace","target":{"addr":"198.18.2.2","port":3306},"source":"198.18.1.1",` +
 		`"untraced":{"ok":200,"fail":3,"flaky":1},"flows":[{"sport":7,"state":"fail","sent":3}]}`))
+	f.Add([]byte(`{"schema_version":1,"type":"trace","target":{"addr":"198.18.2.2","port":3306},"source":"198.18.1.1",` +
+		`"untraced":{"ok":200,"fail":3,"flaky":1},"looked":{"ttl":2,"addrs":["198.19.1.2"],"untraced":{"ok":12,"fail":0,"flaky":0}},` +
+		`"flows":[{"sport":7,"state":"fail","sent":3,"hops":[{"ttl":1,"addr":"198.19.0.1"},{"ttl":2,"addr":"198.19.1.2"}]},{"sport":8,"state":"ok","sent":3,"received":3}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tr, err := DecodeTrace(data)
 		if err != nil {
@@ -146,6 +197,15 @@ func FuzzDecodeTrace(f *testing.F) {
 		}
 		if s := tr.Sample(); s.Fail < 1 || s.OK < 1 {
 			t.Fatalf("weighs a traced flow for less than itself: %+v", s)
+		} else {
+			for sp, w := range s.Weight {
+				if w < 1 {
+					t.Fatalf("weighs traced flow %d for %v, less than itself", sp, w)
+				}
+			}
+		}
+		if l := tr.Looked; l != nil && (l.TTL < 1 || len(l.Addrs) == 0 || l.Untraced.OK > tr.Untraced.OK) {
+			t.Fatalf("accepted a bad look: %+v", *l)
 		}
 		if gw := tr.Gateway; gw.IsValid() && netip.MustParseAddr(gw.String()) != gw {
 			t.Fatalf("gateway read as %v", gw)

@@ -516,6 +516,7 @@ func diagnose(flows []FlowTrace, sample Sample) Diagnosis {
 	hs := a.hypotheses(sample)
 	d := Diagnosis{Hypotheses: namedFirst(hs), SharedIPID: a.sharedIPID}
 	d.Direction, d.Margin, d.Separate = decide(hs)
+	d.Look = a.look(hs)
 	tentative := a.tentative
 	if d.Direction != DirectionReturn {
 		tentative = nil

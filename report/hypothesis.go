@@ -166,6 +166,10 @@ type Hypothesis struct {
 type Sample struct {
 	Fail, OK float64
 	Arrived  map[uint16]bool
+	// Weight is what a traced flow stands for where it is not its state's
+	// (a second look's flows, picked by path, and those of the same
+	// stratum: WeighBack), by source port.
+	Weight map[uint16]float64
 }
 
 // returnSilentPrior is the probability that a member that loses traffic
@@ -226,8 +230,10 @@ type evidence struct {
 	healthy []int
 	silent  map[string]float64
 	retry   map[int]retryRate // by TTL, where rate-limited holes were probed again
-	// wf and wh are how many flows of the population each traced failing
-	// and healthy flow stands for (Sample): they weigh the shares back.
+	// w is how many flows of the population each traced flow stands for
+	// (Sample): they weigh the shares back; wf and wh are the failing and
+	// healthy flows' by default, wf then their mean.
+	w      []float64
 	wf, wh float64
 	// uf and uo count the flows classified but not traced, failing and
 	// healthy; chanceRate is the chance that a flow fails by chance or
@@ -239,7 +245,7 @@ type evidence struct {
 
 func (a *analysis) evidence(sample Sample) *evidence {
 	e := &evidence{a: a, silent: map[string]float64{}, chance: make([]float64, len(a.flows)),
-		wf: max(sample.Fail, 1), wh: max(sample.OK, 1), retry: a.retryRates()}
+		wf: max(sample.Fail, 1), wh: max(sample.OK, 1), retry: a.retryRates(), w: make([]float64, len(a.flows))}
 	lost, sent := 0, 0
 	for i, f := range a.flows {
 		switch f.State {
@@ -247,11 +253,17 @@ func (a *analysis) evidence(sample Sample) *evidence {
 			lost += f.Sent - f.Received
 			sent += f.Sent
 		}
+		e.w[i] = 1
 		if f.State == hash.StateOK {
 			e.healthy = append(e.healthy, i)
+			e.w[i] = e.wh
 		}
 		if f.State == hash.StateFail {
 			e.failing = append(e.failing, i)
+			e.w[i] = e.wf
+		}
+		if w, ok := sample.Weight[f.Sport]; ok {
+			e.w[i] = max(w, 1)
 		}
 	}
 	b := (float64(lost) + 0.5) / (float64(sent) + 1)
@@ -266,7 +278,13 @@ func (a *analysis) evidence(sample Sample) *evidence {
 		e.loss[i] = math.Log(max(math.Pow(b, float64(max(f.Sent, 1))), minChance))
 		e.chance[i] = max(e.loss[i], math.Log(stray))
 	}
-	e.uf, e.uo = (e.wf-1)*float64(len(e.failing)), (e.wh-1)*float64(len(e.healthy))
+	for _, i := range e.failing {
+		e.uf += e.w[i] - 1
+	}
+	for _, i := range e.healthy {
+		e.uo += e.w[i] - 1
+	}
+	e.wf = 1 + e.uf/max(float64(len(e.failing)), 1) // the shares' numerators: the mean
 	for i := range a.flows {
 		e.chanceRate += math.Exp(e.chance[i]) / float64(len(a.flows))
 		e.lossRate += math.Exp(e.loss[i]) / float64(len(a.flows))
@@ -360,12 +378,12 @@ func (e *evidence) exposure(exposed []bool) float64 {
 	n := 0.0
 	for _, i := range e.failing {
 		if exposed[i] {
-			n += e.wf
+			n += e.w[i]
 		}
 	}
 	for _, i := range e.healthy {
 		if exposed[i] {
-			n += e.wh
+			n += e.w[i]
 		}
 	}
 	return n
@@ -373,7 +391,7 @@ func (e *evidence) exposure(exposed []bool) float64 {
 
 // population is the weighted count of failing and healthy flows.
 func (e *evidence) population() float64 {
-	return e.wf*float64(len(e.failing)) + e.wh*float64(len(e.healthy))
+	return float64(len(e.failing)+len(e.healthy)) + e.uf + e.uo
 }
 
 // score fits the share and scores a candidate.

@@ -243,6 +243,45 @@ var knownMisses = map[string]string{
 	"w2x2-s2830820507-inbound-fixed-blackhole-fwd-q2-silent-r2-ratelimit1000-v6-fill":                    "unknown",
 	"w2x2-s802975722-router-id-flow-link-drop-p1-q2-ratelimit1000-v6-fill":                               "unknown",
 	"w2x5-s1229933727-outgoing-fixed-link-drop-p1-q3-silent-p2-ipid-shared-ratelimit1000-silent-r1-fill": "forward, first suspect unnamed",
+	// Seed 7070, never drawn before, measured with the code before the
+	// second look: five return faults called forward (one without a rate
+	// limit: a link dead toward p10, five failing flows through p7, a
+	// forward fault after p7 plus the return one), three unknown, a link
+	// dead both ways called return.
+	"w10x0-s1013891216-router-id-fixed-link-oneway-r2-p10-silent-r2-ratelimit0-v6":               "forward, want return",
+	"w11x0-s4091378251-outgoing-flow-link-oneway-r2-p5-ipid-shared-ratelimit1000":                "forward, want return",
+	"w2x0-s3778587206-outgoing-flow-link-oneway-r2-p1-ratelimit1000":                             "unknown",
+	"w2x3-s2146623951-inbound-flow-drop-synack-p2-silent-r2-ipid-shared-ratelimit1000-silent-r1": "forward, want return",
+	"w2x5-s2834226755-inbound-fixed-drop-synack-q4-ratelimit1000-v6":                             "forward, want return",
+	"w2x5-s314946784-inbound-fixed-drop-synack-p2-silent-r2-ratelimit0-v6":                       "unknown",
+	"w4x4-s729070595-router-id-fixed-blackhole-ret-q2-ipid-shared-ratelimit1000":                 "forward, want return",
+	"w4x6-s366966182-outgoing-fixed-link-drop-p4-q1-ratelimit1000":                               "return, want forward",
+	"w8x0-s2569437946-inbound-flow-link-oneway-r2-p5-ratelimit1000-v6":                           "unknown",
+	// Seed 7070 again (-look) with the second look: three of those come
+	// out right (the link toward p10, the return blackhole at q2, the link
+	// dead both ways), the SYN-ACK dropper behind a silent r1 goes from
+	// forward to unknown, the link into p5 of 8 from unknown to forward
+	// (at 13 to 1), and a forward blackhole at q1, rate-limited, right
+	// before, is called return (at 24 to 1, its look a wider sample of
+	// every member).
+	"w11x0-s4091378251-outgoing-flow-link-oneway-r2-p5-ipid-shared-ratelimit1000-look":                "forward, want return",
+	"w2x0-s3778587206-outgoing-flow-link-oneway-r2-p1-ratelimit1000-look":                             "unknown",
+	"w2x3-s2146623951-inbound-flow-drop-synack-p2-silent-r2-ipid-shared-ratelimit1000-silent-r1-look": "unknown",
+	"w2x5-s2834226755-inbound-fixed-drop-synack-q4-ratelimit1000-v6-look":                             "forward, want return",
+	"w2x5-s314946784-inbound-fixed-drop-synack-p2-silent-r2-ratelimit0-v6-look":                       "unknown",
+	"w6x4-s2168424114-outgoing-flow-blackhole-fwd-q1-ratelimit1000-look":                              "return, want forward",
+	"w8x0-s2569437946-inbound-flow-link-oneway-r2-p5-ratelimit1000-v6-look":                           "forward, want return",
+}
+
+// labSharedCounters are the recorded fabrics where two lab routers did
+// answer from one counter: the lab's routers are namespaces of one
+// kernel, whose IPv4 ID counters are one array for all of them (Linux's
+// ip_idents, indexed by a hash of destination, source, protocol and
+// namespace), so two routers' errors to the client can land on one slot.
+// Their IDs interleave as one counter's; no two routers with kernels of
+// their own do that.
+var labSharedCounters = map[string]string{
+	"w14x0-s3042217308-router-id-flow-drop-synack-p12-silent-r2-ratelimit0-silent-r1": "p12 and p13: 24 answers counting up 53279..53315 in turn",
 }
 
 func loadRecorded(t *testing.T) map[string]recordedTrace {
@@ -308,7 +347,7 @@ func TestRecordedTraces(t *testing.T) {
 			for _, a := range g {
 				nodes[r.Nodes[a.String()]] = true
 			}
-			if len(nodes) != 1 {
+			if len(nodes) != 1 && labSharedCounters[name] == "" {
 				t.Errorf("%s: %v taken for one router by their IP IDs are the lab's %v", name, g, nodes)
 			}
 		}

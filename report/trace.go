@@ -143,6 +143,9 @@ type Diagnosis struct {
 	// Separate names the measurement that would tell the best hypothesis
 	// from its rival, when the margin is too small to decide.
 	Separate string
+	// Look is where more traced flows would test the verdict, or its
+	// closest forward rival (look.go); nil when nothing needs one.
+	Look *Look
 	// SharedIPID are groups of addresses whose answers count up from one
 	// IP ID counter: each one router's (alias.go), and taken so.
 	SharedIPID [][]netip.Addr
@@ -194,6 +197,8 @@ type Trace struct {
 	// by hop, by state: the traced ones were picked from them (failing
 	// first), and the diagnosis weighs them back (Sample).
 	Untraced Untraced
+	// Looked is the second look the trace took (look.go); nil when none.
+	Looked *Looked
 }
 
 // Untraced counts flows classified end to end and left untraced, by state.
@@ -201,27 +206,55 @@ type Untraced struct{ OK, Fail, Flaky int }
 
 // Sample is how the traced flows stand for every classified one: each
 // traced failing flow for Fail of them, each healthy one for OK.
-func (t Trace) Sample() Sample { return WeighBack(t.Flows, t.Untraced) }
+func (t Trace) Sample() Sample { return WeighBack(t.Flows, t.Untraced, t.Looked) }
 
 // WeighBack is the Sample of traced flows picked by state from theirs
 // and the untraced ones: 1 for a state every flow of which was traced.
-func WeighBack(traced []FlowTrace, u Untraced) Sample {
-	fail, ok := 0, 0
+// After a second look (looked non-nil) the flows that crossed its place
+// are weighed by their own untraced ones, the others by the rest.
+func WeighBack(traced []FlowTrace, u Untraced, looked *Looked) Sample {
+	if looked == nil {
+		fail, ok := weighStratum(stateCount(traced), u)
+		return Sample{Fail: fail, OK: ok}
+	}
+	var in, out []FlowTrace
 	for _, f := range traced {
+		if looked.crossed(f) {
+			in = append(in, f)
+		} else {
+			out = append(out, f)
+		}
+	}
+	inN, outN := stateCount(in), stateCount(out)
+	inU := looked.Untraced
+	outU := Untraced{OK: u.OK - inU.OK, Fail: u.Fail - inU.Fail, Flaky: u.Flaky - inU.Flaky}
+	// Untraced flows of a state no traced flow of their stratum has are
+	// weighed by the other's.
+	if inN.Fail == 0 {
+		inU.Fail, outU.Fail = 0, u.Fail
+	} else if outN.Fail == 0 {
+		inU.Fail, outU.Fail = u.Fail, 0
+	}
+	if inN.OK == 0 {
+		inU.OK, outU.OK = 0, u.OK
+	} else if outN.OK == 0 {
+		inU.OK, outU.OK = u.OK, 0
+	}
+	var s Sample
+	s.Fail, s.OK = weighStratum(outN, outU)
+	fail, ok := weighStratum(inN, inU)
+	for _, f := range in {
+		if s.Weight == nil {
+			s.Weight = map[uint16]float64{}
+		}
 		switch f.State {
 		case hash.StateFail:
-			fail++
+			s.Weight[f.Sport] = fail
 		case hash.StateOK:
-			ok++
+			s.Weight[f.Sport] = ok
 		}
 	}
-	weight := func(traced, untraced int) float64 {
-		if traced == 0 || untraced <= 0 {
-			return 1
-		}
-		return float64(traced+untraced) / float64(traced)
-	}
-	return Sample{Fail: weight(fail, u.Fail), OK: weight(ok, u.OK)}
+	return s
 }
 
 // ExitCode is the documented exit code of a finished trace: 1 when some

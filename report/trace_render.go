@@ -102,6 +102,15 @@ type traceDoc struct {
 	// Untraced counts the flows classified end to end but not traced,
 	// by state; absent when every flow was traced.
 	Untraced *untracedJSON `json:"untraced,omitempty"`
+	// Looked is the second look: where it traced untraced flows that
+	// cross a router, and those it saw crossing and left untraced.
+	Looked *lookedJSON `json:"looked,omitempty"`
+}
+
+type lookedJSON struct {
+	TTL      int          `json:"ttl"`
+	Addrs    []string     `json:"addrs"`
+	Untraced untracedJSON `json:"untraced"`
 }
 
 type untracedJSON struct {
@@ -308,6 +317,12 @@ func traceJSON(t Trace) traceDoc {
 	if u := t.Untraced; u != (Untraced{}) {
 		doc.Untraced = &untracedJSON{OK: u.OK, Fail: u.Fail, Flaky: u.Flaky}
 	}
+	if l := t.Looked; l != nil {
+		doc.Looked = &lookedJSON{TTL: l.TTL, Addrs: make([]string, len(l.Addrs)), Untraced: untracedJSON(l.Untraced)}
+		for i, a := range l.Addrs {
+			doc.Looked.Addrs[i] = a.String()
+		}
+	}
 	doc.Gateway = addrPtr(t.Gateway)
 	origin := idOrigin(t)
 	for _, f := range t.Flows {
@@ -511,7 +526,11 @@ func tracedFlowsText(t Trace) string {
 	if u == (Untraced{}) {
 		return fmt.Sprintf("%d %s", n, plural(n, "flow", "flows"))
 	}
-	return fmt.Sprintf("%d of %d flows traced, failing ones first", n, n+u.OK+u.Fail+u.Flaky)
+	text := fmt.Sprintf("%d of %d flows traced, failing ones first", n, n+u.OK+u.Fail+u.Flaky)
+	if l := t.Looked; l != nil {
+		text += fmt.Sprintf(" and then more through %s at TTL %d (a second look)", addrList(l.Addrs, 2), l.TTL)
+	}
+	return text
 }
 
 func traceText(t Trace, opt Options) string {

@@ -38,7 +38,7 @@ func (f *traceFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&f.patience, "patience", 10*time.Second,
 		"how long to probe again, a round a second, the silent hops of routers that rate-limit their ICMP errors (Linux: a burst of 6, then one a second), and with --responder the return paths' (up to 10s); 0: never")
 	fl.IntVar(&f.flows, "flows", core.DefaultTracedFlows,
-		"flows traced hop by hop once every one is classified end to end: every failing one up to N, a quarter as many flaky, and healthy ones for contrast up to 2N+N/4 in all; 0: every flow")
+		"flows traced hop by hop once every one is classified end to end: every failing one up to N, a quarter as many flaky, and healthy ones for contrast up to 2N+N/4 in all, then up to N more through the router a forward verdict rests on (a second look); 0: every flow")
 }
 
 func (f *traceFlags) config() (core.TraceOptions, error) {
@@ -69,7 +69,10 @@ func newTraceCommand(s *Streams) *cobra.Command {
 healthy ones for contrast and some flaky ones (--flows) with TTL-limited TCP
 SYNs that keep each five-tuple fixed (Paris-style). Flows are grouped
 by forward path, and the diagnosis says whether the fault is on the forward
-path (naming the hop or link) or on the return path. Needs raw sockets.
+path (naming the hop or link) or on the return path. When a forward verdict,
+or a close forward rival, rests on the few flows traced through one router,
+a second look probes the untraced flows at that hop and traces up to --flows
+more of those that cross it. Needs raw sockets.
 
 Exit codes: 0 no flow fails, 1 some flows fail, 2 bad input, 3 cannot probe,
 4 every flow fails, 130 interrupted.`,
@@ -90,7 +93,7 @@ Exit codes: 0 no flow fails, 1 some flows fail, 2 bad input, 3 cannot probe,
 				return &exitError{code: ExitUsage, err: err}
 			}
 			pr := cfg.probing
-			if err := cfg.checkProbes(len(pr.Ports)*pr.Count + core.TracedBound(tc, len(pr.Ports))*tc.MaxTTL*tc.HopProbes); err != nil {
+			if err := cfg.checkProbes(len(pr.Ports)*pr.Count + core.HopProbes(tc, len(pr.Ports))); err != nil {
 				return err
 			}
 			rc, err := te.client()

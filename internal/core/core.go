@@ -65,13 +65,14 @@ type TraceOptions struct {
 	MaxTTL    int
 	HopProbes int
 	// Patience is how long silent hops of routers that rate-limit their
-	// ICMP errors may be probed again after the first pass (internal/retry);
-	// 0: never.
+	// ICMP errors may be probed again after the first pass (internal/retry),
+	// and again after a second look, for its flows; 0: never.
 	Patience time.Duration
 	// Flows bounds the flows traced hop by hop after every one is
 	// classified end to end: every failing one up to Flows, a quarter as
-	// many flaky, healthy ones up to TracedBound in all (pickTraced); 0:
-	// every flow.
+	// many flaky, healthy ones up to TracedBound in all (pickTraced), and
+	// a second look's up to Flows more (look.go); 0: every flow, and no
+	// look.
 	Flows int
 }
 

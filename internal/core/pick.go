@@ -15,12 +15,22 @@ import (
 const DefaultTracedFlows = 32
 
 // TracedBound is the most flows a trace of ports source ports follows hop
-// by hop under o.
+// by hop under o, before its second look.
 func TracedBound(o TraceOptions, ports int) int {
 	if o.Flows <= 0 {
 		return ports
 	}
 	return min(ports, 2*o.Flows+flakyShare(o.Flows))
+}
+
+// HopProbes is the most TTL-limited probes a trace of ports source ports
+// sends under o before probing rate-limited holes again: every TTL of the
+// traced flows, and the second look (look.go): the untraced flows at one
+// TTL, then every TTL of up to o.Flows of them.
+func HopProbes(o TraceOptions, ports int) int {
+	traced := TracedBound(o, ports)
+	rest := ports - traced
+	return (traced+min(o.Flows, rest))*o.MaxTTL*o.HopProbes + rest*o.HopProbes
 }
 
 // flakyShare is how many flaky flows are traced beside n failing ones.
@@ -31,11 +41,11 @@ func flakyShare(n int) int { return max(n/4, 1) }
 // up to TracedBound in all (n at least: where fewer flows fail, more
 // healthy ones are traced for the same cost), each spread evenly over the
 // range; and the flows no probe of which left the host (never traced: the
-// trace lists them as not probed). untraced counts the others by state.
+// trace lists them as not probed). rest are the others.
 // n <= 0 picks every flow.
-func pickTraced(judged []hash.Judged, n int) (picked []hash.Judged, untraced report.Untraced) {
+func pickTraced(judged []hash.Judged, n int) (picked, rest []hash.Judged) {
 	if n <= 0 {
-		return judged, untraced
+		return judged, nil
 	}
 	byState := map[hash.State][]hash.Judged{}
 	for _, j := range judged {
@@ -51,18 +61,29 @@ func pickTraced(judged []hash.Judged, n int) (picked []hash.Judged, untraced rep
 		}
 	}
 	for _, j := range judged {
-		switch {
-		case keep[j.Tuple.SrcPort] || j.State == hash.StateError:
+		if keep[j.Tuple.SrcPort] || j.State == hash.StateError {
 			picked = append(picked, j)
-		case j.State == hash.StateOK:
-			untraced.OK++
-		case j.State == hash.StateFail:
-			untraced.Fail++
-		case j.State == hash.StateFlaky:
-			untraced.Flaky++
+		} else {
+			rest = append(rest, j)
 		}
 	}
-	return picked, untraced
+	return picked, rest
+}
+
+// countStates counts flows by state, for the untraced ones.
+func countStates(flows []hash.Judged) report.Untraced {
+	var u report.Untraced
+	for _, j := range flows {
+		switch j.State {
+		case hash.StateOK:
+			u.OK++
+		case hash.StateFail:
+			u.Fail++
+		case hash.StateFlaky:
+			u.Flaky++
+		}
+	}
+	return u
 }
 
 // spread picks up to n of the list, evenly.

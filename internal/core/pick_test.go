@@ -33,7 +33,8 @@ func TestPickTracedFailingFirst(t *testing.T) {
 		}
 		return hash.StateOK
 	})
-	picked, untraced := pickTraced(flows, 8)
+	picked, rest := pickTraced(flows, 8)
+	untraced := countStates(rest)
 	count := map[hash.State]int{}
 	var healthy []uint16
 	for _, j := range picked {
@@ -62,7 +63,8 @@ func TestPickTracedEveryFlow(t *testing.T) {
 		return map[bool]hash.State{true: hash.StateFail, false: hash.StateOK}[sp%3 == 0]
 	})
 	for _, n := range []int{0, 40} {
-		picked, untraced := pickTraced(flows, n)
+		picked, rest := pickTraced(flows, n)
+		untraced := countStates(rest)
 		if len(picked) != 50 || untraced != (report.Untraced{}) {
 			t.Errorf("flows %d: picked %d, untraced %+v; want all 50 and none left", n, len(picked), untraced)
 		}
@@ -78,7 +80,8 @@ func TestPickTracedFillsWithHealthy(t *testing.T) {
 	flows := judgedFlows(100, func(sp uint16) hash.State {
 		return map[bool]hash.State{true: hash.StateFail, false: hash.StateOK}[sp%40 == 0]
 	})
-	picked, untraced := pickTraced(flows, 8)
+	picked, rest := pickTraced(flows, 8)
+	untraced := countStates(rest)
 	fail, ok := 0, 0
 	for _, j := range picked {
 		switch j.State {

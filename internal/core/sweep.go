@@ -253,9 +253,9 @@ func (s *sweep) trace(ports []hash.Judged, target netip.AddrPort, src netip.Addr
 		s.env.notice("--trace skipped: tracing needs raw sockets")
 		return report.Trace{}, false, nil
 	}
-	e2e, untraced := pickTraced(ports, s.cfg.Trace.Flows)
+	e2e, rest := pickTraced(ports, s.cfg.Trace.Flows)
 	tc := TraceConfig{Target: s.cfg.Target, Probing: s.cfg.Probing, TraceOptions: *s.cfg.Trace}
-	t := &tracer{ctx: s.ctx, cfg: tc, env: s.env, set: s.set.probers, rng: s.rng, two: two, untraced: untraced}
+	t := &tracer{ctx: s.ctx, cfg: tc, env: s.env, set: s.set.probers, rng: s.rng, two: two, rest: rest}
 	t.arrived = arrived
 	started := s.env.clock().Now()
 	tr, err := t.hops(target, src, e2e, s.c.hopsAway)
@@ -274,7 +274,7 @@ func SweepProbes(c SweepConfig) int {
 	}
 	total := (len(c.Ports) + c.ICMP) * repeats
 	if c.Trace != nil {
-		total += TracedBound(*c.Trace, len(c.Ports)) * c.Trace.MaxTTL * c.Trace.HopProbes
+		total += HopProbes(*c.Trace, len(c.Ports))
 	}
 	return total
 }

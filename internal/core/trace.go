@@ -51,7 +51,7 @@ func Trace(ctx context.Context, cfg TraceConfig, env Env) (report.Trace, error) 
 	}
 	t.stats.Add(st)
 	e2e, _ := hash.Judge(c.tcp.Buckets(), hash.DefaultAlpha)
-	e2e, t.untraced = pickTraced(e2e, cfg.Flows)
+	e2e, t.rest = pickTraced(e2e, cfg.Flows)
 	var seen *report.TwoEnded
 	if two != nil {
 		// What arrived of the end-to-end probes, before the TTL-limited
@@ -82,11 +82,13 @@ type tracer struct {
 	set   *probers
 	rng   *rand.Rand
 	stats probe.Stats
-	// arrived is what the responder saw arrive, by source port; untraced
-	// the flows classified but not traced (pickTraced), which the
-	// diagnosis weighs the traced ones back to.
-	arrived  map[uint16]bool
-	untraced report.Untraced
+	// arrived is what the responder saw arrive, by source port; rest the
+	// flows classified but not traced (pickTraced), which the diagnosis
+	// weighs the traced ones back to, and looked the second look that
+	// traced some of them (look.go).
+	arrived map[uint16]bool
+	rest    []hash.Judged
+	looked  *report.Looked
 	// two is the run's registration with the target's responder, which
 	// traces the return paths; nil without one.
 	two *twoEnded
@@ -130,6 +132,13 @@ func (t *tracer) hops(target netip.AddrPort, src netip.Addr, e2e []hash.Judged, 
 		}
 	}
 	tr := t.report(target, src, e2e, c.hops)
+	if l := tr.Diagnosis.Look; l != nil && !interrupted && len(t.rest) > 0 {
+		var err error
+		if e2e, retried, interrupted, err = t.look(c, *l, e2e, retried, maxTTL); err != nil {
+			return report.Trace{}, err
+		}
+		tr = t.report(target, src, e2e, c.hops)
+	}
 	tr.MaxTTL, tr.Interrupted, tr.Retried = maxTTL, interrupted, retried
 	if !interrupted {
 		t.traceBack(&tr)
@@ -179,7 +188,7 @@ func (t *tracer) report(target netip.AddrPort, src netip.Addr, e2e []hash.Judged
 		tr.Flows = append(tr.Flows, f)
 	}
 	tr.Buckets = report.BucketPaths(tr.Flows)
-	tr.Untraced = t.untraced
+	tr.Untraced, tr.Looked = countStates(t.rest), t.looked
 	sample := tr.Sample()
 	sample.Arrived = t.arrived
 	tr.Diagnosis = report.DiagnoseSample(tr.Flows, sample)

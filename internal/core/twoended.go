@@ -111,7 +111,7 @@ func arrivals(t *report.TwoEnded, ports []uint16) map[uint16]bool {
 // traceBudget is how long the responder should watch a trace's flows, and
 // have for tracing some back.
 func traceBudget(cfg TraceConfig) time.Duration {
-	d := watchBudget(len(cfg.Ports)*max(cfg.Count, 1)+TracedBound(cfg.TraceOptions, len(cfg.Ports))*cfg.MaxTTL*cfg.HopProbes, cfg.Probing) + cfg.Patience + reverseBudget(cfg.TraceOptions, cfg.Probing)
+	d := watchBudget(len(cfg.Ports)*max(cfg.Count, 1)+HopProbes(cfg.TraceOptions, len(cfg.Ports)), cfg.Probing) + 2*cfg.Patience + reverseBudget(cfg.TraceOptions, cfg.Probing)
 	return min(d, responder.DefaultMaxDuration)
 }
 

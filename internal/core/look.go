@@ -1,0 +1,96 @@
+package core
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+	"github.com/ecmpscan/ecmpscan/probe"
+	"github.com/ecmpscan/ecmpscan/report"
+)
+
+// lookRepeat numbers the second look's probes at the look's TTL apart
+// from the trace's and the retries' (which count up from HopProbes), so a
+// late answer to one is never taken for another's.
+const lookRepeat = probe.MaxRepeats / 2
+
+// look takes the diagnosis's second look (report.Look): it probes every
+// untraced flow at the look's TTL, traces hop by hop up to Flows of those
+// that cross its place, spread over the range, and probes their
+// rate-limited holes again. It returns the traced flows with them, sorted
+// by source port, and the retries with theirs added.
+func (t *tracer) look(c *collector, l report.Look, e2e []hash.Judged, retried *report.Retried, maxTTL int) ([]hash.Judged, *report.Retried, bool, error) {
+	if stopped, err := t.send(c, glimpse(t.rest, l.TTL, t.cfg.HopProbes, t.rng)); err != nil || stopped {
+		return e2e, retried, stopped, err
+	}
+	var crossing, rest []hash.Judged
+	for _, j := range t.rest {
+		if l.CrossedBy(c.hops.Path(j.Tuple.SrcPort)) {
+			crossing = append(crossing, j)
+		} else {
+			rest = append(rest, j)
+		}
+	}
+	traced := spread(crossing, max(t.cfg.Flows, 1))
+	left := slices.DeleteFunc(slices.Clone(crossing), func(j hash.Judged) bool { return slices.Contains(traced, j) })
+	t.rest = append(rest, left...)
+	t.looked = &report.Looked{Look: l, Untraced: countStates(left)}
+	if len(traced) == 0 {
+		return e2e, retried, false, nil
+	}
+	tuples := make([]hash.FiveTuple, len(traced))
+	for i, j := range traced {
+		tuples[i] = j.Tuple
+	}
+	if stopped, err := t.send(c, probe.NewTraceRounds(tuples, maxTTL, t.cfg.HopProbes, t.rng)); err != nil || stopped {
+		return e2e, retried, stopped, err
+	}
+	more, stopped, err := t.retry(c, traced)
+	if err != nil {
+		return e2e, retried, false, err
+	}
+	e2e = append(slices.Clone(e2e), traced...)
+	slices.SortFunc(e2e, func(a, b hash.Judged) int { return cmp.Compare(a.Tuple.SrcPort, b.Tuple.SrcPort) })
+	return e2e, addRetried(retried, more), stopped, nil
+}
+
+// glimpse is the look's probes: every flow at one TTL, perHop times, the
+// flows in a fresh order each time.
+func glimpse(flows []hash.Judged, ttl, perHop int, rng interface{ Perm(int) []int }) probe.List {
+	var out probe.List
+	for rep := range max(perHop, 1) {
+		for _, i := range rng.Perm(len(flows)) {
+			out = append(out, probe.Probe{Kind: probe.KindTCPSYN, Tuple: flows[i].Tuple, Repeat: lookRepeat + rep, TTL: uint8(ttl)})
+		}
+	}
+	return out
+}
+
+// send probes a source into c and counts it.
+func (t *tracer) send(c *collector, src probe.Source) (bool, error) {
+	st, stopped, err := t.set.run(t.ctx, src, t.cfg.Probing, c, t.env)
+	t.stats.Add(st)
+	return stopped, err
+}
+
+// addRetried adds the second look's retries to the first pass's.
+func addRetried(a, b *report.Retried) *report.Retried {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	sum := *a
+	for _, ttl := range b.TTLs {
+		if !slices.Contains(sum.TTLs, ttl) {
+			sum.TTLs = append(sum.TTLs, ttl)
+		}
+	}
+	slices.Sort(sum.TTLs)
+	sum.Holes += b.Holes
+	sum.Rounds += b.Rounds
+	sum.Probes += b.Probes
+	sum.Answers += b.Answers
+	return &sum
+}

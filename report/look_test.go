@@ -1,0 +1,73 @@
+package report
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/ecmpscan/ecmpscan/hash"
+)
+
+// lookFixture is a recorded trace (internal/e2e) of a link dead toward
+// the client into p10 of 16, behind a silent r2 and rate-limited routers,
+// diagnosed before the second look existed: three of its failing flows
+// cross p11, which none of its 32 traced healthy flows happened to cross,
+// and a forward fault at p11 plus a return one beat the return fault
+// alone. The flows a look at p11 would trace are made from its healthy
+// flows, with p11 at TTL 2: healthy through p11 as through the others.
+const lookFixture = "w16x0-s169791970-outgoing-fixed-link-oneway-r2-p10-silent-r2-ratelimit1000"
+
+func TestLookAtTheRouterFewFlowsCross(t *testing.T) {
+	r, err := readRecorded(filepath.Join("testdata", "recorded", lookFixture+".json.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := DecodeTrace(r.Trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p11 := netip.MustParseAddr("198.19.11.2")
+	d := DiagnoseSample(tr.Flows, r.sample(tr))
+	if d.Direction != DirectionForward || d.Look == nil || d.Look.TTL != 2 || !slices.Equal(d.Look.Addrs, []netip.Addr{p11}) {
+		t.Fatalf("%s, look %+v; want forward, and a look at %s at TTL 2", d.Direction, d.Look, p11)
+	}
+	flows := slices.Clone(tr.Flows)
+	sport := uint16(50000)
+	for _, f := range tr.Flows {
+		if f.State != hash.StateOK || len(f.Hops) < 2 || sport == 50014 {
+			continue
+		}
+		f.Sport, f.Hops = sport, slices.Clone(f.Hops)
+		f.Hops[1].Addr, f.Hops[1].Others, f.Hops[1].IDs = p11, nil, nil
+		f.Hops[1].Answers = max(f.Hops[1].Answers, 1)
+		flows = append(flows, f)
+		sport++
+	}
+	// Every flow through p11 is now traced, none left: they stand for
+	// themselves. Weighed by state, as if picked at random, they would
+	// swell p11's share, and the verdict would stay forward.
+	u := tr.Untraced
+	u.OK -= int(sport - 50000)
+	after := DiagnoseSample(flows, WeighBack(flows, u, &Looked{Look: *d.Look}))
+	if after.Direction != r.Want {
+		t.Errorf("after the look: %s, want %s", describe(after), r.Want)
+	}
+}
+
+// A return verdict that no forward hypothesis comes near needs no look.
+func TestNoLookAtADecidedReturn(t *testing.T) {
+	const r1 = "198.18.255.1"
+	var flows []FlowTrace
+	for i := range 40 {
+		st, tail := hash.StateOK, "="
+		if i%4 == 0 {
+			st, tail = hash.StateFail, "*"
+		}
+		flows = append(flows, flowOf(uint16(1000+i), st, r1, fmt.Sprintf("198.19.%d.2", 1+i%3), tail))
+	}
+	if d := Diagnose(flows); d.Direction != DirectionReturn || d.Look != nil {
+		t.Errorf("%s, look %+v; want return and no look", describe(d), d.Look)
+	}
+}
