@@ -271,6 +271,18 @@ var knownMisses = map[string]string{
 	"w2x5-s314946784-inbound-fixed-drop-synack-p2-silent-r2-ratelimit0-v6-look":                       "unknown",
 	"w6x4-s2168424114-outgoing-flow-blackhole-fwd-q1-ratelimit1000-look":                              "return, want forward",
 	"w8x0-s2569437946-inbound-flow-link-oneway-r2-p5-ratelimit1000-v6-look":                           "forward, want return",
+	// Seed 8080, never drawn before, measured with the second look before
+	// it was read: every miss rate-limited. Links dead both ways called
+	// return (two), a forward blackhole at p2 behind a silent p3 called
+	// return at 5 to 1, a link dead toward the client called forward, one
+	// behind a silent r1 unknown, and a link dead both ways behind silent
+	// r1 and r2 whose first suspect is after no named router.
+	"w2x0-s2147342339-router-id-fixed-link-drop-r1-p1-ipid-shared-ratelimit1000":       "return, want forward",
+	"w3x0-s516444090-router-id-fixed-blackhole-fwd-p2-silent-p3-ratelimit1000":         "return, want forward",
+	"w3x6-s1978465382-inbound-flow-link-oneway-q3-p2-ratelimit1000":                    "forward, want return",
+	"w4x0-s1509130590-outgoing-flow-link-oneway-r2-p1-ratelimit1000-silent-r1-v6":      "unknown",
+	"w4x2-s919405774-outgoing-fixed-link-drop-p2-q1-silent-r2-ratelimit1000-silent-r1": "forward, first suspect unnamed",
+	"w5x4-s145849462-inbound-fixed-link-drop-p2-q2-ratelimit1000":                      "return, want forward",
 }
 
 // labSharedCounters are the recorded fabrics where two lab routers did
