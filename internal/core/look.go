@@ -32,12 +32,20 @@ func (t *tracer) look(c *collector, l report.Look, e2e []hash.Judged, retried *r
 		}
 	}
 	traced := spread(crossing, max(t.cfg.Flows, 1))
-	left := slices.DeleteFunc(slices.Clone(crossing), func(j hash.Judged) bool { return slices.Contains(traced, j) })
+	picked := map[uint16]bool{}
+	for _, j := range traced {
+		picked[j.Tuple.SrcPort] = true
+	}
+	left := slices.DeleteFunc(slices.Clone(crossing), func(j hash.Judged) bool { return picked[j.Tuple.SrcPort] })
 	t.rest = append(rest, left...)
 	t.looked = &report.Looked{Look: l, Untraced: countStates(left)}
 	if len(traced) == 0 {
 		return e2e, retried, false, nil
 	}
+	// The traced flows join the trace before they are probed: cut short,
+	// it shows what they got, and the counts still add up.
+	e2e = append(slices.Clone(e2e), traced...)
+	slices.SortFunc(e2e, func(a, b hash.Judged) int { return cmp.Compare(a.Tuple.SrcPort, b.Tuple.SrcPort) })
 	tuples := make([]hash.FiveTuple, len(traced))
 	for i, j := range traced {
 		tuples[i] = j.Tuple
@@ -46,12 +54,7 @@ func (t *tracer) look(c *collector, l report.Look, e2e []hash.Judged, retried *r
 		return e2e, retried, stopped, err
 	}
 	more, stopped, err := t.retry(c, traced)
-	if err != nil {
-		return e2e, retried, false, err
-	}
-	e2e = append(slices.Clone(e2e), traced...)
-	slices.SortFunc(e2e, func(a, b hash.Judged) int { return cmp.Compare(a.Tuple.SrcPort, b.Tuple.SrcPort) })
-	return e2e, addRetried(retried, more), stopped, nil
+	return e2e, addRetried(retried, more), stopped, err
 }
 
 // glimpse is the look's probes: every flow at one TTL, perHop times, the
