@@ -101,16 +101,7 @@ type Looked struct {
 }
 
 // crossed reports whether a traced flow crossed the look's place.
-func (l *Looked) crossed(f FlowTrace) bool {
-	if l == nil || l.TTL < 1 || l.TTL > len(f.Hops) {
-		return false
-	}
-	h := f.Hops[l.TTL-1]
-	if l.Crosses(h.Addr) {
-		return true
-	}
-	return slices.ContainsFunc(h.Others, l.Crosses)
-}
+func (l *Looked) crossed(f FlowTrace) bool { return l != nil && l.CrossedBy(f.Hops) }
 
 // stateCount counts traced flows by state (Flaky unused).
 func stateCount(flows []FlowTrace) Untraced {
@@ -138,7 +129,12 @@ func weighStratum(traced, untraced Untraced) (fail, ok float64) {
 	return weight(traced.Fail, untraced.Fail), weight(traced.OK, untraced.OK)
 }
 
-// CrossedBy reports whether a flow's hops cross the look's place.
+// CrossedBy reports whether a flow's hops cross the look's place: an
+// answer at its TTL from one of its addresses.
 func (l Look) CrossedBy(hops []TraceHop) bool {
-	return (&Looked{Look: l}).crossed(FlowTrace{Hops: hops})
+	if l.TTL < 1 || l.TTL > len(hops) {
+		return false
+	}
+	h := hops[l.TTL-1]
+	return l.Crosses(h.Addr) || slices.ContainsFunc(h.Others, l.Crosses)
 }

@@ -213,10 +213,6 @@ func (t Trace) Sample() Sample { return WeighBack(t.Flows, t.Untraced, t.Looked)
 // After a second look (looked non-nil) the flows that crossed its place
 // are weighed by their own untraced ones, the others by the rest.
 func WeighBack(traced []FlowTrace, u Untraced, looked *Looked) Sample {
-	if looked == nil {
-		fail, ok := weighStratum(stateCount(traced), u)
-		return Sample{Fail: fail, OK: ok}
-	}
 	var in, out []FlowTrace
 	for _, f := range traced {
 		if looked.crossed(f) {
@@ -226,7 +222,10 @@ func WeighBack(traced []FlowTrace, u Untraced, looked *Looked) Sample {
 		}
 	}
 	inN, outN := stateCount(in), stateCount(out)
-	inU := looked.Untraced
+	var inU Untraced // none without a look: every flow is of the rest
+	if looked != nil {
+		inU = looked.Untraced
+	}
 	outU := Untraced{OK: u.OK - inU.OK, Fail: u.Fail - inU.Fail, Flaky: u.Flaky - inU.Flaky}
 	// Untraced flows of a state no traced flow of their stratum has are
 	// weighed by the other's.
