@@ -759,7 +759,7 @@ func (a *analysis) afterCandidate(e *evidence, n pnode, t int) *candidate {
 	ni := a.nextOf(n)
 	if len(ni.cands) > 0 {
 		c.h.Kind, c.h.Next = HypLink, ni.cands[0].rep
-		linkCredit(e, c, ni)
+		linkCredit(c, ni, a.linkFanOut(c.h.TTL, ni))
 	}
 	a.fillCosts(e, c, t)
 	c.h.Silent = !n.answered() && t > 0
@@ -777,14 +777,30 @@ func (a *analysis) afterCandidate(e *evidence, n pnode, t int) *candidate {
 // what chance leaves unreached among M, the credit is about nothing. So
 // avoiding a member is evidence as far as chance would not have done it,
 // and the link's share is its stage's.
-func linkCredit(e *evidence, c *candidate, ni *nextInfo) {
+//
+// fanOut is the next stage's width read by link (0: that reading does not
+// fit): its addresses are then one per link toward the stage before, so
+// the routers the router never reaches are mostly other routers' links,
+// and its fan-out is the stage's routers.
+func linkCredit(c *candidate, ni *nextInfo, fanOut int) {
 	if ni.width < 2 || ni.healthyNext == 0 {
 		return
 	}
 	c.shares.widths[byRouter] = []int{ni.width}
-	c.shares.widths[byLink] = []int{ni.width}
+	c.shares.widths[byLink] = []int{cmp.Or(fanOut, ni.width)}
 	m := float64(ni.width)
 	c.credit = float64(ni.healthyNext)*math.Log(m/(m-1)) + math.Log(float64(len(ni.cands))/m)
+}
+
+// linkFanOut is the width of the stage at ttl read by link, where that
+// reading fits and leaves room for a member the router after ni never
+// reaches; 0 otherwise.
+func (a *analysis) linkFanOut(ttl int, ni *nextInfo) int {
+	r := a.reading(alter{})
+	if w := r.width(ttl, byLink); r.fit > 0 && w > ni.width-len(ni.cands) {
+		return w
+	}
+	return 0
 }
 
 // memberCandidate: an unseen member at TTL t+1 behind the routers at t.

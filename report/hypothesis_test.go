@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -303,7 +304,6 @@ func TestHypothesesLinkAvoidedByHealthyFlows(t *testing.T) {
 // dead one; nothing where no healthy flow's next hop answered or the
 // stage has one member.
 func TestLinkCredit(t *testing.T) {
-	e := &evidence{wh: 1}
 	for _, tc := range []struct {
 		ni   nextInfo
 		want float64
@@ -314,13 +314,21 @@ func TestLinkCredit(t *testing.T) {
 		{nextInfo{healthyNext: 5, width: 1, cands: make([]nextCand, 1)}, 0},
 	} {
 		c := &candidate{}
-		linkCredit(e, c, &tc.ni)
+		linkCredit(c, &tc.ni, 0)
 		if math.Abs(c.credit-tc.want) > 1e-12 {
 			t.Errorf("%+v: credit %v, want %v", tc.ni, c.credit, tc.want)
 		}
 		if w := c.shares.widths[byRouter]; tc.want != 0 && (len(w) != 1 || w[0] != tc.ni.width) {
 			t.Errorf("%+v: widths %v, want the stage's", tc.ni, c.shares.widths)
 		}
+	}
+	// Read by link, 2 addresses reached of 10 seen are 2 of 4 routers'
+	// links (the others are other routers' links into the same 4): the
+	// dead link fails a quarter of the router's flows, not a tenth.
+	c := &candidate{}
+	linkCredit(c, &nextInfo{healthyNext: 7, width: 10, cands: make([]nextCand, 8)}, 4)
+	if r, l := c.shares.widths[byRouter], c.shares.widths[byLink]; !slices.Equal(r, []int{10}) || !slices.Equal(l, []int{4}) {
+		t.Errorf("widths %v, want [10] by router and [4] by link", c.shares.widths)
 	}
 }
 

@@ -282,7 +282,6 @@ var knownMisses = map[string]string{
 	"w3x6-s1978465382-inbound-flow-link-oneway-q3-p2-ratelimit1000":                    "forward, want return",
 	"w4x0-s1509130590-outgoing-flow-link-oneway-r2-p1-ratelimit1000-silent-r1-v6":      "unknown",
 	"w4x2-s919405774-outgoing-fixed-link-drop-p2-q1-silent-r2-ratelimit1000-silent-r1": "forward, first suspect unnamed",
-	"w5x4-s145849462-inbound-fixed-link-drop-p2-q2-ratelimit1000":                      "return, want forward",
 }
 
 // labSharedCounters are the recorded fabrics where two lab routers did
