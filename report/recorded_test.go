@@ -282,6 +282,18 @@ var knownMisses = map[string]string{
 	"w3x6-s1978465382-inbound-flow-link-oneway-q3-p2-ratelimit1000":                    "forward, want return",
 	"w4x0-s1509130590-outgoing-flow-link-oneway-r2-p1-ratelimit1000-silent-r1-v6":      "unknown",
 	"w4x2-s919405774-outgoing-fixed-link-drop-p2-q1-silent-r2-ratelimit1000-silent-r1": "forward, first suspect unnamed",
+	// Seed 9090, never drawn before, every fabric rate-limited
+	// (ECMPSCAN_ACCURACY_RATELIMIT=1000), measured before it was read:
+	// links dead both ways behind a silent p, unknown between an unseen
+	// member past the p stage and a link dead toward the client (the
+	// p stage's own silence hides the member that is dead); links dead
+	// toward the client, unknown (the tie above) or, where a few flows
+	// die behind one member, forward.
+	"w3x0-s3499564082-outgoing-flow-link-oneway-r2-p3-ratelimit1000-v6":            "unknown",
+	"w4x0-s3122565666-router-id-flow-link-drop-r1-p4-silent-p2-ratelimit1000":      "unknown, want forward",
+	"w9x0-s3792816145-inbound-flow-link-drop-r1-p6-silent-p4-ratelimit1000-v6":     "unknown, want forward",
+	"w4x5-s104209942-outgoing-flow-link-oneway-q5-p1-ratelimit1000-v6":             "forward, want return",
+	"w8x0-s1025616202-outgoing-fixed-link-oneway-r2-p7-silent-p6-ratelimit1000-v6": "forward, want return",
 }
 
 // labSharedCounters are the recorded fabrics where two lab routers did
@@ -578,6 +590,10 @@ var knownSilentFirstHopMisses = map[string]string{
 	// after p2 have no answer at any TTL (p2 answered none of them), so
 	// the forward half of the pair is "at the first hop".
 	"w6x2-s1764809826-inbound-flow-link-drop-p2-q2-ratelimit1000-wide": "first suspect at the first hop",
+	// Seed 9090: a link dead both ways after p1, rate-limited, behind a
+	// silent r2; with r1 silenced too, the forward half of the pair is
+	// after no named router (right with r1 answering: after p1).
+	"w5x3-s3466870744-inbound-flow-link-drop-p1-q2-silent-r2-ratelimit1000-v6": "first suspect unnamed",
 }
 
 // A client gateway that answers no probe: the recorded traces with their
