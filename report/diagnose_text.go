@@ -70,7 +70,12 @@ func (a *analysis) destination() string {
 	return best.String()
 }
 
-func (a *analysis) returnText(ret []fate) string {
+// returnText says where the failing flows that got as far as healthy ones
+// stop; decided is false where the diagnosis is unknown, and a rival
+// beyond the last hop that answers (an unseen member there) explains them
+// as well: then the forward path is not exonerated, and it does not say
+// so.
+func (a *analysis) returnText(ret []fate, decided bool) string {
 	ttls := map[int]int{}
 	silentLast := false
 	detour := map[netip.Addr]bool{}
@@ -91,9 +96,12 @@ func (a *analysis) returnText(ret []fate) string {
 		}
 	}
 	sport := a.flows[ret[0].flow].Sport
-	text := fmt.Sprintf("%d failing %s as far as healthy flows do (to TTL %d, the hop before %s) but never the destination's answer: "+
-		"the forward path is exonerated; the fault is on the way back, where routers hash the reverse five-tuple",
-		len(ret), plural(len(ret), "flow gets", "flows get"), ttl, a.destination())
+	verdict := "the forward path is exonerated; the fault is on the way back, where routers hash the reverse five-tuple"
+	if !decided {
+		verdict = "lost on the way back, where routers hash the reverse five-tuple, or beyond the last hop that answers"
+	}
+	text := fmt.Sprintf("%d failing %s as far as healthy flows do (to TTL %d, the hop before %s) but never the destination's answer: %s",
+		len(ret), plural(len(ret), "flow gets", "flows get"), ttl, a.destination(), verdict)
 	text += a.localizeText(sport)
 	if silentLast {
 		text += " (the last hop before the destination sends no time-exceeded, so a drop in that hop cannot be excluded)"
@@ -230,7 +238,7 @@ func (a *analysis) verdictText(d Diagnosis, n stateCounts, f flowFates) string {
 			parts = append(parts, a.spreadText(f.spread))
 		}
 		if len(f.ret) > 0 {
-			parts = append(parts, a.returnText(f.ret))
+			parts = append(parts, a.returnText(f.ret, d.Direction == DirectionReturn))
 		}
 	default:
 		parts = append(parts, a.hypothesisText(d))

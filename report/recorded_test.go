@@ -294,6 +294,21 @@ var knownMisses = map[string]string{
 	"w9x0-s3792816145-inbound-flow-link-drop-r1-p6-silent-p4-ratelimit1000-v6":     "unknown, want forward",
 	"w4x5-s104209942-outgoing-flow-link-oneway-q5-p1-ratelimit1000-v6":             "forward, want return",
 	"w8x0-s1025616202-outgoing-fixed-link-oneway-r2-p7-silent-p6-ratelimit1000-v6": "forward, want return",
+	// Seed 10101, never drawn before, measured before it was read: a
+	// return fault against an unseen member beside a last router silent
+	// for every flow (r2 silent, or answering over the fixed path the bad
+	// return member takes), whose width of two fits the share (about a
+	// half) as well: unknown, three times, none of them rate-limited;
+	// rate-limited, links dead both ways called return (two), a return
+	// blackhole behind a silent p called forward, and a link dead both
+	// ways whose first suspect is the first hop.
+	"w2x5-s1423278500-router-id-fixed-blackhole-ret-p2-ratelimit0":                      "unknown",
+	"w2x5-s3045645740-outgoing-flow-drop-synack-p2-silent-r2-ratelimit0-silent-r1-v6":   "unknown",
+	"w2x3-s1106154093-inbound-flow-link-oneway-q3-p2-silent-p1-ratelimit0-silent-r1-v6": "unknown",
+	"w2x2-s240288010-inbound-flow-link-drop-p1-q2-ratelimit1000":                        "return, want forward",
+	"w2x4-s1140487611-router-id-fixed-link-drop-p1-q2-ipid-shared-ratelimit1000":        "return, want forward",
+	"w14x0-s3051674995-inbound-flow-blackhole-ret-p14-silent-p9-ratelimit1000-v6":       "forward, want return",
+	"w5x5-s2160207575-outgoing-fixed-link-drop-p3-q3-ipid-shared-ratelimit1000":         "first suspect r1, want q3 or p3",
 }
 
 // labSharedCounters are the recorded fabrics where two lab routers did
@@ -376,6 +391,10 @@ func TestRecordedTraces(t *testing.T) {
 		}
 		if d.Direction == DirectionUnknown {
 			unknown++
+			// Unknown is a forward rival as likely: nothing is exonerated.
+			if strings.Contains(d.Text, "exonerated") {
+				t.Errorf("%s: unknown, yet the text exonerates a direction: %s", name, d.Text)
+			}
 		}
 		lines = append(lines, fmt.Sprintf("%s %s %q margin %.1f", name, d.Direction, why, d.Margin))
 		miss, known := knownMisses[name]
