@@ -285,10 +285,11 @@ var knownMisses = map[string]string{
 	// Seed 9090, never drawn before, every fabric rate-limited
 	// (ECMPSCAN_ACCURACY_RATELIMIT=1000), measured before it was read:
 	// links dead both ways behind a silent p, unknown between an unseen
-	// member past the p stage and a link dead toward the client (the
-	// p stage's own silence hides the member that is dead); links dead
-	// toward the client, unknown (the tie above) or, where a few flows
-	// die behind one member, forward.
+	// member past the p stage and a link dead toward the client (r2's
+	// errors for the flows lost on the way back ride the bad return
+	// member too, so both predict the same silence past the p stage);
+	// links dead toward the client, unknown (the tie above) or, where a
+	// few flows die behind one member, forward.
 	"w3x0-s3499564082-outgoing-flow-link-oneway-r2-p3-ratelimit1000-v6":            "unknown",
 	"w4x0-s3122565666-router-id-flow-link-drop-r1-p4-silent-p2-ratelimit1000":      "unknown, want forward",
 	"w9x0-s3792816145-inbound-flow-link-drop-r1-p6-silent-p4-ratelimit1000-v6":     "unknown, want forward",
