@@ -12,8 +12,12 @@
 // answered there, the failing flows' silent hops and the healthy flows' in
 // turn (so that both are sampled alike), each TTL in an order of its own
 // (so that no flow is left silent at every hop), until the patience is
-// spent, or at a TTL until a round brings nothing new there (a router
-// silent by configuration).
+// spent, or at a TTL until a whole turn over its holes brings nothing new
+// there (each behind a router silent by configuration, or a dead link).
+// Not one dry round: the failing flows' holes go first, and where a dead
+// link or a silent member is what failed them, the first round probes
+// only holes that can never answer, the very silence that tells a forward
+// fault from a return one, worth a probe or two more each.
 package retry
 
 import (
@@ -39,6 +43,8 @@ type Plan struct {
 	tuples map[uint16]hash.FiveTuple // by the flow's source port (the client's)
 	quota  map[int]int               // probes per round, by TTL
 	holes  map[int][]uint16          // silent hops by TTL, in the order to probe them
+	sent   map[int]int               // the last round's probes, by TTL
+	dry    map[int]int               // probes since the TTL's last answer, by TTL
 	// Budget, when set, bounds the probes sent again in all.
 	Budget int
 	// Retried is what the trace reports of it.
@@ -63,7 +69,7 @@ func New(flows []report.FlowTrace, tuples map[uint16]hash.FiveTuple, kind probe.
 			failing = append(failing, f)
 		}
 	}
-	p := &Plan{kind: kind, tuples: tuples, quota: map[int]int{}, holes: map[int][]uint16{}}
+	p := &Plan{kind: kind, tuples: tuples, quota: map[int]int{}, holes: map[int][]uint16{}, sent: map[int]int{}, dry: map[int]int{}}
 	for _, ttl := range ttls {
 		p.quota[ttl] = max(answering(flows, ttl), 1)
 		// Each TTL in an order of its own, as in the first pass; the
@@ -145,6 +151,7 @@ func (p *Plan) Next(repeat int) probe.List {
 		for _, sp := range hs[:n] {
 			out = append(out, probe.Probe{Kind: p.kind, Tuple: p.tuples[sp], Repeat: repeat, TTL: uint8(ttl)})
 		}
+		p.sent[ttl] = n
 		// Rotate: the ones just probed go last.
 		p.holes[ttl] = append(slices.Clone(hs[n:]), hs[:n]...)
 	}
@@ -152,8 +159,8 @@ func (p *Plan) Next(repeat int) probe.List {
 }
 
 // Settle drops the holes that got an answer (answered, by the flow's
-// source port and TTL), and the TTLs where this round brought none, and
-// counts the round of probes probed.
+// source port and TTL), and the TTLs where every hole has been probed
+// since the last answer there, and counts the round of probes probed.
 func (p *Plan) Settle(answered func(sport uint16, ttl int) bool, probed int) {
 	p.Retried.Rounds++
 	p.Retried.Probes += probed
@@ -161,9 +168,13 @@ func (p *Plan) Settle(answered func(sport uint16, ttl int) bool, probed int) {
 		before := len(hs)
 		hs = slices.DeleteFunc(hs, func(sp uint16) bool { return answered(sp, ttl) })
 		if len(hs) == before {
-			delete(p.holes, ttl) // nothing new: silent by configuration, or spent
+			p.dry[ttl] += p.sent[ttl]
+			if p.dry[ttl] >= len(hs) {
+				delete(p.holes, ttl) // a whole turn, nothing new: silent by configuration, or spent
+			}
 			continue
 		}
+		p.dry[ttl] = 0
 		p.Retried.Answers += before - len(hs)
 		p.holes[ttl] = hs
 		if len(hs) == 0 {

@@ -88,7 +88,7 @@ func TestPlanNoneWithoutRateLimits(t *testing.T) {
 	}
 }
 
-func TestSettleStopsATTLThatBringsNothing(t *testing.T) {
+func TestSettleStopsATTLAfterAWholeTurnBringsNothing(t *testing.T) {
 	flows, tuples := flowsOf(12)
 	p := New(flows, tuples, probe.KindTCPSYN, rand.New(rand.NewPCG(1, 2)))
 	got := p.Next(2)
@@ -97,9 +97,30 @@ func TestSettleStopsATTLThatBringsNothing(t *testing.T) {
 	if p.Done() || p.Retried.Answers != 1 || p.Retried.Rounds != 1 {
 		t.Fatalf("after one answer: done %v, %+v", p.Done(), p.Retried)
 	}
-	p.Settle(answered, len(p.Next(3))) // nothing new
+	// One probe a round (one address answered at TTL 1): every one of the
+	// holes left is probed once more, and only then is the TTL given up.
+	left := p.Retried.Holes - 1
+	probed := map[uint16]int{}
+	for repeat := 3; repeat < 3+left; repeat++ {
+		if p.Done() {
+			t.Fatalf("given up after %d dry rounds, before every one of the %d holes left was probed again: %v", repeat-3, left, probed)
+		}
+		round := p.Next(repeat)
+		for _, pr := range round {
+			probed[pr.Tuple.SrcPort]++
+		}
+		p.Settle(answered, len(round))
+	}
 	if !p.Done() {
-		t.Errorf("a round that brought nothing at TTL 1 should end it: %+v", p.Retried)
+		t.Errorf("a whole turn over TTL 1's holes brought nothing and should end it: %+v", p.Retried)
+	}
+	for sp, n := range probed {
+		if n != 1 {
+			t.Errorf("hole %d probed %d times in the turn, want once", sp, n)
+		}
+	}
+	if len(probed) != left {
+		t.Errorf("%d holes probed in the turn, want %d", len(probed), left)
 	}
 }
 
