@@ -379,6 +379,32 @@ func (a *analysis) readFate(i int) fate {
 		f.why = "the destination answered a traced probe but no end-to-end probe"
 		return f
 	}
+	t0, loop := lastAnswerOrLoop(p)
+	switch {
+	case loop:
+		f.kind, f.pos, f.next = fateLoop, t0, p[t0+1].addr
+		if !f.next.IsValid() {
+			f.next = nextAnswer(p, t0)
+		}
+	case isUnreachable(p[t0].hop):
+		f.kind, f.pos = fateUnreach, t0
+	case t0 == 0:
+		f.why = "no answer at any TTL while healthy flows get one at TTL 1"
+		if len(a.healthy[p[1].id]) > 0 {
+			f.why = "no answer at any TTL, behind first hops that are silent for healthy flows too"
+		}
+	case len(a.healthy[p[t0].id]) > 0:
+		a.fateAfterShared(&f, p, t0)
+	default:
+		a.fateAfterOwn(&f, p, t0)
+	}
+	return f
+}
+
+// lastAnswerOrLoop is the position of a path's last answer, or, where an
+// address answers again two or more TTLs after it first did (a routing
+// loop), the position it first answered at.
+func lastAnswerOrLoop(p []pnode) (pos int, loop bool) {
 	first := map[netip.Addr]int{}
 	t0 := 0
 	for pos, n := range p {
@@ -387,51 +413,43 @@ func (a *analysis) readFate(i int) fate {
 		}
 		t0 = pos
 		if j, ok := first[n.addr]; ok && pos >= j+2 {
-			f.kind, f.pos, f.next = fateLoop, j, p[j+1].addr
-			if !f.next.IsValid() {
-				f.next = nextAnswer(p, j)
-			}
-			return f
+			return j, true
 		} else if !ok {
 			first[n.addr] = pos
 		}
 	}
-	if isUnreachable(p[t0].hop) {
-		f.kind, f.pos = fateUnreach, t0
-		return f
+	return t0, false
+}
+
+// fateAfterShared reads a flow whose last answer, at t0, is a node healthy
+// flows cross: where they go on after it and it does not.
+func (a *analysis) fateAfterShared(f *fate, p []pnode, t0 int) {
+	// The silent stretch after t0 that healthy flows share (liberal), and
+	// its part that looks like silent routers rather than lost answers
+	// (conservative).
+	lib := a.sharedStretch(p, t0)
+	cons := t0
+	for q := t0 + 1; q <= lib && a.structural(p[q-1].id, p[q].id); q++ {
+		cons = q
 	}
-	if t0 == 0 {
-		f.why = "no answer at any TTL while healthy flows get one at TTL 1"
-		if len(a.healthy[p[1].id]) > 0 {
-			f.why = "no answer at any TTL, behind first hops that are silent for healthy flows too"
-		}
-		return f
+	f.pos = cons
+	switch reach, cont := a.after(p[cons].id); {
+	case reach > 0 && cont == 0:
+		f.kind = fateReturn
+		f.detour = a.detour(p, cons)
+	case cont > 0 && reach == 0:
+		f.kind, f.pos = fateForward, a.deathPos(p, t0, lib, cons)
+	case cont > 0:
+		f.why = "healthy flows through its last hop disagree on how far the destination is"
+	default:
+		f.why = "no healthy flow through its last hop was traced further"
 	}
-	if len(a.healthy[p[t0].id]) > 0 {
-		// The silent stretch after t0 that healthy flows share (liberal),
-		// and its part that looks like silent routers rather than lost
-		// answers (conservative).
-		lib := a.sharedStretch(p, t0)
-		cons := t0
-		for q := t0 + 1; q <= lib && a.structural(p[q-1].id, p[q].id); q++ {
-			cons = q
-		}
-		f.pos = cons
-		switch reach, cont := a.after(p[cons].id); {
-		case reach > 0 && cont == 0:
-			f.kind = fateReturn
-			f.detour = a.detour(p, cons)
-		case cont > 0 && reach == 0:
-			f.kind, f.pos = fateForward, a.deathPos(p, t0, lib, cons)
-		case cont > 0:
-			f.why = "healthy flows through its last hop disagree on how far the destination is"
-		default:
-			f.why = "no healthy flow through its last hop was traced further"
-		}
-		return f
-	}
-	// The last answer is an address no healthy flow crosses: compare depth
-	// with the healthy flows through the deepest node it shares.
+}
+
+// fateAfterOwn reads a flow whose last answer, at t0, is an address no
+// healthy flow crosses: its depth against the healthy flows' through the
+// deepest node it shares with them.
+func (a *analysis) fateAfterOwn(f *fate, p []pnode, t0 int) {
 	s := t0 - 1
 	for s > 0 && len(a.healthy[p[s].id]) == 0 {
 		s--
@@ -458,7 +476,6 @@ func (a *analysis) readFate(i int) fate {
 	default:
 		f.why = "healthy flows disagree on how far the destination is"
 	}
-	return f
 }
 
 // sharedStretch is the last node after position from, in one unbroken
@@ -706,47 +723,8 @@ func (a *analysis) nextOf(d pnode) *nextInfo {
 	ni := &nextInfo{}
 	a.nexts[key] = ni
 	t := d.ttl
-	afterD := map[netip.Addr]bool{}
-	healthyAfter := map[netip.Addr]bool{}
-	for _, o := range a.all[d.id] {
-		p := a.paths[o.flow]
-		if a.flows[o.flow].State == hash.StateOK {
-			ni.healthyThrough++
-		}
-		if o.pos+1 >= len(p) || !p[o.pos+1].answered() {
-			continue
-		}
-		afterD[a.routerOf(p[o.pos+1].addr)] = true
-		if a.flows[o.flow].State == hash.StateOK {
-			healthyAfter[p[o.pos+1].addr] = true
-			ni.healthyNext++
-		}
-	}
-	ni.healthyAfter = sortedAddrs(healthyAfter)
-	// Routers at TTL t+1 reached by healthy flows from other routers at TTL
-	// t. Only answering ones count: a silence may hide d's own router, or
-	// one whose next hops answer from per-link addresses.
-	var self netip.Addr
-	if d.answered() {
-		self = a.routerOf(d.addr)
-	}
-	preds := map[netip.Addr]map[netip.Addr]bool{}
-	flowsVia := map[netip.Addr]map[netip.Addr]int{} // router -> address -> healthy flows
-	for i, p := range a.paths {
-		if a.flows[i].State != hash.StateOK || t+1 >= len(p) || !p[t].answered() || !p[t+1].answered() {
-			continue
-		}
-		from := a.routerOf(p[t].addr)
-		if p[t].id == d.id || from == self {
-			continue
-		}
-		r := a.routerOf(p[t+1].addr)
-		if preds[r] == nil {
-			preds[r], flowsVia[r] = map[netip.Addr]bool{}, map[netip.Addr]int{}
-		}
-		preds[r][from] = true
-		flowsVia[r][p[t+1].addr]++
-	}
+	afterD := a.countAfter(d, ni)
+	preds, flowsVia := a.reachedElsewhere(d)
 	if len(preds) == 0 {
 		ni.why = fmt.Sprintf("no other answering hop at TTL %d to compare with", t)
 		return ni
@@ -783,6 +761,60 @@ func (a *analysis) nextOf(d pnode) *nextInfo {
 	slices.SortFunc(ni.cands, func(x, y nextCand) int { return cmp.Or(cmp.Compare(y.flows, x.flows), x.rep.Compare(y.rep)) })
 	ni.width = len(afterD) + len(ni.cands)
 	return ni
+}
+
+// countAfter counts into ni the healthy flows through node d and the
+// addresses they answer from right after it, and returns the routers any
+// flow reaches right after d.
+func (a *analysis) countAfter(d pnode, ni *nextInfo) map[netip.Addr]bool {
+	afterD := map[netip.Addr]bool{}
+	healthyAfter := map[netip.Addr]bool{}
+	for _, o := range a.all[d.id] {
+		p := a.paths[o.flow]
+		if a.flows[o.flow].State == hash.StateOK {
+			ni.healthyThrough++
+		}
+		if o.pos+1 >= len(p) || !p[o.pos+1].answered() {
+			continue
+		}
+		afterD[a.routerOf(p[o.pos+1].addr)] = true
+		if a.flows[o.flow].State == hash.StateOK {
+			healthyAfter[p[o.pos+1].addr] = true
+			ni.healthyNext++
+		}
+	}
+	ni.healthyAfter = sortedAddrs(healthyAfter)
+	return afterD
+}
+
+// reachedElsewhere is the routers at the TTL after node d's that healthy
+// flows reach from other routers at d's TTL: their predecessors, and the
+// healthy flows by the address each answers from. Only answering ones
+// count: a silence may hide d's own router, or one whose next hops answer
+// from per-link addresses.
+func (a *analysis) reachedElsewhere(d pnode) (preds map[netip.Addr]map[netip.Addr]bool, flowsVia map[netip.Addr]map[netip.Addr]int) {
+	t := d.ttl
+	var self netip.Addr
+	if d.answered() {
+		self = a.routerOf(d.addr)
+	}
+	preds, flowsVia = map[netip.Addr]map[netip.Addr]bool{}, map[netip.Addr]map[netip.Addr]int{}
+	for i, p := range a.paths {
+		if a.flows[i].State != hash.StateOK || t+1 >= len(p) || !p[t].answered() || !p[t+1].answered() {
+			continue
+		}
+		from := a.routerOf(p[t].addr)
+		if p[t].id == d.id || from == self {
+			continue
+		}
+		r := a.routerOf(p[t+1].addr)
+		if preds[r] == nil {
+			preds[r], flowsVia[r] = map[netip.Addr]bool{}, map[netip.Addr]int{}
+		}
+		preds[r][from] = true
+		flowsVia[r][p[t+1].addr]++
+	}
+	return preds, flowsVia
 }
 
 // structural reports whether failing flows cross the silence s after node

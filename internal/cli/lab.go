@@ -44,22 +44,20 @@ from 198.18.0.0/15 and 2001:db8::/32.`,
 	return cmd
 }
 
-func newLabUpCommand(s *Streams) *cobra.Command {
-	var (
-		name          string
-		width, width2 int
-		seed          uint32
-		ports, faults []string
-		icmpSource    string
-		icmpPath      string
-		ipid          string
-		rateLimit     int
-		respPort      uint16
-	)
-	cmd := &cobra.Command{
-		Use:   "up",
-		Short: "Bring up a lab fabric and its server",
-		Long: `up builds the fabric (replacing any lab of the same name), injects the
+// labUpFlags are lab up's flags, before they are a validated lab.Spec.
+type labUpFlags struct {
+	name          string
+	width, width2 int
+	seed          uint32
+	ports, faults []string
+	icmpSource    string
+	icmpPath      string
+	ipid          string
+	rateLimit     int
+	respPort      uint16
+}
+
+const labUpLong = `up builds the fabric (replacing any lab of the same name), injects the
 faults, and starts a server daemon that accepts and resets connections on
 the server ports.
 
@@ -102,75 +100,95 @@ The IPv4 identification of a router's own packets, with --ipid:
               source address, so one router's addresses share none
   shared      one counter per router for every packet it sends, as many
               hardware routers keep: the answers of one router's
-              addresses count up together (ecmpscan groups them so)`,
+              addresses count up together (ecmpscan groups them so)`
+
+func newLabUpCommand(s *Streams) *cobra.Command {
+	var o labUpFlags
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Bring up a lab fabric and its server",
+		Long:  labUpLong,
 		Example: `  ecmpscan lab up --width 4 --fault blackhole-fwd@p2
   ecmpscan lab up --name two --width 2 --width2 3 --fault link-drop@p1-q3 --fault loss=20@q2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			spec := lab.Spec{Name: name, Width: width, Width2: width2, Seed: seed, ICMPSource: icmpSource, ICMPPath: icmpPath, IPID: ipid, ICMPRateLimitMS: rateLimit, Responder: respPort}
-			for _, p := range ports {
-				for _, f := range strings.Split(p, ",") {
-					n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
-					if err != nil || n == 0 {
-						return fmt.Errorf("%w: --port %q: want ports 1..65535", lab.ErrBadSpec, f)
-					}
-					spec.Ports = append(spec.Ports, uint16(n))
-				}
-			}
-			for _, f := range faults {
-				ft, err := lab.ParseFault(f)
-				if err != nil {
-					return err
-				}
-				spec.Faults = append(spec.Faults, ft)
-			}
-			spec = spec.WithDefaults()
-			if err := spec.Validate(); err != nil {
-				return err
-			}
-			if err := needRoot(); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			start := time.Now()
-			f, err := lab.Up(ctx, spec)
+			spec, err := o.spec()
 			if err != nil {
 				return err
 			}
-			if spec.Responder != 0 {
-				os.Remove(lab.TokenPath(name)) // a fresh token per lab
-				if err := responder.WriteNewToken(lab.TokenPath(name)); err != nil {
-					return err
-				}
-			}
-			if err := startServeDaemon(ctx, cmd, f); err != nil {
-				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				defer cancel()
-				return errors.Join(err, f.Down(dctx))
-			}
-			printLabUp(s, cmd.Root().Name(), f, time.Since(start))
-			return nil
+			return runLabUp(cmd, s, spec)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&name, "name", "demo", "lab name (1-8 of a-z, 0-9)")
-	fl.IntVar(&width, "width", 4, "ECMP width of the first tier (p1..pN), 1-16")
-	fl.IntVar(&width2, "width2", 0, "ECMP width of a second tier (q1..qM), 0-16; 0 = one tier")
-	fl.Uint32Var(&seed, "seed", 1, "seed mixed into every router's multipath hash seed")
-	fl.StringSliceVar(&ports, "port", []string{"80", "3306"}, "server ports")
-	fl.StringArrayVar(&faults, "fault", nil, "fault KIND@NODE to inject (repeatable)")
-	fl.StringVar(&icmpSource, "icmp-source", lab.DefaultICMPSource,
+	fl.StringVar(&o.name, "name", "demo", "lab name (1-8 of a-z, 0-9)")
+	fl.IntVar(&o.width, "width", 4, "ECMP width of the first tier (p1..pN), 1-16")
+	fl.IntVar(&o.width2, "width2", 0, "ECMP width of a second tier (q1..qM), 0-16; 0 = one tier")
+	fl.Uint32Var(&o.seed, "seed", 1, "seed mixed into every router's multipath hash seed")
+	fl.StringSliceVar(&o.ports, "port", []string{"80", "3306"}, "server ports")
+	fl.StringArrayVar(&o.faults, "fault", nil, "fault KIND@NODE to inject (repeatable)")
+	fl.StringVar(&o.icmpSource, "icmp-source", lab.DefaultICMPSource,
 		"source of the routers' ICMP errors: "+strings.Join(lab.ICMPSources, ", "))
-	fl.StringVar(&icmpPath, "icmp-path", lab.DefaultICMPPath,
+	fl.StringVar(&o.icmpPath, "icmp-path", lab.DefaultICMPPath,
 		"path of the routers' own ICMP errors toward the client: "+strings.Join(lab.ICMPPaths, " or ")+
 			" (fixed: one next hop per router; flow: that of the offending flow's return, as Linux does)")
-	fl.StringVar(&ipid, "ipid", lab.DefaultIPID,
+	fl.StringVar(&o.ipid, "ipid", lab.DefaultIPID,
 		"IPv4 identification of the routers' own packets: "+strings.Join(lab.IPIDModes, " or ")+
 			" (shared: one counter per router, as many hardware routers keep)")
-	fl.IntVar(&rateLimit, "icmp-ratelimit", lab.DefaultICMPRateLimitMS,
+	fl.IntVar(&o.rateLimit, "icmp-ratelimit", lab.DefaultICMPRateLimitMS,
 		"rate-limit the routers' ICMP errors as Linux does: a burst of 6 per destination, then one per this many ms (0: no limit)")
-	fl.Uint16Var(&respPort, "responder", 0, "also run an `ecmpscan responder` on this port at the server's addresses (token in "+lab.TokenPath("NAME")+")")
+	fl.Uint16Var(&o.respPort, "responder", 0, "also run an `ecmpscan responder` on this port at the server's addresses (token in "+lab.TokenPath("NAME")+")")
 	return cmd
+}
+
+// spec is the flags as a validated lab spec.
+func (o labUpFlags) spec() (lab.Spec, error) {
+	spec := lab.Spec{Name: o.name, Width: o.width, Width2: o.width2, Seed: o.seed, ICMPSource: o.icmpSource, ICMPPath: o.icmpPath,
+		IPID: o.ipid, ICMPRateLimitMS: o.rateLimit, Responder: o.respPort}
+	for _, p := range o.ports {
+		for _, f := range strings.Split(p, ",") {
+			n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
+			if err != nil || n == 0 {
+				return spec, fmt.Errorf("%w: --port %q: want ports 1..65535", lab.ErrBadSpec, f)
+			}
+			spec.Ports = append(spec.Ports, uint16(n))
+		}
+	}
+	for _, f := range o.faults {
+		ft, err := lab.ParseFault(f)
+		if err != nil {
+			return spec, err
+		}
+		spec.Faults = append(spec.Faults, ft)
+	}
+	spec = spec.WithDefaults()
+	return spec, spec.Validate()
+}
+
+// runLabUp builds the fabric, its responder token and its server daemon;
+// a daemon that does not start takes the fabric down with it.
+func runLabUp(cmd *cobra.Command, s *Streams, spec lab.Spec) error {
+	if err := needRoot(); err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	start := time.Now()
+	f, err := lab.Up(ctx, spec)
+	if err != nil {
+		return err
+	}
+	if spec.Responder != 0 {
+		os.Remove(lab.TokenPath(spec.Name)) // a fresh token per lab
+		if err := responder.WriteNewToken(lab.TokenPath(spec.Name)); err != nil {
+			return err
+		}
+	}
+	if err := startServeDaemon(ctx, cmd, f); err != nil {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		return errors.Join(err, f.Down(dctx))
+	}
+	printLabUp(s, cmd.Root().Name(), f, time.Since(start))
+	return nil
 }
 
 func printLabUp(s *Streams, prog string, f *lab.Fabric, took time.Duration) {
