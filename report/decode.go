@@ -167,6 +167,29 @@ func DecodeTrace(data []byte) (Trace, error) {
 	return t, nil
 }
 
+// decodeUnseen checks the second look's picks and unseen flows: both or
+// neither (traces recorded before they were counted), the picks no more
+// than a sweep has source ports, the unseen ones no more than it left
+// untraced and did not see crossing (u).
+func decodeUnseen(l lookedJSON, all, u Untraced) (int, *Untraced, error) {
+	switch {
+	case l.Picked == nil && l.Unseen == nil:
+		return 0, nil, nil
+	case l.Picked == nil || l.Unseen == nil:
+		return 0, nil, fmt.Errorf("%w: looked picked and unseen go together", ErrNotTrace)
+	case *l.Picked < 0 || *l.Picked > 65535:
+		return 0, nil, fmt.Errorf("%w: looked picked %d", ErrNotTrace, *l.Picked)
+	}
+	unseen, err := decodeUntraced(*l.Unseen)
+	if err != nil {
+		return 0, nil, err
+	}
+	if unseen.OK > all.OK-u.OK || unseen.Fail > all.Fail-u.Fail || unseen.Flaky > all.Flaky-u.Flaky {
+		return 0, nil, fmt.Errorf("%w: looked unseen %+v beyond the untraced %+v less the %+v seen crossing", ErrNotTrace, unseen, all, u)
+	}
+	return *l.Picked, &unseen, nil
+}
+
 // decodeUntraced checks the untraced counts: no more than a sweep has
 // source ports.
 func decodeUntraced(u untracedJSON) (Untraced, error) {
@@ -295,6 +318,9 @@ func decodeLooked(l lookedJSON, all Untraced, v4 bool) (*Looked, error) {
 		return nil, fmt.Errorf("%w: looked untraced %+v beyond the untraced %+v", ErrNotTrace, u, all)
 	}
 	out := &Looked{Look: Look{TTL: l.TTL}, Untraced: u}
+	if out.Picked, out.Unseen, err = decodeUnseen(l, all, u); err != nil {
+		return nil, err
+	}
 	for _, s := range l.Addrs {
 		a, err := netip.ParseAddr(s)
 		if err != nil || a.Is4() != v4 || a.Zone() != "" {

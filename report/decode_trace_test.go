@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -126,6 +127,59 @@ func TestDecodeTraceLooked(t *testing.T) {
 	}
 }
 
+// A look that counted the flows it did not see at its TTL round-trips,
+// and takes them to cross its place in the share of those it saw there:
+// 1 pick and 3 left untraced crossing pA, 3 of the rest seen elsewhere,
+// so 4 of 7; of the 6 unseen (4 healthy, 2 failing), 4/7 go with pA.
+func TestDecodeTraceLookedUnseen(t *testing.T) {
+	const r1, pA, pB = "198.19.0.1", "198.19.1.2", "198.19.2.2"
+	tr := Trace{Target: netip.MustParseAddrPort("198.18.2.2:3306"), Source: netip.MustParseAddr("198.18.1.1"), Mode: "raw",
+		MaxTTL: 4, ProbesPerHop: 2, Count: 3, Untraced: Untraced{OK: 10, Fail: 2},
+		Looked: &Looked{Look: Look{TTL: 2, Addrs: []netip.Addr{netip.MustParseAddr(pA)}}, Untraced: Untraced{OK: 3},
+			Picked: 1, Unseen: &Untraced{OK: 4, Fail: 2}},
+		Flows: []FlowTrace{flowOf(1, hash.StateFail, r1, pA, "*"), flowOf(2, hash.StateOK, r1, pA, "="),
+			flowOf(3, hash.StateOK, r1, pB, "="), flowOf(4, hash.StateOK, r1, pB, "=")}}
+	tr.Diagnosis = DiagnoseSample(tr.Flows, tr.Sample())
+	got, _ := roundTrip(t, tr)
+	if l := got.Looked; l == nil || l.Picked != 1 || l.Unseen == nil || *l.Unseen != *tr.Looked.Unseen {
+		t.Fatalf("looked read back as %+v, want %+v", l, tr.Looked)
+	}
+	// pA's healthy flow: itself, the 3 left and 16/7 unseen; the two
+	// elsewhere: themselves, the 3 seen elsewhere and 12/7 unseen; every
+	// failing flow untraced is pA's failing one's kin (none traced
+	// elsewhere).
+	s := got.Sample()
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	if want := (2 + 3 + 12.0/7) / 2; !near(s.OK, want) || len(s.Weight) != 2 || !near(s.Weight[1], 3) || !near(s.Weight[2], 4+16.0/7) {
+		t.Errorf("sample %+v, want healthy flows elsewhere for %.3f and weights 3 and %.3f", s, want, 4+16.0/7)
+	}
+}
+
+// A look at a place every flow it saw crosses (r1, or every member that
+// answers) is a wider sample, not a stratum: the flows it did not see
+// cross there too, so the traced flows weigh back as without a look. One
+// whose picks answered elsewhere is a stratum again.
+func TestWeighBackLookEverywhere(t *testing.T) {
+	const r1, pA = "198.19.0.1", "198.19.1.2"
+	flows := []FlowTrace{flowOf(1, hash.StateFail, r1, "*", "*"), flowOf(2, hash.StateOK, r1, pA, "="),
+		flowOf(3, hash.StateOK, "*", pA, "="), flowOf(4, hash.StateFail, r1, "*", "*")}
+	u := Untraced{OK: 90, Fail: 30}
+	want := WeighBack(flows, u, nil)
+	at := Look{TTL: 1, Addrs: []netip.Addr{netip.MustParseAddr(r1)}}
+	for name, l := range map[string]*Looked{
+		"recorded before it counted the unseen": {Look: at, Untraced: Untraced{OK: 4}},
+		"every flow of the rest unseen":         {Look: at, Untraced: Untraced{OK: 4}, Picked: 2, Unseen: &Untraced{OK: 86, Fail: 30}},
+	} {
+		if got := WeighBack(flows, u, l); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %+v, want %+v as without a look", name, got, want)
+		}
+	}
+	some := &Looked{Look: at, Untraced: Untraced{OK: 4}, Picked: 2, Unseen: &Untraced{OK: 80, Fail: 30}}
+	if got := WeighBack(flows, u, some); reflect.DeepEqual(got, want) || got.Weight == nil {
+		t.Errorf("6 healthy flows seen elsewhere: %+v, want a stratum of r1's", got)
+	}
+}
+
 func TestDecodeTraceRefuses(t *testing.T) {
 	head := `{"schema_version": 1, "type": "trace", "target": {"addr": "198.18.2.2", "port": 80}, "source": "198.18.1.1", `
 	for name, in := range map[string]string{
@@ -145,6 +199,10 @@ func TestDecodeTraceRefuses(t *testing.T) {
 		"looked, no address":  head + untracedAndLooked(`"ttl": 2, "addrs": []`, 1),
 		"looked v6 address":   head + untracedAndLooked(`"ttl": 2, "addrs": ["2001:db8::1"]`, 1),
 		"looked beyond":       head + untracedAndLooked(`"ttl": 2, "addrs": ["198.19.1.2"]`, 20),
+		"picked alone":        head + untracedAndLooked(`"ttl": 2, "addrs": ["198.19.1.2"], "picked": 2`, 1),
+		"unseen alone":        head + untracedAndLooked(`"ttl": 2, "addrs": ["198.19.1.2"], "unseen": {"ok": 1, "fail": 0, "flaky": 0}`, 1),
+		"unseen beyond":       head + untracedAndLooked(`"ttl": 2, "addrs": ["198.19.1.2"], "picked": 2, "unseen": {"ok": 10, "fail": 0, "flaky": 0}`, 1),
+		"picked < 0":          head + untracedAndLooked(`"ttl": 2, "addrs": ["198.19.1.2"], "picked": -1, "unseen": {"ok": 1, "fail": 0, "flaky": 0}`, 1),
 		"zoned address":       `{"schema_version": 1, "type": "trace", "target": {"addr": "2001:db8::2", "port": 80}, "source": "2001:db8::1", "flows": [{"sport": 1, "state": "ok", "hops": [{"ttl": 1, "addr": "fe80::1%eth0"}]}]}`,
 	} {
 		if _, err := DecodeTrace([]byte(in)); !errors.Is(err, ErrNotTrace) {
@@ -176,6 +234,9 @@ func FuzzDecodeTrace(f *testing.F) {
 	f.Add([]byte(`{"schema_version":1,"type":"trace","target":{"addr":"198.18.2.2","port":3306},"source":"198.18.1.1",` +
 		`"untraced":{"ok":200,"fail":3,"flaky":1},"looked":{"ttl":2,"addrs":["198.19.1.2"],"untraced":{"ok":12,"fail":0,"flaky":0}},` +
 		`"flows":[{"sport":7,"state":"fail","sent":3,"hops":[{"ttl":1,"addr":"198.19.0.1"},{"ttl":2,"addr":"198.19.1.2"}]},{"sport":8,"state":"ok","sent":3,"received":3}]}`))
+	f.Add([]byte(`{"schema_version":1,"type":"trace","target":{"addr":"198.18.2.2","port":3306},"source":"198.18.1.1",` +
+		`"untraced":{"ok":200,"fail":3,"flaky":1},"looked":{"ttl":1,"addrs":["198.19.0.1"],"untraced":{"ok":12,"fail":0,"flaky":0},"picked":4,"unseen":{"ok":150,"fail":2,"flaky":1}},` +
+		`"flows":[{"sport":7,"state":"fail","sent":3,"hops":[{"ttl":1,"addr":null}]},{"sport":8,"state":"ok","sent":3,"received":3}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tr, err := DecodeTrace(data)
 		if err != nil {

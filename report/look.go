@@ -98,6 +98,13 @@ func (l Look) Crosses(addr netip.Addr) bool {
 type Looked struct {
 	Look
 	Untraced Untraced
+	// Picked counts the flows the look traced, and Unseen the untraced
+	// ones it probed that gave no answer at its TTL, by state: a router
+	// that rate-limits its errors answers few of the look's probes, so a
+	// flow it did not see may well cross there (unseenCrossing). Unseen is
+	// nil in traces recorded before the look counted them.
+	Picked int
+	Unseen *Untraced
 }
 
 // crossed reports whether a traced flow crossed the look's place.
@@ -119,14 +126,76 @@ func stateCount(flows []FlowTrace) Untraced {
 
 // weighStratum is what each traced flow of a stratum stands for, by state:
 // its traced and untraced flows over its traced ones.
-func weighStratum(traced, untraced Untraced) (fail, ok float64) {
-	weight := func(traced, untraced int) float64 {
+func weighStratum(traced Untraced, untraced counts) (fail, ok float64) {
+	weight := func(traced int, untraced float64) float64 {
 		if traced == 0 || untraced <= 0 {
 			return 1
 		}
-		return float64(traced+untraced) / float64(traced)
+		return (float64(traced) + untraced) / float64(traced)
 	}
-	return weight(traced.Fail, untraced.Fail), weight(traced.OK, untraced.OK)
+	return weight(traced.Fail, untraced.fail), weight(traced.OK, untraced.ok)
+}
+
+// counts are untraced flows by state, failing and healthy, where a
+// stratum may hold a share of some.
+type counts struct{ fail, ok float64 }
+
+func countsOf(u Untraced) counts        { return counts{float64(u.Fail), float64(u.OK)} }
+func (c counts) plus(d counts) counts   { return counts{c.fail + d.fail, c.ok + d.ok} }
+func (c counts) minus(d counts) counts  { return counts{c.fail - d.fail, c.ok - d.ok} }
+func (c counts) times(k float64) counts { return counts{c.fail * k, c.ok * k} }
+func (c counts) total() float64         { return c.fail + c.ok }
+
+// untracedStrata splits the untraced flows u between the look's place
+// (in) and the rest (out): those it saw crossing there and left
+// untraced, and the share of those it did not see at all that cross there
+// (unseenCrossing), are in. Without a look every one is of the rest.
+func (l *Looked) untracedStrata(u Untraced) (in, out counts) {
+	if l == nil {
+		return counts{}, countsOf(u)
+	}
+	in = countsOf(l.Untraced)
+	rest := countsOf(u).minus(in)
+	moved := l.unseenCrossing(rest)
+	return in.plus(moved), rest.minus(moved)
+}
+
+// unseenCrossing is how many of the rest's untraced flows cross the
+// look's place though it did not see them: those that gave no answer at
+// its TTL, in the share of the flows it saw there that it saw at the place
+// (a silence says nothing of the path where routers rate-limit their
+// errors: missing at random). Its picks count as seen at the place, the
+// rest's other flows as seen elsewhere. Traces recorded before the look
+// counted its unseen flows (Unseen nil) move none.
+func (l *Looked) unseenCrossing(rest counts) counts {
+	if l.Unseen == nil {
+		return counts{}
+	}
+	unseen := countsOf(*l.Unseen)
+	crossing := float64(l.Picked) + countsOf(l.Untraced).total()
+	elsewhere := max(rest.total()-unseen.total(), 0)
+	if crossing+elsewhere == 0 {
+		return counts{}
+	}
+	return unseen.times(crossing / (crossing + elsewhere))
+}
+
+// everywhere reports whether no flow was seen anywhere but at the look's
+// place at its TTL (r1, say): every flow crosses it, those it did not see
+// too, so the look was a wider sample of the range, not a stratum. The
+// traced flows say so, and where the look counted its unseen flows, the
+// untraced ones it saw (of the rest u, less those it saw crossing) too.
+func (l *Looked) everywhere(traced []FlowTrace, u Untraced) bool {
+	for _, f := range traced {
+		if h := l.TTL - 1; h >= 0 && h < len(f.Hops) && f.Hops[h].Addr.IsValid() && !l.CrossedBy(f.Hops) {
+			return false
+		}
+	}
+	if l.Unseen == nil {
+		return true
+	}
+	rest := countsOf(u).minus(countsOf(l.Untraced))
+	return rest.total() <= countsOf(*l.Unseen).total()
 }
 
 // CrossedBy reports whether a flow's hops cross the look's place: an

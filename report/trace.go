@@ -211,8 +211,12 @@ func (t Trace) Sample() Sample { return WeighBack(t.Flows, t.Untraced, t.Looked)
 // WeighBack is the Sample of traced flows picked by state from theirs
 // and the untraced ones: 1 for a state every flow of which was traced.
 // After a second look (looked non-nil) the flows that crossed its place
-// are weighed by their own untraced ones, the others by the rest.
+// are weighed by their own untraced ones, the others by the rest
+// (Looked.untracedStrata); a place every flow crosses is no stratum.
 func WeighBack(traced []FlowTrace, u Untraced, looked *Looked) Sample {
+	if looked != nil && looked.everywhere(traced, u) {
+		looked = nil
+	}
 	var in, out []FlowTrace
 	for _, f := range traced {
 		if looked.crossed(f) {
@@ -222,22 +226,19 @@ func WeighBack(traced []FlowTrace, u Untraced, looked *Looked) Sample {
 		}
 	}
 	inN, outN := stateCount(in), stateCount(out)
-	var inU Untraced // none without a look: every flow is of the rest
-	if looked != nil {
-		inU = looked.Untraced
-	}
-	outU := Untraced{OK: u.OK - inU.OK, Fail: u.Fail - inU.Fail, Flaky: u.Flaky - inU.Flaky}
+	inU, outU := looked.untracedStrata(u)
 	// Untraced flows of a state no traced flow of their stratum has are
 	// weighed by the other's.
+	all := inU.plus(outU)
 	if inN.Fail == 0 {
-		inU.Fail, outU.Fail = 0, u.Fail
+		inU.fail, outU.fail = 0, all.fail
 	} else if outN.Fail == 0 {
-		inU.Fail, outU.Fail = u.Fail, 0
+		inU.fail, outU.fail = all.fail, 0
 	}
 	if inN.OK == 0 {
-		inU.OK, outU.OK = 0, u.OK
+		inU.ok, outU.ok = 0, all.ok
 	} else if outN.OK == 0 {
-		inU.OK, outU.OK = u.OK, 0
+		inU.ok, outU.ok = all.ok, 0
 	}
 	var s Sample
 	s.Fail, s.OK = weighStratum(outN, outU)

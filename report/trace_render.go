@@ -111,6 +111,10 @@ type lookedJSON struct {
 	TTL      int          `json:"ttl"`
 	Addrs    []string     `json:"addrs"`
 	Untraced untracedJSON `json:"untraced"`
+	// Picked and Unseen (Looked's): absent in traces recorded before
+	// they were counted.
+	Picked *int          `json:"picked,omitempty"`
+	Unseen *untracedJSON `json:"unseen,omitempty"`
 }
 
 type untracedJSON struct {
@@ -319,6 +323,9 @@ func traceJSON(t Trace) traceDoc {
 	}
 	if l := t.Looked; l != nil {
 		doc.Looked = &lookedJSON{TTL: l.TTL, Addrs: make([]string, len(l.Addrs)), Untraced: untracedJSON(l.Untraced)}
+		if u := l.Unseen; u != nil {
+			doc.Looked.Picked, doc.Looked.Unseen = &l.Picked, (*untracedJSON)(u)
+		}
 		for i, a := range l.Addrs {
 			doc.Looked.Addrs[i] = a.String()
 		}

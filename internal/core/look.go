@@ -17,20 +17,15 @@ const lookRepeat = probe.MaxRepeats / 2
 // look takes the diagnosis's second look (report.Look): it probes every
 // untraced flow at the look's TTL, traces hop by hop up to Flows of those
 // that cross its place, spread over the range, and probes their
-// rate-limited holes again. It returns the traced flows with them, sorted
+// rate-limited holes again. It counts the flows that gave no answer at
+// that TTL apart: a rate-limited router there leaves most unseen, not
+// elsewhere. It returns the traced flows with them, sorted
 // by source port, and the retries with theirs added.
 func (t *tracer) look(c *collector, l report.Look, e2e []hash.Judged, retried *report.Retried, maxTTL int) ([]hash.Judged, *report.Retried, bool, error) {
 	if stopped, err := t.send(c, glimpse(t.rest, l.TTL, t.cfg.HopProbes, t.rng)); err != nil || stopped {
 		return e2e, retried, stopped, err
 	}
-	var crossing, rest []hash.Judged
-	for _, j := range t.rest {
-		if l.CrossedBy(c.hops.Path(j.Tuple.SrcPort)) {
-			crossing = append(crossing, j)
-		} else {
-			rest = append(rest, j)
-		}
-	}
+	crossing, rest, unseen := byPlace(t.rest, l, c.hops.Path)
 	traced := spread(crossing, max(t.cfg.Flows, 1))
 	picked := map[uint16]bool{}
 	for _, j := range traced {
@@ -38,7 +33,8 @@ func (t *tracer) look(c *collector, l report.Look, e2e []hash.Judged, retried *r
 	}
 	left := slices.DeleteFunc(slices.Clone(crossing), func(j hash.Judged) bool { return picked[j.Tuple.SrcPort] })
 	t.rest = append(rest, left...)
-	t.looked = &report.Looked{Look: l, Untraced: countStates(left)}
+	seen := countStates(unseen)
+	t.looked = &report.Looked{Look: l, Untraced: countStates(left), Picked: len(traced), Unseen: &seen}
 	if len(traced) == 0 {
 		return e2e, retried, false, nil
 	}
@@ -55,6 +51,24 @@ func (t *tracer) look(c *collector, l report.Look, e2e []hash.Judged, retried *r
 	}
 	more, stopped, err := t.retry(c, traced)
 	return e2e, addRetried(retried, more), stopped, err
+}
+
+// byPlace splits flows by what their paths showed at the look's TTL: those
+// that answered from its place (crossing), and the rest, of which those
+// that gave no answer there at all (unseen).
+func byPlace(flows []hash.Judged, l report.Look, path func(sport uint16) []report.TraceHop) (crossing, rest, unseen []hash.Judged) {
+	for _, j := range flows {
+		switch p := path(j.Tuple.SrcPort); {
+		case l.CrossedBy(p):
+			crossing = append(crossing, j)
+		case l.TTL > len(p) || !p[l.TTL-1].Addr.IsValid():
+			unseen = append(unseen, j)
+			rest = append(rest, j)
+		default:
+			rest = append(rest, j)
+		}
+	}
+	return crossing, rest, unseen
 }
 
 // glimpse is the look's probes: every flow at one TTL, perHop times, the

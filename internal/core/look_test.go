@@ -3,6 +3,8 @@ package core
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"slices"
 	"testing"
 	"testing/synctest"
 
@@ -30,13 +32,15 @@ func (f *fabric) place(sport uint16, ttl int) string {
 // HopProbes, the bound --max-probes and the responder's budget count with.
 func TestTraceSecondLook(t *testing.T) {
 	for _, c := range []struct {
-		fault string
-		flows int
-		look  bool
-	}{{"blackhole-fwd", 4, true}, {"blackhole-fwd", 40, true}, {"blackhole-ret", 4, false}} {
-		t.Run(fmt.Sprintf("%s-%d", c.fault, c.flows), func(t *testing.T) {
+		fault   string
+		flows   int
+		look    bool
+		limited bool
+	}{{"blackhole-fwd", 4, true, false}, {"blackhole-fwd", 40, true, false}, {"blackhole-ret", 4, false, false}, {"blackhole-fwd", 4, true, true}} {
+		t.Run(fmt.Sprintf("%s-%d-limited-%v", c.fault, c.flows, c.limited), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFabric(4, 1, c.fault)
+				f.rateLimited = c.limited
 				cfg := traceConfig(128)
 				cfg.Flows = c.flows
 				tr, err := Trace(context.Background(), cfg, testEnv(f))
@@ -62,8 +66,9 @@ func TestTraceSecondLook(t *testing.T) {
 	}
 }
 
-// checkLook checks a look against the fabric's paths: every untraced flow
-// crossing its place was seen, and Flows of them were traced.
+// checkLook checks a look against the fabric's paths: the untraced flows
+// crossing its place were seen or counted unseen, and Flows of them were
+// traced (without a rate limit: all were seen).
 func checkLook(t *testing.T, f *fabric, cfg TraceConfig, tr report.Trace) {
 	t.Helper()
 	l := tr.Looked
@@ -84,11 +89,57 @@ func checkLook(t *testing.T, f *fabric, cfg TraceConfig, tr report.Trace) {
 			left++
 		}
 	}
-	if got := l.Untraced.OK + l.Untraced.Fail + l.Untraced.Flaky; got != left || len(l.Addrs) != 1 {
+	if got := l.Untraced.OK + l.Untraced.Fail + l.Untraced.Flaky; got > left || len(l.Addrs) != 1 {
 		t.Errorf("look %+v: %d left untraced crossing it, the fabric says %d", l, got, left)
 	}
+	// r1 is every flow's first hop: each untraced flow the look did not
+	// see crossing it, it did not see at all; unseen and left add up to
+	// the fabric's. Without a rate limit it sees every one.
+	if u := tr.Untraced; l.Unseen == nil || l.Untraced.OK+l.Unseen.OK != u.OK || l.Untraced.Fail+l.Unseen.Fail != u.Fail ||
+		(!f.rateLimited && *l.Unseen != report.Untraced{}) {
+		t.Errorf("look %+v (unseen %v) with %+v untraced, want every one left or unseen, none unseen without a rate limit", l, l.Unseen, u)
+	}
 	bound := TracedBound(cfg.TraceOptions, len(cfg.Ports))
-	if want := min(bound+cfg.Flows, len(cfg.Ports)); len(tr.Flows) != want || crossed < want-bound {
+	if l.Picked != len(tr.Flows)-bound {
+		t.Errorf("look picked %d, %d traced beyond the first pick's %d", l.Picked, len(tr.Flows)-bound, bound)
+	}
+	// A rate-limited r1 answers the look's probes of a few flows at most.
+	if want := min(bound+cfg.Flows, len(cfg.Ports)); !f.rateLimited && (len(tr.Flows) != want || crossed < want-bound) {
 		t.Errorf("%d flows traced, %d of them crossing %v at TTL %d; want %d, at least %d crossing", len(tr.Flows), crossed, l.Addrs, l.TTL, want, want-bound)
+	}
+}
+
+// byPlace: a flow that answered from the place crosses it, one that
+// answered elsewhere or was silent there is of the rest, and only the
+// silent ones (or those never probed that far) are unseen.
+func TestByPlace(t *testing.T) {
+	pA, pB := netip.MustParseAddr("198.19.1.2"), netip.MustParseAddr("198.19.2.2")
+	paths := map[uint16][]report.TraceHop{
+		1: {{TTL: 1, Addr: r1}, {TTL: 2, Addr: pA}},
+		2: {{TTL: 1, Addr: r1}, {TTL: 2, Addr: pB}},
+		3: {{TTL: 1, Addr: r1}, {TTL: 2}},
+		4: {{TTL: 1, Addr: r1}},
+		5: {{TTL: 1}, {TTL: 2, Addr: pB, Others: []netip.Addr{pA}}},
+	}
+	var flows []hash.Judged
+	for sp := range uint16(5) {
+		flows = append(flows, hash.Judged{FlowStats: hash.FlowStats{Tuple: hash.FiveTuple{SrcPort: sp + 1}}})
+	}
+	crossing, rest, unseen := byPlace(flows, report.Look{TTL: 2, Addrs: []netip.Addr{pA}}, func(sp uint16) []report.TraceHop { return paths[sp] })
+	ports := func(js []hash.Judged) []uint16 {
+		var out []uint16
+		for _, j := range js {
+			out = append(out, j.Tuple.SrcPort)
+		}
+		return out
+	}
+	if got := ports(crossing); !slices.Equal(got, []uint16{1, 5}) {
+		t.Errorf("crossing %v, want 1 and 5", got)
+	}
+	if got := ports(rest); !slices.Equal(got, []uint16{2, 3, 4}) {
+		t.Errorf("rest %v, want 2, 3 and 4", got)
+	}
+	if got := ports(unseen); !slices.Equal(got, []uint16{3, 4}) {
+		t.Errorf("unseen %v, want 3 and 4", got)
 	}
 }
