@@ -163,6 +163,9 @@ type Retried struct {
 	TTLs                    []int
 	Holes                   int
 	Rounds, Probes, Answers int
+	// Longer: the diagnosis could not decide when the patience was spent,
+	// so the first pass's holes were probed again for as long again.
+	Longer bool
 }
 
 // Trace is everything a renderer needs about one trace run.

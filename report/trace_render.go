@@ -160,6 +160,7 @@ type retriedJSON struct {
 	Rounds  int   `json:"rounds"`
 	Probes  int   `json:"probes"`
 	Answers int   `json:"answers"`
+	Longer  bool  `json:"longer,omitempty"`
 }
 
 type idSampleJSON struct {
@@ -425,7 +426,7 @@ func hopsJSON(hops []TraceHop, origin time.Time) []traceHopJSON {
 }
 
 func retriedDoc(r Retried) *retriedJSON {
-	return &retriedJSON{TTLs: r.TTLs, Holes: r.Holes, Rounds: r.Rounds, Probes: r.Probes, Answers: r.Answers}
+	return &retriedJSON{TTLs: r.TTLs, Holes: r.Holes, Rounds: r.Rounds, Probes: r.Probes, Answers: r.Answers, Longer: r.Longer}
 }
 
 func returnPathsDoc(rp *ReturnPaths) *returnPathsJSON {
@@ -730,7 +731,11 @@ func retriedText(r Retried) string {
 	if r.Rounds == 0 {
 		return found + "their " + hops + " were not probed again (--patience 0), and silence there says little"
 	}
-	return found + fmt.Sprintf("%s probed again in %d %s a second apart: %d answered. Silence there says little (more --patience, "+
+	longer := ""
+	if r.Longer {
+		longer = ", for as long again when the first rounds could not decide"
+	}
+	return found + fmt.Sprintf("%s probed again in %d %s a second apart%s: %d answered. Silence there says little (more --patience, "+
 		"fewer flows, or a higher net.ipv4.icmp_ratelimit on the routers tells more)",
-		hops, r.Rounds, plural(r.Rounds, "round", "rounds"), r.Answers)
+		hops, r.Rounds, plural(r.Rounds, "round", "rounds"), longer, r.Answers)
 }

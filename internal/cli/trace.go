@@ -36,7 +36,7 @@ func (f *traceFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&f.maxTTL, "max-ttl", 16, "largest TTL to probe (the trace stops early at the target's distance)")
 	fl.IntVar(&f.hopProbes, "hop-probes", 2, "TTL-limited probes per flow and TTL")
 	fl.DurationVar(&f.patience, "patience", 10*time.Second,
-		"how long to probe again, a round a second, the silent hops of routers that rate-limit their ICMP errors (Linux: a burst of 6, then one a second), and with --responder the return paths' (up to 10s); 0: never")
+		"how long to probe again, a round a second, the silent hops of routers that rate-limit their ICMP errors (Linux: a burst of 6, then one a second): after the first pass, for a second look's flows, and once more while the diagnosis is unknown; with --responder the return paths' too (up to 10s); 0: never")
 	fl.IntVar(&f.flows, "flows", core.DefaultTracedFlows,
 		"flows traced hop by hop once every one is classified end to end: every failing one up to N, a quarter as many flaky, and healthy ones for contrast up to 2N+N/4 in all, then up to N more through the router a forward verdict rests on (a second look); 0: every flow")
 }

@@ -19,11 +19,11 @@ const lookRepeat = probe.MaxRepeats / 2
 // that cross its place, spread over the range, and probes their
 // rate-limited holes again. It counts the flows that gave no answer at
 // that TTL apart: a rate-limited router there leaves most unseen, not
-// elsewhere. It returns the traced flows with them, sorted
-// by source port, and the retries with theirs added.
-func (t *tracer) look(c *collector, l report.Look, e2e []hash.Judged, retried *report.Retried, maxTTL int) ([]hash.Judged, *report.Retried, bool, error) {
+// elsewhere. It returns the traced flows with them, sorted by source
+// port, and their retries.
+func (t *tracer) look(c *collector, l report.Look, e2e []hash.Judged, maxTTL int) ([]hash.Judged, *report.Retried, bool, error) {
 	if stopped, err := t.send(c, glimpse(t.rest, l.TTL, t.cfg.HopProbes, t.rng)); err != nil || stopped {
-		return e2e, retried, stopped, err
+		return e2e, nil, stopped, err
 	}
 	crossing, rest, unseen := byPlace(t.rest, l, c.hops.Path)
 	traced := spread(crossing, max(t.cfg.Flows, 1))
@@ -36,7 +36,7 @@ func (t *tracer) look(c *collector, l report.Look, e2e []hash.Judged, retried *r
 	seen := countStates(unseen)
 	t.looked = &report.Looked{Look: l, Untraced: countStates(left), Picked: len(traced), Unseen: &seen}
 	if len(traced) == 0 {
-		return e2e, retried, false, nil
+		return e2e, nil, false, nil
 	}
 	// The traced flows join the trace before they are probed: cut short,
 	// it shows what they got, and the counts still add up.
@@ -47,10 +47,10 @@ func (t *tracer) look(c *collector, l report.Look, e2e []hash.Judged, retried *r
 		tuples[i] = j.Tuple
 	}
 	if stopped, err := t.send(c, probe.NewTraceRounds(tuples, maxTTL, t.cfg.HopProbes, t.rng)); err != nil || stopped {
-		return e2e, retried, stopped, err
+		return e2e, nil, stopped, err
 	}
-	more, stopped, err := t.retry(c, traced)
-	return e2e, addRetried(retried, more), stopped, err
+	retried, stopped, err := t.retry(c, traced)
+	return e2e, retried, stopped, err
 }
 
 // byPlace splits flows by what their paths showed at the look's TTL: those
@@ -90,7 +90,8 @@ func (t *tracer) send(c *collector, src probe.Source) (bool, error) {
 	return stopped, err
 }
 
-// addRetried adds the second look's retries to the first pass's.
+// addRetried adds the second look's retries to the first pass's (nil
+// when there were none).
 func addRetried(a, b *report.Retried) *report.Retried {
 	switch {
 	case a == nil:

@@ -89,6 +89,9 @@ type tracer struct {
 	arrived map[uint16]bool
 	rest    []hash.Judged
 	looked  *report.Looked
+	// plan is the first pass's retries (internal/retry), kept for
+	// listenLonger; nil without rate limits or patience.
+	plan *retry.Plan
 	// two is the run's registration with the target's responder, which
 	// traces the return paths; nil without one.
 	two *twoEnded
@@ -116,13 +119,10 @@ func (t *tracer) hops(target netip.AddrPort, src netip.Addr, e2e []hash.Judged, 
 	c := newCollector()
 	interrupted := false
 	if len(tuples) > 0 {
-		src := probe.NewTraceRounds(tuples, maxTTL, t.cfg.HopProbes, t.rng)
-		st, stopped, err := t.set.run(t.ctx, src, t.cfg.Probing, c, t.env)
-		if err != nil {
+		var err error
+		if interrupted, err = t.send(c, probe.NewTraceRounds(tuples, maxTTL, t.cfg.HopProbes, t.rng)); err != nil {
 			return report.Trace{}, err
 		}
-		t.stats.Add(st)
-		interrupted = stopped
 	}
 	var retried *report.Retried
 	if !interrupted {
@@ -131,19 +131,37 @@ func (t *tracer) hops(target netip.AddrPort, src netip.Addr, e2e []hash.Judged, 
 			return report.Trace{}, err
 		}
 	}
-	tr := t.report(target, src, e2e, c.hops)
-	if l := tr.Diagnosis.Look; l != nil && !interrupted && len(t.rest) > 0 {
-		var err error
-		if e2e, retried, interrupted, err = t.look(c, *l, e2e, retried, maxTTL); err != nil {
-			return report.Trace{}, err
-		}
-		tr = t.report(target, src, e2e, c.hops)
+	tr, looked, interrupted, err := t.decide(c, target, src, e2e, maxTTL, interrupted)
+	if err != nil {
+		return report.Trace{}, err
 	}
-	tr.MaxTTL, tr.Interrupted, tr.Retried = maxTTL, interrupted, retried
+	tr.MaxTTL, tr.Interrupted, tr.Retried = maxTTL, interrupted, addRetried(retried, looked)
 	if !interrupted {
 		t.traceBack(&tr)
 	}
 	return tr, nil
+}
+
+// decide diagnoses the trace, then takes the second look the diagnosis
+// asks for and listens longer while it cannot decide (listenLonger), each
+// followed by the diagnosis again; unless interrupted, then or before.
+// looked is the second look's flows' retries.
+func (t *tracer) decide(c *collector, target netip.AddrPort, src netip.Addr, e2e []hash.Judged, maxTTL int, interrupted bool) (tr report.Trace, looked *report.Retried, _ bool, err error) {
+	tr = t.report(target, src, e2e, c.hops)
+	if l := tr.Diagnosis.Look; l != nil && !interrupted && len(t.rest) > 0 {
+		if e2e, looked, interrupted, err = t.look(c, *l, e2e, maxTTL); err != nil {
+			return tr, nil, false, err
+		}
+		tr = t.report(target, src, e2e, c.hops)
+	}
+	if tr.Diagnosis.Direction != report.DirectionUnknown || interrupted {
+		return tr, looked, interrupted, nil
+	}
+	more, stopped, err := t.listenLonger(c)
+	if more && err == nil {
+		tr, interrupted = t.report(target, src, e2e, c.hops), stopped
+	}
+	return tr, looked, interrupted, err
 }
 
 // retry probes the silent hops of rate-limited routers again, a round a
@@ -161,16 +179,38 @@ func (t *tracer) retry(c *collector, e2e []hash.Judged) (*report.Retried, bool, 
 	case t.cfg.Patience <= 0:
 		return &plan.Retried, false, nil // found, and said so, but not probed again
 	}
-	send := func(probes probe.List) (bool, error) {
-		st, stopped, err := t.set.run(t.ctx, probes, t.cfg.Probing, c, t.env)
-		t.stats.Add(st)
-		return stopped, err
+	if t.plan == nil {
+		t.plan = plan // the first pass's: listenLonger may take it up again
 	}
-	interrupted, err := plan.Run(t.ctx, t.env.clock(), t.cfg.Patience, t.cfg.HopProbes, send, c.hops.Answered)
+	interrupted, err := t.runPlan(c, plan, t.cfg.HopProbes)
 	if err != nil {
 		return nil, false, err
 	}
 	return &plan.Retried, interrupted, nil
+}
+
+// runPlan probes a retry plan's rounds for a patience, the first round's
+// probes numbered from repeat on.
+func (t *tracer) runPlan(c *collector, plan *retry.Plan, repeat int) (bool, error) {
+	send := func(probes probe.List) (bool, error) { return t.send(c, probes) }
+	return plan.Run(t.ctx, t.env.clock(), t.cfg.Patience, repeat, send, c.hops.Answered)
+}
+
+// listenLonger takes the first pass's retries up again, for as long
+// again, where the diagnosis cannot decide (unknown): under rate limits
+// the silences that tell a forward fault from a return one come at one a
+// second per router, and the holes left when the patience ran out are
+// where a decision lies. Once. more is false when nothing was left to
+// probe (no rate limit, or every hole answered or given up).
+func (t *tracer) listenLonger(c *collector) (more, interrupted bool, err error) {
+	p := t.plan
+	if p == nil || p.Done() {
+		return false, false, nil
+	}
+	p.Retried.Longer = true
+	// Its rounds go on numbering where they stopped.
+	interrupted, err = t.runPlan(c, p, t.cfg.HopProbes+p.Retried.Rounds)
+	return true, interrupted, err
 }
 
 // report assembles, buckets and diagnoses. Flows none of whose probes

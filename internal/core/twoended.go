@@ -111,9 +111,14 @@ func arrivals(t *report.TwoEnded, ports []uint16) map[uint16]bool {
 // traceBudget is how long the responder should watch a trace's flows, and
 // have for tracing some back.
 func traceBudget(cfg TraceConfig) time.Duration {
-	d := watchBudget(len(cfg.Ports)*max(cfg.Count, 1)+HopProbes(cfg.TraceOptions, len(cfg.Ports)), cfg.Probing) + 2*cfg.Patience + reverseBudget(cfg.TraceOptions, cfg.Probing)
+	d := watchBudget(len(cfg.Ports)*max(cfg.Count, 1)+HopProbes(cfg.TraceOptions, len(cfg.Ports)), cfg.Probing) + retryBudget(cfg.TraceOptions) + reverseBudget(cfg.TraceOptions, cfg.Probing)
 	return min(d, responder.DefaultMaxDuration)
 }
+
+// retryBudget is the time a trace may spend probing rate-limited holes
+// again: a patience after the first pass, one for a second look's flows,
+// and one more when the diagnosis cannot decide (listenLonger).
+func retryBudget(o TraceOptions) time.Duration { return 3 * max(o.Patience, 0) }
 
 // reverseBudget is the time the responder's return-path traces may take at
 // its default probe rate.
@@ -142,7 +147,7 @@ func sweepBudget(cfg SweepConfig) time.Duration {
 	}
 	d := watchBudget(probes, cfg.Probing)
 	if cfg.Trace != nil {
-		d += watchBudget(64*cfg.Trace.MaxTTL*cfg.Trace.HopProbes, cfg.Probing) + cfg.Trace.Patience + reverseBudget(*cfg.Trace, cfg.Probing)
+		d += watchBudget(64*cfg.Trace.MaxTTL*cfg.Trace.HopProbes, cfg.Probing) + retryBudget(*cfg.Trace) + reverseBudget(*cfg.Trace, cfg.Probing)
 	}
 	return min(d, responder.DefaultMaxDuration)
 }
