@@ -157,6 +157,9 @@ type analysis struct {
 	// watched: a responder at the target watched the flows, and traces
 	// the return paths itself (no need to tell the user how).
 	watched bool
+	// first is a node of the one router that answers at TTL 1 (asRouter);
+	// nil where none or several do.
+	first *pnode
 }
 
 func newAnalysis(flows []FlowTrace) *analysis {
@@ -182,11 +185,31 @@ func newAnalysis(flows []FlowTrace) *analysis {
 		}
 	}
 	a.groupRouters()
+	a.first = a.firstHop()
 	a.rateLimited = map[int]bool{}
 	for _, t := range RateLimitedTTLs(fs) {
 		a.rateLimited[t] = true
 	}
 	return a
+}
+
+// firstHop is a node of the one router that every answer at TTL 1 comes
+// from (grouped as routers); nil where no flow or several routers answer
+// there.
+func (a *analysis) firstHop() *pnode {
+	var first *pnode
+	for _, p := range a.paths {
+		if len(p) < 2 || !p[1].answered() {
+			continue
+		}
+		switch {
+		case first == nil:
+			first = &p[1]
+		case a.routerOf(first.addr) != a.routerOf(p[1].addr):
+			return nil
+		}
+	}
+	return first
 }
 
 // unionFind over addresses; the class representative is chosen later.

@@ -894,3 +894,41 @@ func TestDiagnoseSpreadReturn(t *testing.T) {
 		t.Errorf("failures concentrated behind one member: %s", describe(d))
 	}
 }
+
+// TestSilenceAtTheOneFirstHop: r1, every flow's first hop, rate-limits
+// its errors (it answers one of three probes, and some flows not at all);
+// a flow it left unanswered still crossed it, so the failing flows silent
+// there die after r1 with the others: one fault right after r1, not a
+// second place after a silent hop of their own.
+func TestSilenceAtTheOneFirstHop(t *testing.T) {
+	const r1, p1, p2, p3 = "198.18.255.1", "198.18.255.11", "198.18.255.12", "198.18.255.13"
+	var flows []FlowTrace
+	sport := uint16(1)
+	first := func(i int) string {
+		if i%3 == 0 {
+			return "*"
+		}
+		return r1
+	}
+	for i := range 24 {
+		flows = append(flows, flowOf(sport, hash.StateOK, first(i), []string{p1, p2, p3}[i%3], "="))
+		sport++
+	}
+	for i := range 8 {
+		flows = append(flows, flowOf(sport, hash.StateFail, first(i), "*", "*"))
+		sport++
+	}
+	for i := range flows {
+		if h := &flows[i].Hops[0]; h.Addr.IsValid() {
+			h.Answers = 1
+		}
+	}
+	if got := RateLimitedTTLs(flows); !slices.Equal(got, []int{1}) {
+		t.Fatalf("rate-limited TTLs %v, want r1's", got)
+	}
+	d := Diagnose(flows)
+	h := d.Hypotheses[0]
+	if d.Direction != DirectionForward || h.Kind != HypNextHop || h.Addr != netip.MustParseAddr(r1) || h.Silent || h.Explains != 8 || h.And != nil {
+		t.Fatalf("%s: %+v; want one fault right after r1 explaining all 8", describe(d), h)
+	}
+}

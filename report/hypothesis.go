@@ -701,7 +701,7 @@ func (a *analysis) forwardCandidates(e *evidence) []*candidate {
 			}
 			key := "after " + a.nodeKey(p[t]) + "@" + strconv.Itoa(t)
 			if byKey[key] == nil {
-				c := a.afterCandidate(e, p[t], t)
+				c := a.afterCandidate(e, a.asRouter(p[t]), t)
 				byKey[key] = c
 				out = append(out, c)
 			}
@@ -710,8 +710,8 @@ func (a *analysis) forwardCandidates(e *evidence) []*candidate {
 					stageBehind[t] = map[string]netip.Addr{}
 				}
 				addr := netip.Addr{}
-				if p[t].answered() {
-					addr = a.routerOf(p[t].addr)
+				if n := a.asRouter(p[t]); n.answered() {
+					addr = a.routerOf(n.addr)
 				}
 				stageBehind[t][a.nodeKey(p[t])] = addr
 			}
@@ -735,12 +735,26 @@ func (a *analysis) forwardCandidates(e *evidence) []*candidate {
 	return append(out, a.explicitCandidates(e)...)
 }
 
-// nodeKey names a node by router: a silent node by its own id.
+// nodeKey names a node by router: a silent node by its own id, but a
+// silence at the first hop by the one router there (asRouter).
 func (a *analysis) nodeKey(n pnode) string {
+	n = a.asRouter(n)
 	if n.answered() {
 		return a.routerOf(n.addr).String()
 	}
 	return n.id
+}
+
+// asRouter is the one first hop's node for a flow silent at TTL 1 where
+// one router answers every flow there that gets an answer (firstHop):
+// every flow leaves the host by it, so that silence is that router's (a
+// rate-limited answer, most often; it answers each flow only so often),
+// not a hop of a path of its own. Other nodes are themselves.
+func (a *analysis) asRouter(n pnode) pnode {
+	if n.ttl == 1 && !n.answered() && !n.reached && a.first != nil {
+		return *a.first
+	}
+	return n
 }
 
 // afterCandidate: the fault is right after node n at position t.

@@ -115,7 +115,7 @@ var knownMisses = map[string]string{
 	"w9x0-s482601944-outgoing-flow-link-oneway-r2-p7-ratelimit1000":                         "unknown",
 	"w6x0-s3881208320-outgoing-flow-link-oneway-r2-p2-ratelimit1000":                        "unknown",
 	"w2x4-s738947519-inbound-fixed-blackhole-ret-p2-silent-r2-ipid-shared-ratelimit1000":    "unknown",
-	"w3x5-s3674725687-router-id-fixed-blackhole-fwd-q3-silent-p3-ipid-shared-ratelimit1000": "unknown",
+	"w3x5-s3674725687-router-id-fixed-blackhole-fwd-q3-silent-p3-ipid-shared-ratelimit1000": "forward, first suspect r1",
 	"w2x3-s1498706903-router-id-flow-link-drop-p1-q2-ipid-shared-ratelimit1000":             "return, want forward",
 	"w3x4-s2508799370-outgoing-fixed-link-drop-p2-q3-ratelimit1000":                         "return, want forward",
 	// Seed 31337, a draw none of the diagnosis was developed on (with its
@@ -171,9 +171,9 @@ var knownMisses = map[string]string{
 	"w16x0-s2182046965-inbound-flow-link-drop-r1-p1-silent-p8-ratelimit0-v6":             "return, want forward",
 	"w4x0-s2285585303-inbound-fixed-link-drop-r1-p2-silent-p1-ipid-shared-ratelimit1000": "return, want forward",
 	"w4x5-s2865553107-outgoing-fixed-link-drop-p4-q1-ratelimit1000-v6":                   "return, want forward",
-	"w5x4-s533957927-router-id-flow-link-drop-p3-q3-silent-p3-ipid-shared-ratelimit1000": "return, want forward",
+	"w5x4-s533957927-router-id-flow-link-drop-p3-q3-silent-p3-ipid-shared-ratelimit1000": "forward, first suspect r1",
 	"w6x3-s2664792735-inbound-flow-link-drop-p4-q3-ratelimit1000-silent-r1-v6":           "return, want forward",
-	"w4x4-s804905387-router-id-fixed-link-drop-p3-q2-silent-q3-ratelimit1000-v6":         "forward, first suspect r1",
+	"w4x4-s804905387-router-id-fixed-link-drop-p3-q2-silent-q3-ratelimit1000-v6":         "return, want forward",
 	// Seed 20261202, never drawn before, measured before it was read: a
 	// return blackhole among fifteen (twice), a link dead toward the
 	// client at the last router, a SYN-ACK dropper behind a silent r2, and
@@ -247,7 +247,8 @@ var knownMisses = map[string]string{
 	// second look: five return faults called forward (one without a rate
 	// limit: a link dead toward p10, five failing flows through p7, a
 	// forward fault after p7 plus the return one), three unknown, a link
-	// dead both ways called return.
+	// dead both ways called return (right since a flow silent at TTL 1
+	// crosses the one first hop that answers there).
 	"w10x0-s1013891216-router-id-fixed-link-oneway-r2-p10-silent-r2-ratelimit0-v6":               "forward, want return",
 	"w11x0-s4091378251-outgoing-flow-link-oneway-r2-p5-ipid-shared-ratelimit1000":                "forward, want return",
 	"w2x0-s3778587206-outgoing-flow-link-oneway-r2-p1-ratelimit1000":                             "unknown",
@@ -255,7 +256,6 @@ var knownMisses = map[string]string{
 	"w2x5-s2834226755-inbound-fixed-drop-synack-q4-ratelimit1000-v6":                             "forward, want return",
 	"w2x5-s314946784-inbound-fixed-drop-synack-p2-silent-r2-ratelimit0-v6":                       "unknown",
 	"w4x4-s729070595-router-id-fixed-blackhole-ret-q2-ipid-shared-ratelimit1000":                 "forward, want return",
-	"w4x6-s366966182-outgoing-fixed-link-drop-p4-q1-ratelimit1000":                               "return, want forward",
 	"w8x0-s2569437946-inbound-flow-link-oneway-r2-p5-ratelimit1000-v6":                           "unknown",
 	// Seed 7070 again (-look) with the second look: three of those come
 	// out right (the link toward p10, the return blackhole at q2, the link
@@ -276,9 +276,10 @@ var knownMisses = map[string]string{
 	// return (two), a forward blackhole at p2 behind a silent p3 called
 	// return at 5 to 1, a link dead toward the client called forward, one
 	// behind a silent r1 unknown, and a link dead both ways behind silent
-	// r1 and r2 whose first suspect is after no named router.
+	// r1 and r2 whose first suspect is after no named router. (The forward
+	// blackhole came right when a flow silent at TTL 1 came to cross the
+	// one first hop that answers there, firstHop.)
 	"w2x0-s2147342339-router-id-fixed-link-drop-r1-p1-ipid-shared-ratelimit1000":       "return, want forward",
-	"w3x0-s516444090-router-id-fixed-blackhole-fwd-p2-silent-p3-ratelimit1000":         "return, want forward",
 	"w3x6-s1978465382-inbound-flow-link-oneway-q3-p2-ratelimit1000":                    "forward, want return",
 	"w4x0-s1509130590-outgoing-flow-link-oneway-r2-p1-ratelimit1000-silent-r1-v6":      "unknown",
 	"w4x2-s919405774-outgoing-fixed-link-drop-p2-q1-silent-r2-ratelimit1000-silent-r1": "forward, first suspect unnamed",
@@ -308,14 +309,14 @@ var knownMisses = map[string]string{
 	// half) as well: unknown, three times, none of them rate-limited;
 	// rate-limited, links dead both ways called return (two), a return
 	// blackhole behind a silent p called forward, and a link dead both
-	// ways whose first suspect is the first hop.
+	// ways whose first suspect is the first hop (right since a flow silent
+	// at TTL 1 crosses the one first hop that answers there).
 	"w2x5-s1423278500-router-id-fixed-blackhole-ret-p2-ratelimit0":                      "unknown",
 	"w2x5-s3045645740-outgoing-flow-drop-synack-p2-silent-r2-ratelimit0-silent-r1-v6":   "unknown",
 	"w2x3-s1106154093-inbound-flow-link-oneway-q3-p2-silent-p1-ratelimit0-silent-r1-v6": "unknown",
 	"w2x2-s240288010-inbound-flow-link-drop-p1-q2-ratelimit1000":                        "return, want forward",
 	"w2x4-s1140487611-router-id-fixed-link-drop-p1-q2-ipid-shared-ratelimit1000":        "return, want forward",
 	"w14x0-s3051674995-inbound-flow-blackhole-ret-p14-silent-p9-ratelimit1000-v6":       "forward, want return",
-	"w5x5-s2160207575-outgoing-fixed-link-drop-p3-q3-ipid-shared-ratelimit1000":         "first suspect r1, want q3 or p3",
 	// Seed 11111, never drawn before, measured before it was read (with
 	// the retries' whole turn): no direction wrong, four unknown. Three
 	// return faults of one tier, routers erring from the outgoing
@@ -362,10 +363,10 @@ var knownMisses = map[string]string{
 	// dead toward the client beside a silent p6, both called forward. A
 	// link dead both ways behind a silent q1 lost its first suspect (the
 	// flows the look did not see, weighed as crossing p1, moved its share).
+	// The SYN-ACK dropper and the link toward the client came right once a
+	// flow silent at TTL 1 crossed the one first hop that answers there.
 	"w4x0-s3122565666-router-id-flow-link-drop-r1-p4-silent-p2-ratelimit1000-unseen":            "unknown",
-	"w2x4-s1137236009-router-id-fixed-drop-synack-p1-silent-q1-ratelimit1000-v6-unseen":         "forward, want return",
 	"w3x3-s2343777149-router-id-flow-blackhole-ret-q2-ratelimit1000-silent-r1-v6-unseen":        "forward, want return",
-	"w8x0-s1025616202-outgoing-fixed-link-oneway-r2-p7-silent-p6-ratelimit1000-v6-unseen":       "forward, want return",
 	"w4x5-s40260651-router-id-fixed-link-drop-p1-q3-silent-q1-ipid-shared-ratelimit1000-unseen": "first suspect unnamed",
 }
 
