@@ -932,3 +932,26 @@ func TestSilenceAtTheOneFirstHop(t *testing.T) {
 		t.Fatalf("%s: %+v; want one fault right after r1 explaining all 8", describe(d), h)
 	}
 }
+
+// TestReturnMemberOfASilentStage: the second tier answers no flow (q1
+// silent by configuration, q2 losing the answers and its own errors with
+// them), and the failing half go silent where r2's errors ride q2 back.
+// A member of that stage losing the answers fits them as well as an
+// unseen member beside r2 does: not a forward verdict.
+func TestReturnMemberOfASilentStage(t *testing.T) {
+	const r1, p1, p2, r2 = "198.18.255.1", "198.18.255.11", "198.18.255.12", "198.18.255.99"
+	var flows []FlowTrace
+	for i := range 32 {
+		p := []string{p1, p2}[i%2]
+		if i%4 < 2 {
+			flows = append(flows, flowOf(uint16(i+1), hash.StateOK, r1, p, "*", r2, "="))
+		} else {
+			flows = append(flows, flowOf(uint16(i+1), hash.StateFail, r1, p, "*", "*", "*"))
+		}
+	}
+	d := Diagnose(flows)
+	found := slices.ContainsFunc(d.Hypotheses, func(h Hypothesis) bool { return h.Kind == HypReturnMember && h.TTL == 3 })
+	if d.Direction == DirectionForward || !found {
+		t.Errorf("%s; want no forward verdict, and a return member at TTL 3 among %v", describe(d), d.Hypotheses)
+	}
+}

@@ -921,6 +921,16 @@ func (a *analysis) returnShares(s int) shares {
 // fail 1/(W(s) R). Read by link, the stage beyond may show the dead
 // link's address missing (readings.go). None where the link reading does
 // not fit at all.
+// silentStageShares are a return member's shares at a stage silent for
+// every flow: two members, under either reading.
+func silentStageShares(s int) shares {
+	out := shares{alter: alter{short: s + 1}}
+	for m := range aliasModes {
+		out.widths[m] = []int{2}
+	}
+	return out
+}
+
 func (a *analysis) linkShares(s int) shares {
 	out := shares{alter: alter{short: s + 1}}
 	r := a.reading(out.alter)
@@ -1006,7 +1016,16 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 		}
 	}
 	for s := 1; s < deepest-1; s++ {
-		m := a.stageWidth(s)
+		m, sh := a.stageWidth(s), a.returnShares(s)
+		if answering, _ := a.stageCount(s); answering == 0 && m == 1 && s > 1 {
+			// Every router of the stage is silent for every flow, so its
+			// width is not seen; a member may lose the answers (and its
+			// own errors, the silence it explains) where it has two at
+			// least: the fewest, as an unseen member beside the routers
+			// seen is one more than they. (Not the first hop: every flow
+			// leaves the host by one gateway.)
+			m, sh = 2, silentStageShares(s)
+		}
 		if m < 2 {
 			continue
 		}
@@ -1017,7 +1036,7 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 			prior = -math.Log(silentPrior) // it explains a silent router too
 		}
 		beyond := a.silentBeyond(s)
-		out = append(out, a.returnAt(e, s, HypReturnMember, a.returnShares(s), prior, beyond, all, full)...)
+		out = append(out, a.returnAt(e, s, HypReturnMember, sh, prior, beyond, all, full)...)
 		// A link into a member, dead toward the client: the member's own
 		// errors get out.
 		if sh := a.linkShares(s); sh.any() {

@@ -156,7 +156,7 @@ var knownMisses = map[string]string{
 	"w14x0-s589066316-inbound-flow-link-oneway-r2-p5-ratelimit0-silent-r1-v6":                      "unknown",
 	"w16x0-s794912291-inbound-fixed-drop-synack-p8-ipid-shared-ratelimit1000":                      "unknown",
 	"w2x2-s2232937280-inbound-flow-blackhole-fwd-q2-ratelimit0":                                    "unknown",
-	"w4x2-s2603997897-outgoing-fixed-blackhole-fwd-q2-silent-q1-ratelimit0-v6":                     "forward, first suspect unnamed",
+	"w4x2-s2603997897-outgoing-fixed-blackhole-fwd-q2-silent-q1-ratelimit0-v6":                     "unknown",
 	"w6x6-s4173227039-inbound-flow-blackhole-fwd-q6-silent-r2-ipid-shared-ratelimit1000-silent-r1": "unknown",
 	// Seed 8675309, never drawn before, measured before it was read:
 	// links dead toward the client at the last router, and a return
@@ -227,11 +227,12 @@ var knownMisses = map[string]string{
 	// toward the client called forward (one of them without a rate
 	// limit, behind a silent q2, at no margin over another forward
 	// place), a return blackhole behind a silent r2 unknown, and a link
-	// dead both ways behind a silent r1 called return.
+	// dead both ways behind a silent r1 called return. (The one behind a
+	// silent q2 came right when a stage silent for every flow came to
+	// hold a return member of two, silentStageShares.)
 	"w12x0-s3049861695-inbound-flow-blackhole-ret-p6-ipid-shared-ratelimit1000-silent-r1":   "forward, want return",
 	"w15x0-s2374266567-outgoing-fixed-blackhole-ret-p14-ipid-shared-ratelimit1000":          "forward, want return",
 	"w16x0-s169791970-outgoing-fixed-link-oneway-r2-p10-silent-r2-ratelimit1000":            "forward, want return",
-	"w5x2-s1945582809-outgoing-fixed-blackhole-ret-q1-silent-q2-ipid-shared-ratelimit0":     "forward, want return",
 	"w2x4-s2942384619-router-id-fixed-blackhole-ret-p2-silent-r2-ipid-shared-ratelimit1000": "unknown",
 	"w3x0-s1081705007-inbound-fixed-link-drop-r1-p3-ipid-shared-ratelimit1000-silent-r1":    "return, want forward",
 	// Seed 5150 again (-fill) once healthy flows filled the room the
@@ -340,15 +341,16 @@ var knownMisses = map[string]string{
 	// r1, and at p2 of two beside a silent r2 (errors on a fixed path, so
 	// the answers alone are lost). Wrong: a return blackhole at q2 beside a
 	// q1 silent by configuration, called forward (the q stage is silent
-	// for every flow, so it has no width to put a return member in; the
-	// member beside r2 fits its share of a half); a link dead both ways,
+	// for every flow, so it had no width to put a return member in; the
+	// member beside r2 fits its share of a half: unknown, the same tie,
+	// since such a stage holds one of two); a link dead both ways,
 	// rate-limited, called return (the few flows lost on the way out not
 	// enough for a second fault). And a link dead both ways at r1 whose
 	// flows lost on the way out got no answer at any TTL (r1 rate-limited),
 	// its forward half at no named router.
 	"w2x5-s1419380805-inbound-fixed-blackhole-ret-p2-silent-r2-ipid-shared-ratelimit0": "unknown",
 	"w4x2-s1556251884-outgoing-flow-blackhole-ret-q1-ratelimit0-silent-r1":             "unknown",
-	"w4x2-s2618388985-outgoing-flow-blackhole-ret-q2-silent-q1-ipid-shared-ratelimit0": "forward, want return",
+	"w4x2-s2618388985-outgoing-flow-blackhole-ret-q2-silent-q1-ipid-shared-ratelimit0": "unknown",
 	"w3x2-s2648471779-router-id-fixed-link-drop-p3-q1-ratelimit1000-v6":                "return, want forward",
 	"w4x0-s1770529059-router-id-flow-link-drop-r1-p1-ratelimit1000-v6":                 "first suspect unnamed",
 	// Seed 9090's 60 again (-unseen), every one rate-limited, traced with a
