@@ -914,13 +914,6 @@ func (a *analysis) returnShares(s int) shares {
 	return out
 }
 
-// linkShares are the widths of a link dead toward the client into a
-// member of stage s, read by link only (by router, the member hypothesis
-// covers its links, at the member's prior): R routers beyond, each
-// hashing 1/W(s) of what it sends back onto its link into the member,
-// fail 1/(W(s) R). Read by link, the stage beyond may show the dead
-// link's address missing (readings.go). None where the link reading does
-// not fit at all.
 // silentStageShares are a return member's shares at a stage silent for
 // every flow: two members, under either reading.
 func silentStageShares(s int) shares {
@@ -931,6 +924,13 @@ func silentStageShares(s int) shares {
 	return out
 }
 
+// linkShares are the widths of a link dead toward the client into a
+// member of stage s, read by link only (by router, the member hypothesis
+// covers its links, at the member's prior): R routers beyond, each
+// hashing 1/W(s) of what it sends back onto its link into the member,
+// fail 1/(W(s) R). Read by link, the stage beyond may show the dead
+// link's address missing (readings.go). None where the link reading does
+// not fit at all.
 func (a *analysis) linkShares(s int) shares {
 	out := shares{alter: alter{short: s + 1}}
 	r := a.reading(out.alter)
@@ -1016,15 +1016,16 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 		}
 	}
 	for s := 1; s < deepest-1; s++ {
-		m, sh := a.stageWidth(s), a.returnShares(s)
-		if answering, _ := a.stageCount(s); answering == 0 && m == 1 && s > 1 {
+		answering, silent := a.stageCount(s)
+		m, members := answering+silent, a.returnShares(s)
+		if answering == 0 && silent == 1 && s > 1 {
 			// Every router of the stage is silent for every flow, so its
 			// width is not seen; a member may lose the answers (and its
 			// own errors, the silence it explains) where it has two at
 			// least: the fewest, as an unseen member beside the routers
 			// seen is one more than they. (Not the first hop: every flow
 			// leaves the host by one gateway.)
-			m, sh = 2, silentStageShares(s)
+			m, members = 2, silentStageShares(s)
 		}
 		if m < 2 {
 			continue
@@ -1036,7 +1037,7 @@ func (a *analysis) returnCandidates(e *evidence) []*candidate {
 			prior = -math.Log(silentPrior) // it explains a silent router too
 		}
 		beyond := a.silentBeyond(s)
-		out = append(out, a.returnAt(e, s, HypReturnMember, sh, prior, beyond, all, full)...)
+		out = append(out, a.returnAt(e, s, HypReturnMember, members, prior, beyond, all, full)...)
 		// A link into a member, dead toward the client: the member's own
 		// errors get out.
 		if sh := a.linkShares(s); sh.any() {
