@@ -33,8 +33,7 @@ func (t *tracer) look(c *collector, l report.Look, e2e []hash.Judged, maxTTL int
 	}
 	left := slices.DeleteFunc(slices.Clone(crossing), func(j hash.Judged) bool { return picked[j.Tuple.SrcPort] })
 	t.rest = append(rest, left...)
-	seen := countStates(unseen)
-	t.looked = &report.Looked{Look: l, Untraced: countStates(left), Picked: len(traced), Unseen: &seen}
+	t.looked = &report.Looked{Look: l, Untraced: countStates(left), Picked: len(traced), Unseen: new(countStates(unseen))}
 	if len(traced) == 0 {
 		return e2e, nil, false, nil
 	}
