@@ -128,9 +128,11 @@ func TestDecodeTraceLooked(t *testing.T) {
 }
 
 // A look that counted the flows it did not see at its TTL round-trips,
-// and takes them to cross its place in the share of those it saw there:
-// 1 pick and 3 left untraced crossing pA, 3 of the rest seen elsewhere,
-// so 4 of 7; of the 6 unseen (4 healthy, 2 failing), 4/7 go with pA.
+// and takes them to cross its place, by state, in the share of the flows
+// seen there that were seen at the place: healthy, 3 left untraced at pA
+// and 3 others elsewhere, and the traced ones, 1 at pA and 2 at pB, so 4
+// of 9; failing, the one traced, at pA. Of the 6 unseen (4 healthy, 2
+// failing), 16/9 healthy and both failing go with pA.
 func TestDecodeTraceLookedUnseen(t *testing.T) {
 	const r1, pA, pB = "198.19.0.1", "198.19.1.2", "198.19.2.2"
 	tr := Trace{Target: netip.MustParseAddrPort("198.18.2.2:3306"), Source: netip.MustParseAddr("198.18.1.1"), Mode: "raw",
@@ -144,14 +146,13 @@ func TestDecodeTraceLookedUnseen(t *testing.T) {
 	if l := got.Looked; l == nil || l.Picked != 1 || l.Unseen == nil || *l.Unseen != *tr.Looked.Unseen {
 		t.Fatalf("looked read back as %+v, want %+v", l, tr.Looked)
 	}
-	// pA's healthy flow: itself, the 3 left and 16/7 unseen; the two
-	// elsewhere: themselves, the 3 seen elsewhere and 12/7 unseen; every
-	// failing flow untraced is pA's failing one's kin (none traced
-	// elsewhere).
+	// pA's healthy flow: itself, the 3 left and 16/9 unseen; the two
+	// elsewhere: themselves, the 3 seen elsewhere and 20/9 unseen; pA's
+	// failing flow: itself and both failing ones untraced.
 	s := got.Sample()
 	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
-	if want := (2 + 3 + 12.0/7) / 2; !near(s.OK, want) || len(s.Weight) != 2 || !near(s.Weight[1], 3) || !near(s.Weight[2], 4+16.0/7) {
-		t.Errorf("sample %+v, want healthy flows elsewhere for %.3f and weights 3 and %.3f", s, want, 4+16.0/7)
+	if want := (2 + 3 + 20.0/9) / 2; !near(s.OK, want) || len(s.Weight) != 2 || !near(s.Weight[1], 3) || !near(s.Weight[2], 4+16.0/9) {
+		t.Errorf("sample %+v, want healthy flows elsewhere for %.3f and weights 3 and %.3f", s, want, 4+16.0/9)
 	}
 }
 

@@ -150,34 +150,48 @@ func (c counts) total() float64         { return c.fail + c.ok }
 // (in) and the rest (out): those it saw crossing there and left
 // untraced, and the share of those it did not see at all that cross there
 // (unseenCrossing), are in. Without a look every one is of the rest.
-func (l *Looked) untracedStrata(u Untraced) (in, out counts) {
+func (l *Looked) untracedStrata(traced []FlowTrace, u Untraced) (in, out counts) {
 	if l == nil {
 		return counts{}, countsOf(u)
 	}
 	in = countsOf(l.Untraced)
 	rest := countsOf(u).minus(in)
-	moved := l.unseenCrossing(rest)
+	moved := l.unseenCrossing(traced, rest)
 	return in.plus(moved), rest.minus(moved)
 }
 
 // unseenCrossing is how many of the rest's untraced flows cross the
 // look's place though it did not see them: those that gave no answer at
-// its TTL, in the share of the flows it saw there that it saw at the place
-// (a silence says nothing of the path where routers rate-limit their
-// errors: missing at random). Its picks count as seen at the place, the
-// rest's other flows as seen elsewhere. Traces recorded before the look
-// counted its unseen flows (Unseen nil) move none.
-func (l *Looked) unseenCrossing(rest counts) counts {
+// its TTL, by state in the share of the flows seen there that were seen
+// at the place (a silence says nothing of the path where routers
+// rate-limit their errors: missing at random). Seen there are the traced
+// flows that answered at that TTL (its picks among them) and the untraced
+// ones the look saw: left untraced at the place, the rest's others
+// elsewhere. Traces recorded before the look counted its unseen flows
+// (Unseen nil) move none.
+func (l *Looked) unseenCrossing(traced []FlowTrace, rest counts) counts {
 	if l.Unseen == nil {
 		return counts{}
 	}
-	unseen := countsOf(*l.Unseen)
-	crossing := float64(l.Picked) + countsOf(l.Untraced).total()
-	elsewhere := max(rest.total()-unseen.total(), 0)
-	if crossing+elsewhere == 0 {
-		return counts{}
+	unseen, left := countsOf(*l.Unseen), countsOf(l.Untraced)
+	crossing, seen := left, left.plus(rest.minus(unseen))
+	for _, f := range traced {
+		if h := l.TTL - 1; h >= len(f.Hops) || !f.Hops[h].Addr.IsValid() {
+			continue
+		}
+		one := countsOf(stateCount([]FlowTrace{f}))
+		seen = seen.plus(one)
+		if l.CrossedBy(f.Hops) {
+			crossing = crossing.plus(one)
+		}
 	}
-	return unseen.times(crossing / (crossing + elsewhere))
+	share := func(k, n float64) float64 {
+		if n <= 0 {
+			return 0
+		}
+		return k / n
+	}
+	return counts{unseen.fail * share(crossing.fail, seen.fail), unseen.ok * share(crossing.ok, seen.ok)}
 }
 
 // everywhere reports whether no flow was seen anywhere but at the look's

@@ -229,7 +229,7 @@ func WeighBack(traced []FlowTrace, u Untraced, looked *Looked) Sample {
 		}
 	}
 	inN, outN := stateCount(in), stateCount(out)
-	inU, outU := looked.untracedStrata(u)
+	inU, outU := looked.untracedStrata(traced, u)
 	// Untraced flows of a state no traced flow of their stratum has are
 	// weighed by the other's.
 	all := inU.plus(outU)
