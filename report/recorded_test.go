@@ -370,6 +370,20 @@ var knownMisses = map[string]string{
 	"w4x0-s3122565666-router-id-flow-link-drop-r1-p4-silent-p2-ratelimit1000-unseen":            "unknown",
 	"w3x3-s2343777149-router-id-flow-blackhole-ret-q2-ratelimit1000-silent-r1-v6-unseen":        "forward, want return",
 	"w4x5-s40260651-router-id-fixed-link-drop-p1-q3-silent-q1-ipid-shared-ratelimit1000-unseen": "first suspect unnamed",
+	// Seed 13579, never drawn before, measured with this day's changes
+	// before it was read: 95/100, one unknown, four wrong, 26/28; with the
+	// look's unseen flows weighed by every flow seen there (made after the
+	// run), 96/100. Unknown: a return blackhole at q3 of three, at just
+	// under 10 to 1 over an unseen member beside r2. Wrong: two links dead
+	// toward the client called forward by a pair whose forward half holds
+	// a few flows (three after r1, rate-limited: right before a flow
+	// silent at TTL 1 came to cross r1, firstHop; and a few after a q
+	// behind a silent r1), and a link dead both ways, rate-limited,
+	// called return.
+	"w2x6-s3580582742-inbound-fixed-link-oneway-q5-p1-ratelimit1000":                    "forward, want return",
+	"w3x2-s1846264973-outgoing-flow-link-oneway-q1-p3-ipid-shared-ratelimit0-silent-r1": "forward, want return",
+	"w3x3-s1983681958-outgoing-flow-link-drop-p2-q3-ratelimit1000":                      "return, want forward",
+	"w3x3-s75629056-outgoing-flow-blackhole-ret-q3-ratelimit0":                          "unknown",
 }
 
 // labSharedCounters are the recorded fabrics where two lab routers did
