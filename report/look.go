@@ -140,11 +140,10 @@ func weighStratum(traced Untraced, untraced counts) (fail, ok float64) {
 // stratum may hold a share of some.
 type counts struct{ fail, ok float64 }
 
-func countsOf(u Untraced) counts        { return counts{float64(u.Fail), float64(u.OK)} }
-func (c counts) plus(d counts) counts   { return counts{c.fail + d.fail, c.ok + d.ok} }
-func (c counts) minus(d counts) counts  { return counts{c.fail - d.fail, c.ok - d.ok} }
-func (c counts) times(k float64) counts { return counts{c.fail * k, c.ok * k} }
-func (c counts) total() float64         { return c.fail + c.ok }
+func countsOf(u Untraced) counts       { return counts{float64(u.Fail), float64(u.OK)} }
+func (c counts) plus(d counts) counts  { return counts{c.fail + d.fail, c.ok + d.ok} }
+func (c counts) minus(d counts) counts { return counts{c.fail - d.fail, c.ok - d.ok} }
+func (c counts) total() float64        { return c.fail + c.ok }
 
 // untracedStrata splits the untraced flows u between the look's place
 // (in) and the rest (out): those it saw crossing there and left
