@@ -172,18 +172,18 @@ func (l *Looked) unseenCrossing(traced []FlowTrace, rest counts) counts {
 	if l.Unseen == nil {
 		return counts{}
 	}
-	unseen, left := countsOf(*l.Unseen), countsOf(l.Untraced)
-	crossing, seen := left, left.plus(rest.minus(unseen))
+	var seenThere, crossingThere []FlowTrace
 	for _, f := range traced {
-		if h := l.TTL - 1; h >= len(f.Hops) || !f.Hops[h].Addr.IsValid() {
-			continue
-		}
-		one := countsOf(stateCount([]FlowTrace{f}))
-		seen = seen.plus(one)
-		if l.CrossedBy(f.Hops) {
-			crossing = crossing.plus(one)
+		if l.SeenBy(f.Hops) {
+			seenThere = append(seenThere, f)
+			if l.CrossedBy(f.Hops) {
+				crossingThere = append(crossingThere, f)
+			}
 		}
 	}
+	unseen, left := countsOf(*l.Unseen), countsOf(l.Untraced)
+	crossing := left.plus(countsOf(stateCount(crossingThere)))
+	seen := left.plus(rest.minus(unseen)).plus(countsOf(stateCount(seenThere)))
 	share := func(k, n float64) float64 {
 		if n <= 0 {
 			return 0
@@ -199,16 +199,20 @@ func (l *Looked) unseenCrossing(traced []FlowTrace, rest counts) counts {
 // traced flows say so, and where the look counted its unseen flows, the
 // untraced ones it saw (of the rest u, less those it saw crossing) too.
 func (l *Looked) everywhere(traced []FlowTrace, u Untraced) bool {
-	for _, f := range traced {
-		if h := l.TTL - 1; h >= 0 && h < len(f.Hops) && f.Hops[h].Addr.IsValid() && !l.CrossedBy(f.Hops) {
-			return false
-		}
+	if slices.ContainsFunc(traced, func(f FlowTrace) bool { return l.SeenBy(f.Hops) && !l.CrossedBy(f.Hops) }) {
+		return false
 	}
 	if l.Unseen == nil {
 		return true
 	}
 	rest := countsOf(u).minus(countsOf(l.Untraced))
 	return rest.total() <= countsOf(*l.Unseen).total()
+}
+
+// SeenBy reports whether a flow's hops got an answer at the look's TTL,
+// from its place or elsewhere.
+func (l Look) SeenBy(hops []TraceHop) bool {
+	return l.TTL >= 1 && l.TTL <= len(hops) && hops[l.TTL-1].Addr.IsValid()
 }
 
 // CrossedBy reports whether a flow's hops cross the look's place: an

@@ -60,7 +60,7 @@ func byPlace(flows []hash.Judged, l report.Look, path func(sport uint16) []repor
 		switch p := path(j.Tuple.SrcPort); {
 		case l.CrossedBy(p):
 			crossing = append(crossing, j)
-		case l.TTL > len(p) || !p[l.TTL-1].Addr.IsValid():
+		case !l.SeenBy(p):
 			unseen = append(unseen, j)
 			rest = append(rest, j)
 		default:
