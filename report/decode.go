@@ -157,6 +157,9 @@ func DecodeTrace(data []byte) (Trace, error) {
 			t.twoEnded().Arrived[f.Sport] = max(*fj.Arrived, 0)
 		}
 	}
+	if err := t.lookedAmong(seen); err != nil {
+		return Trace{}, err
+	}
 	if r := doc.Responder; r != nil && r.Gateway != "" {
 		gw, err := optionalAddr(&r.Gateway, "responder gateway")
 		if err != nil {
@@ -165,6 +168,23 @@ func DecodeTrace(data []byte) (Trace, error) {
 		t.twoEnded().Gateway = gw
 	}
 	return t, nil
+}
+
+// lookedAmong checks that the second look's flows are the trace's: among
+// its traced flows (added to with those not probed).
+func (t Trace) lookedAmong(traced map[uint16]bool) error {
+	if t.Looked == nil {
+		return nil
+	}
+	for _, p := range t.NotProbed {
+		traced[p] = true
+	}
+	for _, p := range t.Looked.Ports {
+		if !traced[p] {
+			return fmt.Errorf("%w: looked at source port %d, which is no flow of the trace", ErrNotTrace, p)
+		}
+	}
+	return nil
 }
 
 // decodeUnseen checks the second look's picks and unseen flows: both or
@@ -188,6 +208,16 @@ func decodeUnseen(l lookedJSON, all, u Untraced) (int, *Untraced, error) {
 		return 0, nil, fmt.Errorf("%w: looked unseen %+v beyond the untraced %+v less the %+v seen crossing", ErrNotTrace, unseen, all, u)
 	}
 	return *l.Picked, &unseen, nil
+}
+
+// ascending reports whether ports rise strictly: each one once.
+func ascending(ports []uint16) bool {
+	for i := 1; i < len(ports); i++ {
+		if ports[i] <= ports[i-1] {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeUntraced checks the untraced counts: no more than a sweep has
@@ -321,6 +351,10 @@ func decodeLooked(l lookedJSON, all Untraced, v4 bool) (*Looked, error) {
 	if out.Picked, out.Unseen, err = decodeUnseen(l, all, u); err != nil {
 		return nil, err
 	}
+	if l.Sports != nil && (out.Unseen == nil || len(l.Sports) != out.Picked || !ascending(l.Sports)) {
+		return nil, fmt.Errorf("%w: looked sports %d, not its %d picks in order", ErrNotTrace, len(l.Sports), out.Picked)
+	}
+	out.Ports = l.Sports
 	for _, s := range l.Addrs {
 		a, err := netip.ParseAddr(s)
 		if err != nil || a.Is4() != v4 || a.Zone() != "" {

@@ -138,12 +138,12 @@ func TestDecodeTraceLookedUnseen(t *testing.T) {
 	tr := Trace{Target: netip.MustParseAddrPort("198.18.2.2:3306"), Source: netip.MustParseAddr("198.18.1.1"), Mode: "raw",
 		MaxTTL: 4, ProbesPerHop: 2, Count: 3, Untraced: Untraced{OK: 10, Fail: 2},
 		Looked: &Looked{Look: Look{TTL: 2, Addrs: []netip.Addr{netip.MustParseAddr(pA)}}, Untraced: Untraced{OK: 3},
-			Picked: 1, Unseen: &Untraced{OK: 4, Fail: 2}},
+			Picked: 1, Unseen: &Untraced{OK: 4, Fail: 2}, Ports: []uint16{2}},
 		Flows: []FlowTrace{flowOf(1, hash.StateFail, r1, pA, "*"), flowOf(2, hash.StateOK, r1, pA, "="),
 			flowOf(3, hash.StateOK, r1, pB, "="), flowOf(4, hash.StateOK, r1, pB, "=")}}
 	tr.Diagnosis = DiagnoseSample(tr.Flows, tr.Sample())
 	got, _ := roundTrip(t, tr)
-	if l := got.Looked; l == nil || l.Picked != 1 || l.Unseen == nil || *l.Unseen != *tr.Looked.Unseen {
+	if l := got.Looked; l == nil || l.Picked != 1 || l.Unseen == nil || *l.Unseen != *tr.Looked.Unseen || !slices.Equal(l.Ports, tr.Looked.Ports) {
 		t.Fatalf("looked read back as %+v, want %+v", l, tr.Looked)
 	}
 	// pA's healthy flow: itself, the 3 left and 16/9 unseen; the two
@@ -204,6 +204,11 @@ func TestDecodeTraceRefuses(t *testing.T) {
 		"unseen alone":        head + untracedAndLooked(`"ttl": 2, "addrs": ["198.19.1.2"], "unseen": {"ok": 1, "fail": 0, "flaky": 0}`, 1),
 		"unseen beyond":       head + untracedAndLooked(`"ttl": 2, "addrs": ["198.19.1.2"], "picked": 2, "unseen": {"ok": 10, "fail": 0, "flaky": 0}`, 1),
 		"picked < 0":          head + untracedAndLooked(`"ttl": 2, "addrs": ["198.19.1.2"], "picked": -1, "unseen": {"ok": 1, "fail": 0, "flaky": 0}`, 1),
+		"sports alone":        head + untracedAndLooked(`"ttl": 2, "addrs": ["198.19.1.2"], "sports": [7]`, 1),
+		"sports not picked":   head + untracedAndLooked(`"ttl": 2, "addrs": ["198.19.1.2"], "picked": 2, "unseen": {"ok": 1, "fail": 0, "flaky": 0}, "sports": [7]`, 1),
+		"sports out of order": head + untracedAndLooked(`"ttl": 2, "addrs": ["198.19.1.2"], "picked": 2, "unseen": {"ok": 1, "fail": 0, "flaky": 0}, "sports": [8, 7]`, 1),
+		"sports twice":        head + untracedAndLooked(`"ttl": 2, "addrs": ["198.19.1.2"], "picked": 2, "unseen": {"ok": 1, "fail": 0, "flaky": 0}, "sports": [7, 7]`, 1),
+		"sports no flow":      head + untracedAndLooked(`"ttl": 2, "addrs": ["198.19.1.2"], "picked": 1, "unseen": {"ok": 1, "fail": 0, "flaky": 0}, "sports": [7]`, 1),
 		"zoned address":       `{"schema_version": 1, "type": "trace", "target": {"addr": "2001:db8::2", "port": 80}, "source": "2001:db8::1", "flows": [{"sport": 1, "state": "ok", "hops": [{"ttl": 1, "addr": "fe80::1%eth0"}]}]}`,
 	} {
 		if _, err := DecodeTrace([]byte(in)); !errors.Is(err, ErrNotTrace) {
@@ -238,6 +243,9 @@ func FuzzDecodeTrace(f *testing.F) {
 	f.Add([]byte(`{"schema_version":1,"type":"trace","target":{"addr":"198.18.2.2","port":3306},"source":"198.18.1.1",` +
 		`"untraced":{"ok":200,"fail":3,"flaky":1},"looked":{"ttl":1,"addrs":["198.19.0.1"],"untraced":{"ok":12,"fail":0,"flaky":0},"picked":4,"unseen":{"ok":150,"fail":2,"flaky":1}},` +
 		`"flows":[{"sport":7,"state":"fail","sent":3,"hops":[{"ttl":1,"addr":null}]},{"sport":8,"state":"ok","sent":3,"received":3}]}`))
+	f.Add([]byte(`{"schema_version":1,"type":"trace","target":{"addr":"198.18.2.2","port":3306},"source":"198.18.1.1",` +
+		`"untraced":{"ok":200,"fail":3,"flaky":1},"looked":{"ttl":1,"addrs":["198.19.0.1"],"untraced":{"ok":12,"fail":0,"flaky":0},"picked":1,"unseen":{"ok":150,"fail":2,"flaky":1},"sports":[8]},` +
+		`"flows":[{"sport":7,"state":"fail","sent":3,"hops":[{"ttl":1,"addr":null}]},{"sport":8,"state":"ok","sent":3,"received":3,"hops":[{"ttl":1,"addr":"198.19.0.1"}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tr, err := DecodeTrace(data)
 		if err != nil {
@@ -266,7 +274,7 @@ func FuzzDecodeTrace(f *testing.F) {
 				}
 			}
 		}
-		if l := tr.Looked; l != nil && (l.TTL < 1 || len(l.Addrs) == 0 || l.Untraced.OK > tr.Untraced.OK) {
+		if l := tr.Looked; l != nil && (l.TTL < 1 || len(l.Addrs) == 0 || l.Untraced.OK > tr.Untraced.OK || len(l.Ports) > l.Picked) {
 			t.Fatalf("accepted a bad look: %+v", *l)
 		}
 		if gw := tr.Gateway; gw.IsValid() && netip.MustParseAddr(gw.String()) != gw {

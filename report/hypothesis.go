@@ -170,6 +170,9 @@ type Sample struct {
 	// (a second look's flows, picked by path, and those of the same
 	// stratum: WeighBack), by source port.
 	Weight map[uint16]float64
+	// Looked are the flows a second look traced, by source port: probed
+	// in a window of their own (Looked.Ports).
+	Looked map[uint16]bool
 }
 
 // returnSilentPrior is the probability that a member that loses traffic
@@ -230,6 +233,9 @@ type evidence struct {
 	healthy []int
 	silent  map[string]float64
 	retry   map[int]retryRate // by TTL, where rate-limited holes were probed again
+	// later marks the flows a second look traced, by flow index: their
+	// hops are weighed against each other's (silentShare).
+	later []bool
 	// w is how many flows of the population each traced flow stands for
 	// (Sample): they weigh the shares back; wf and wh are the failing and
 	// healthy flows' by default, wf then their mean.
@@ -265,6 +271,7 @@ func (a *analysis) evidence(sample Sample) *evidence {
 		if w, ok := sample.Weight[f.Sport]; ok {
 			e.w[i] = max(w, 1)
 		}
+		e.later = append(e.later, sample.Looked[f.Sport])
 	}
 	b := (float64(lost) + 0.5) / (float64(sent) + 1)
 	// A failure no hypothesis explains (a transient, a fault too small to
@@ -315,14 +322,21 @@ func (e *evidence) failRate(exposed []bool, q float64) float64 {
 
 // silentShare is the share of healthy flows through node prev whose next
 // node is id (Jeffreys estimate, or, where all are, a router that may
-// never answer), as a log.
-func (e *evidence) silentShare(prev, id string) float64 {
-	key := prev + " " + id
+// never answer), as a log: among the first pass's flows, or, later, the
+// second look's. Routers that rate-limit their errors earn answers back
+// while the first pass waits, so the look's flows find them answering
+// more: weighed against those, a first-pass flow's silence past its
+// place would look like a fault there.
+func (e *evidence) silentShare(prev, id string, later bool) float64 {
+	key := prev + " " + id + " " + strconv.FormatBool(later)
 	if v, ok := e.silent[key]; ok {
 		return v
 	}
 	var n, k int
 	for _, o := range e.a.healthy[prev] {
+		if e.later[o.flow] != later {
+			continue
+		}
 		p := e.a.paths[o.flow]
 		if o.pos+1 >= len(p) {
 			continue
@@ -365,7 +379,7 @@ func (e *evidence) hopCost(i, m int) (float64, bool) {
 	}
 	c := 0.0
 	for t := last + 1; t <= m && t < len(p); t++ {
-		c += e.silentShare(p[t-1].id, p[t].id)
+		c += e.silentShare(p[t-1].id, p[t].id, e.later[i])
 		if r, again := e.retry[p[t].ttl]; again && p[t].hop != nil && p[t].hop.Probes > r.first {
 			c += float64(p[t].hop.Probes-r.first) * r.miss
 		}

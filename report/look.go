@@ -105,6 +105,23 @@ type Looked struct {
 	// nil in traces recorded before the look counted them.
 	Picked int
 	Unseen *Untraced
+	// Ports are the source ports of the flows it traced; nil in traces
+	// recorded before it named them. They were probed after the first
+	// pass, when routers that rate-limit their errors had earned answers
+	// again, so their hops are not the first pass's (silentShare).
+	Ports []uint16
+}
+
+// ports is the set of the look's flows, nil when none are named.
+func (l *Looked) ports() map[uint16]bool {
+	if l == nil || len(l.Ports) == 0 {
+		return nil
+	}
+	out := make(map[uint16]bool, len(l.Ports))
+	for _, p := range l.Ports {
+		out[p] = true
+	}
+	return out
 }
 
 // crossed reports whether a traced flow crossed the look's place.

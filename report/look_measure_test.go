@@ -60,7 +60,7 @@ func TestSimulatedSecondLook(t *testing.T) {
 	var pick, look, full, looked, total int
 	for _, name := range names {
 		r := recs[name]
-		tr, err := DecodeTrace(r.Trace)
+		tr, err := r.decode()
 		if err != nil || r.Sample != nil || tr.Untraced != (Untraced{}) || len(tr.Flows) <= 2*n+n/4 {
 			continue
 		}

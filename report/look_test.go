@@ -24,7 +24,7 @@ func TestLookAtTheRouterFewFlowsCross(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := DecodeTrace(r.Trace)
+	tr, err := r.decode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,5 +69,36 @@ func TestNoLookAtADecidedReturn(t *testing.T) {
 	}
 	if d := Diagnose(flows); d.Direction != DirectionReturn || d.Look != nil {
 		t.Errorf("%s, look %+v; want return and no look", describe(d), d.Look)
+	}
+}
+
+// lookedFixture is a recorded trace (internal/e2e) of a SYN-ACK dropper at
+// p8 of 8, rate-limited routers answering from their router IDs: a look
+// at p7 traced six more healthy flows through it, when r2 had earned
+// answers back, and r2 answered them where it had left p7's failing
+// flows of the first pass silent. Weighed against the look's flows, that
+// silence made a forward fault after p7 (and the return one beside it)
+// beat the return fault alone; weighed against the first pass's, it is
+// r2 out of answers, as for every other p.
+const lookedFixture = "w8x0-s502725923-router-id-fixed-drop-synack-p8-ratelimit1000-v6"
+
+func TestLookedFlowsWeighedApart(t *testing.T) {
+	r, err := readRecorded(filepath.Join("testdata", "recorded", lookedFixture+".json.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := r.decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := tr.Looked; l == nil || len(l.Ports) != 6 {
+		t.Fatalf("looked %+v, want the look's six flows", l)
+	}
+	if d := DiagnoseSample(tr.Flows, tr.Sample()); d.Direction != r.Want {
+		t.Errorf("%s, want %s", describe(d), r.Want)
+	}
+	tr.Looked.Ports = nil
+	if d := DiagnoseSample(tr.Flows, tr.Sample()); d.Direction != DirectionForward {
+		t.Errorf("the look's flows weighed with the first pass's: %s, want forward (as before they were told apart)", describe(d))
 	}
 }

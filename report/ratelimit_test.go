@@ -1,6 +1,7 @@
 package report
 
 import (
+	"maps"
 	"math"
 	"net/netip"
 	"slices"
@@ -97,7 +98,7 @@ func TestRetriedSilenceWeighsByProbes(t *testing.T) {
 	}
 	// The first pass's silence counts the holes answered only when probed
 	// again: 8 of 12 healthy flows, not the 4 still silent.
-	if got, want := e.silentShare(srcNode, silentID(srcNode, 1)), math.Log(8.5/13); math.Abs(got-want) > 1e-9 {
+	if got, want := e.silentShare(srcNode, silentID(srcNode, 1), false), math.Log(8.5/13); math.Abs(got-want) > 1e-9 {
 		t.Errorf("first-pass silence %.4f, want %.4f", got, want)
 	}
 }
@@ -132,4 +133,38 @@ func TestSilentFlowsExplainedByTheAnswersAlone(t *testing.T) {
 		}
 	}
 	t.Error("no answers-alone hypothesis")
+}
+
+// A second look's flows were probed once the rate-limited routers had
+// earned answers back: pA's three first-pass healthy flows are silent
+// twice at r2, the look's three answer there. A first-pass flow's silence
+// after pA is weighed against the first pass's (2.5 in 4), a look's flow's
+// against the look's (0.5 in 4), not both together (2.5 in 7).
+func TestSilenceWeighedByPass(t *testing.T) {
+	const r1, pA, r2 = "198.18.255.1", "198.18.255.11", "198.18.255.99"
+	flows := []FlowTrace{
+		flowOf(1, hash.StateOK, r1, pA, "*", "="), flowOf(2, hash.StateOK, r1, pA, "*", "="),
+		flowOf(3, hash.StateOK, r1, pA, r2, "="),
+		flowOf(4, hash.StateOK, r1, pA, r2, "="), flowOf(5, hash.StateOK, r1, pA, r2, "="),
+		flowOf(6, hash.StateOK, r1, pA, r2, "="),
+		flowOf(7, hash.StateFail, r1, pA, "*", "*"),
+	}
+	looked := &Looked{Look: Look{TTL: 2, Addrs: []netip.Addr{netip.MustParseAddr(pA)}}, Picked: 3, Unseen: &Untraced{}, Ports: []uint16{4, 5, 6}}
+	s := WeighBack(flows, Untraced{}, looked)
+	if !maps.Equal(s.Looked, map[uint16]bool{4: true, 5: true, 6: true}) {
+		t.Fatalf("sample's looked flows %v, want 4, 5 and 6", s.Looked)
+	}
+	e := newAnalysis(flows).evidence(s)
+	silent := silentID(pA, 1)
+	for _, c := range []struct {
+		later bool
+		want  float64
+	}{{false, 2.5 / 4}, {true, 0.5 / 4}} {
+		if got := e.silentShare(pA, silent, c.later); math.Abs(got-math.Log(c.want)) > 1e-9 {
+			t.Errorf("silence after pA, later %v: %.4f, want log %.4f", c.later, got, c.want)
+		}
+	}
+	if e := newAnalysis(flows).evidence(WeighBack(flows, Untraced{}, nil)); math.Abs(e.silentShare(pA, silent, false)-math.Log(2.5/7)) > 1e-9 {
+		t.Errorf("without a look: %.4f, want log %.4f", e.silentShare(pA, silent, false), 2.5/7)
+	}
 }

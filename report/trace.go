@@ -217,6 +217,7 @@ func (t Trace) Sample() Sample { return WeighBack(t.Flows, t.Untraced, t.Looked)
 // are weighed by their own untraced ones, the others by the rest
 // (Looked.untracedStrata); a place every flow crosses is no stratum.
 func WeighBack(traced []FlowTrace, u Untraced, looked *Looked) Sample {
+	later := looked.ports()
 	if looked != nil && looked.everywhere(traced, u) {
 		looked = nil
 	}
@@ -243,7 +244,7 @@ func WeighBack(traced []FlowTrace, u Untraced, looked *Looked) Sample {
 	} else if outN.OK == 0 {
 		inU.ok, outU.ok = all.ok, 0
 	}
-	var s Sample
+	s := Sample{Looked: later}
 	s.Fail, s.OK = weighStratum(outN, outU)
 	fail, ok := weighStratum(inN, inU)
 	for _, f := range in {

@@ -115,6 +115,9 @@ type lookedJSON struct {
 	// they were counted.
 	Picked *int          `json:"picked,omitempty"`
 	Unseen *untracedJSON `json:"unseen,omitempty"`
+	// Sports (Looked.Ports): absent in traces recorded before they were
+	// named.
+	Sports []uint16 `json:"sports,omitempty"`
 }
 
 type untracedJSON struct {
@@ -325,7 +328,7 @@ func traceJSON(t Trace) traceDoc {
 	if l := t.Looked; l != nil {
 		doc.Looked = &lookedJSON{TTL: l.TTL, Addrs: make([]string, len(l.Addrs)), Untraced: untracedJSON(l.Untraced)}
 		if u := l.Unseen; u != nil {
-			doc.Looked.Picked, doc.Looked.Unseen = &l.Picked, (*untracedJSON)(u)
+			doc.Looked.Picked, doc.Looked.Unseen, doc.Looked.Sports = &l.Picked, (*untracedJSON)(u), l.Ports
 		}
 		for i, a := range l.Addrs {
 			doc.Looked.Addrs[i] = a.String()

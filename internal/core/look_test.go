@@ -103,6 +103,15 @@ func checkLook(t *testing.T, f *fabric, cfg TraceConfig, tr report.Trace) {
 	if l.Picked != len(tr.Flows)-bound {
 		t.Errorf("look picked %d, %d traced beyond the first pick's %d", l.Picked, len(tr.Flows)-bound, bound)
 	}
+	// It names its flows: traced, and crossing its place.
+	if len(l.Ports) != l.Picked || !slices.IsSorted(l.Ports) {
+		t.Errorf("look ports %v, want its %d picks, sorted", l.Ports, l.Picked)
+	}
+	for _, sp := range l.Ports {
+		if !traced[sp] || f.place(sp, l.TTL) != l.Addrs[0].String() {
+			t.Errorf("look port %d (traced %v) crosses %s at TTL %d, not %v", sp, traced[sp], f.place(sp, l.TTL), l.TTL, l.Addrs)
+		}
+	}
 	// A rate-limited r1 answers the look's probes of a few flows at most.
 	if want := min(bound+cfg.Flows, len(cfg.Ports)); !f.rateLimited && (len(tr.Flows) != want || crossed < want-bound) {
 		t.Errorf("%d flows traced, %d of them crossing %v at TTL %d; want %d, at least %d crossing", len(tr.Flows), crossed, l.Addrs, l.TTL, want, want-bound)
