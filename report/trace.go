@@ -215,7 +215,8 @@ func (t Trace) Sample() Sample { return WeighBack(t.Flows, t.Untraced, t.Looked)
 // and the untraced ones: 1 for a state every flow of which was traced.
 // After a second look (looked non-nil) the flows that crossed its place
 // are weighed by their own untraced ones, the others by the rest
-// (Looked.untracedStrata); a place every flow crosses is no stratum.
+// (Looked.untracedStrata); a place every flow crosses is no stratum. The
+// flows the look traced are named in the Sample either way (Looked).
 func WeighBack(traced []FlowTrace, u Untraced, looked *Looked) Sample {
 	later := looked.ports()
 	if looked != nil && looked.everywhere(traced, u) {
