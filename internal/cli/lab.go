@@ -53,6 +53,7 @@ type labUpFlags struct {
 	icmpSource    string
 	icmpPath      string
 	ipid          string
+	hashSeed      string
 	rateLimit     int
 	respPort      uint16
 }
@@ -100,7 +101,18 @@ The IPv4 identification of a router's own packets, with --ipid:
               source address, so one router's addresses share none
   shared      one counter per router for every packet it sends, as many
               hardware routers keep: the answers of one router's
-              addresses count up together (ecmpscan groups them so)`
+              addresses count up together (ecmpscan groups them so)
+
+The routers' multipath hash seeds, with --hash-seed:
+  per-router  (the default) each router its own seed, as fabrics set
+              up against polarization have: a flow's way back is
+              drawn apart from its way out
+  shared      one seed on every router, as gear left at one vendor
+              default has. Linux's hash is symmetric, so a flow comes
+              back over the members it went out by (a fault on a
+              member's way back fails the flows that went out over it),
+              and the tiers polarize (a p sends a flow to the q of the
+              same rank)`
 
 func newLabUpCommand(s *Streams) *cobra.Command {
 	var o labUpFlags
@@ -134,6 +146,9 @@ func newLabUpCommand(s *Streams) *cobra.Command {
 	fl.StringVar(&o.ipid, "ipid", lab.DefaultIPID,
 		"IPv4 identification of the routers' own packets: "+strings.Join(lab.IPIDModes, " or ")+
 			" (shared: one counter per router, as many hardware routers keep)")
+	fl.StringVar(&o.hashSeed, "hash-seed", lab.DefaultHashSeed,
+		"the routers' multipath hash seeds: "+strings.Join(lab.HashSeedModes, " or ")+
+			" (shared: one seed on every router; Linux's hash is symmetric, so flows come back the way they went)")
 	fl.IntVar(&o.rateLimit, "icmp-ratelimit", lab.DefaultICMPRateLimitMS,
 		"rate-limit the routers' ICMP errors as Linux does: a burst of 6 per destination, then one per this many ms (0: no limit)")
 	fl.Uint16Var(&o.respPort, "responder", 0, "also run an `ecmpscan responder` on this port at the server's addresses (token in "+lab.TokenPath("NAME")+")")
@@ -143,7 +158,7 @@ func newLabUpCommand(s *Streams) *cobra.Command {
 // spec is the flags as a validated lab spec.
 func (o labUpFlags) spec() (lab.Spec, error) {
 	spec := lab.Spec{Name: o.name, Width: o.width, Width2: o.width2, Seed: o.seed, ICMPSource: o.icmpSource, ICMPPath: o.icmpPath,
-		IPID: o.ipid, ICMPRateLimitMS: o.rateLimit, Responder: o.respPort}
+		IPID: o.ipid, HashSeed: o.hashSeed, ICMPRateLimitMS: o.rateLimit, Responder: o.respPort}
 	for _, p := range o.ports {
 		for _, f := range strings.Split(p, ",") {
 			n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
@@ -234,6 +249,9 @@ func printLabUp(s *Streams, prog string, f *lab.Fabric, took time.Duration) {
 	}
 	if f.Spec.IPID == lab.IPIDShared {
 		fmt.Fprintf(w, "  ipid:         %s (one IPv4 identification counter per router)\n", f.Spec.IPID)
+	}
+	if f.Spec.HashSeed == lab.HashSeedShared {
+		fmt.Fprintf(w, "  hash seed:    %s (one on every router: flows come back over the members they went out by)\n", f.Spec.HashSeed)
 	}
 	p := f.Spec.Ports[len(f.Spec.Ports)-1]
 	if f.Spec.Responder != 0 {

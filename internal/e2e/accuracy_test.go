@@ -123,7 +123,7 @@ func drawCase(rng *rand.Rand) accuracyCase {
 	c.v6 = rng.IntN(3) == 0
 	c.ports = 256 // classified end to end; trace picks the failing flows and some healthy ones
 	c.first = 20000 + rng.IntN(20000)
-	c.args = withSilentFirstHopDraw(withRateLimitDraw(withIPIDDraw(c.args, c.v6)))
+	c.args = withHashSeed(withSilentFirstHopDraw(withRateLimitDraw(withIPIDDraw(c.args, c.v6))))
 	c.ipid = slices.Contains(c.args, lab.IPIDShared)
 	c.limited = flagValue(c.args, "--icmp-ratelimit") != "0"
 	return c
@@ -166,6 +166,18 @@ func withSilentFirstHopDraw(args []string) []string {
 		return args
 	}
 	return append(slices.Clone(args), "--fault", "silent@r1")
+}
+
+// withHashSeed gives every fabric one multipath hash seed on all its
+// routers when ECMPSCAN_ACCURACY_HASHSEED=shared (lab up --hash-seed):
+// flows then come back over the members they went out by, which one end
+// cannot see, so it is measured apart, not drawn.
+func withHashSeed(args []string) []string {
+	m := os.Getenv("ECMPSCAN_ACCURACY_HASHSEED")
+	if m == "" {
+		return args
+	}
+	return append(slices.Clone(args), "--hash-seed", m)
 }
 
 // seedOf is the value of a fabric's --seed argument, 0 without one.

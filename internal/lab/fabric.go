@@ -52,6 +52,9 @@ func newFabric(spec Spec) *Fabric {
 	}
 	for _, r := range f.Routers {
 		f.Seeds[r] = RouterSeed(spec.Seed, r)
+		if spec.HashSeed == HashSeedShared {
+			f.Seeds[r] = RouterSeed(spec.Seed, HashSeedShared)
+		}
 	}
 	return f
 }

@@ -70,6 +70,9 @@ type Spec struct {
 	// IPID says where the IPv4 identification of a router's own packets
 	// comes from: IPIDKernel (the default, Linux's) or IPIDShared.
 	IPID string `json:"ipid,omitempty"`
+	// HashSeed says whether the routers' multipath hash seeds differ
+	// (HashSeedPerRouter, the default) or are one (HashSeedShared).
+	HashSeed string `json:"hash_seed,omitempty"`
 	// ICMPRateLimitMS, when set, rate-limits the routers' ICMP errors as
 	// Linux does (DefaultICMPRateLimitMS, lab up's default: a burst of 6
 	// per destination, then one a second); 0 lets every error out, so
@@ -152,6 +155,26 @@ const (
 
 // DefaultIPID is Linux's own behaviour, the lab's default.
 const DefaultIPID = IPIDKernel
+
+// The hash seed modes of Spec.HashSeed.
+const (
+	// HashSeedPerRouter: every router its own fib_multipath_hash_seed
+	// (RouterSeed), as fabrics configured against polarization have: a
+	// flow's way back is drawn apart from its way out.
+	HashSeedPerRouter = "per-router"
+	// HashSeedShared: one seed on every router, as gear left at one
+	// vendor default has. Linux's multipath hash is symmetric (it orders
+	// the addresses and ports before hashing), so with one seed a flow
+	// comes back over the members it went out by, and the tiers
+	// polarize: a p picks the q of the same rank for a given flow.
+	HashSeedShared = "shared"
+)
+
+// DefaultHashSeed is per router, the lab's default.
+const DefaultHashSeed = HashSeedPerRouter
+
+// HashSeedModes lists the hash seed modes, default first.
+var HashSeedModes = []string{HashSeedPerRouter, HashSeedShared}
 
 // DefaultICMPRateLimitMS is Linux's icmp_ratelimit (and IPv6's
 // icmp.ratelimit), the default of lab up: a burst of 6 errors per
@@ -326,6 +349,9 @@ func (s Spec) WithDefaults() Spec {
 	if s.IPID == "" {
 		s.IPID = DefaultIPID
 	}
+	if s.HashSeed == "" {
+		s.HashSeed = DefaultHashSeed
+	}
 	return s
 }
 
@@ -378,6 +404,11 @@ func (s Spec) Validate() error {
 	case "", IPIDKernel, IPIDShared:
 	default:
 		return bad("ipid %q: want %s", s.IPID, strings.Join(IPIDModes, " or "))
+	}
+	switch s.HashSeed {
+	case "", HashSeedPerRouter, HashSeedShared:
+	default:
+		return bad("hash seed %q: want %s", s.HashSeed, strings.Join(HashSeedModes, " or "))
 	}
 	t := newTopology(s)
 	faultSeen := map[string]bool{}

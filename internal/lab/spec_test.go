@@ -2,6 +2,7 @@ package lab
 
 import (
 	"errors"
+	"maps"
 
 	"github.com/ecmpscan/ecmpscan/hash"
 	"net/netip"
@@ -97,6 +98,7 @@ func TestValidate(t *testing.T) {
 		{Name: "d", Width: 2, Faults: []Fault{{Kind: Loss, Node: "p1"}}},
 		{Name: "d", Width: 2, Faults: []Fault{{Kind: "meltdown", Node: "p1"}}},
 		{Name: "d", Width: 2, Faults: []Fault{{Kind: Silent, Node: "p1", Peer: "r1"}}},
+		{Name: "d", Width: 2, HashSeed: "random"},
 	}
 	for _, s := range bad {
 		err := s.Validate()
@@ -129,6 +131,23 @@ func TestRouterSeedsDiffer(t *testing.T) {
 	}
 	if RouterSeed(7, "p1") == RouterSeed(8, "p1") {
 		t.Error("spec seed does not change router seeds")
+	}
+}
+
+// One seed on every router (--hash-seed shared): never 0, the spec
+// seed's, and another spec seed gives another.
+func TestSharedHashSeed(t *testing.T) {
+	seeds := func(seed uint32) map[uint32]bool {
+		f := newFabric(Spec{Name: "x", Width: 4, Width2: 3, Seed: seed, HashSeed: HashSeedShared})
+		out := map[uint32]bool{}
+		for _, r := range f.Routers {
+			out[f.Seeds[r]] = true
+		}
+		return out
+	}
+	a, b := seeds(7), seeds(8)
+	if len(a) != 1 || a[0] || len(b) != 1 || maps.Equal(a, b) {
+		t.Errorf("seeds %v and %v: want one, not 0, per spec seed", a, b)
 	}
 }
 
