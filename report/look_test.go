@@ -20,14 +20,7 @@ import (
 const lookFixture = "w16x0-s169791970-outgoing-fixed-link-oneway-r2-p10-silent-r2-ratelimit1000"
 
 func TestLookAtTheRouterFewFlowsCross(t *testing.T) {
-	r, err := readRecorded(filepath.Join("testdata", "recorded", lookFixture+".json.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := r.decode()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, tr := recordedFixture(t, lookFixture)
 	p11 := netip.MustParseAddr("198.19.11.2")
 	d := DiagnoseSample(tr.Flows, r.sample(tr))
 	if d.Direction != DirectionForward || d.Look == nil || d.Look.TTL != 2 || !slices.Equal(d.Look.Addrs, []netip.Addr{p11}) {
@@ -83,14 +76,7 @@ func TestNoLookAtADecidedReturn(t *testing.T) {
 const lookedFixture = "w8x0-s502725923-router-id-fixed-drop-synack-p8-ratelimit1000-v6"
 
 func TestLookedFlowsWeighedApart(t *testing.T) {
-	r, err := readRecorded(filepath.Join("testdata", "recorded", lookedFixture+".json.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := r.decode()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, tr := recordedFixture(t, lookedFixture)
 	if l := tr.Looked; l == nil || len(l.Ports) != 6 {
 		t.Fatalf("looked %+v, want the look's six flows", l)
 	}
@@ -101,4 +87,18 @@ func TestLookedFlowsWeighedApart(t *testing.T) {
 	if d := DiagnoseSample(tr.Flows, tr.Sample()); d.Direction != DirectionForward {
 		t.Errorf("the look's flows weighed with the first pass's: %s, want forward (as before they were told apart)", describe(d))
 	}
+}
+
+// recordedFixture reads and decodes one recorded trace by name.
+func recordedFixture(t *testing.T, name string) (recordedTrace, Trace) {
+	t.Helper()
+	r, err := readRecorded(filepath.Join("testdata", "recorded", name+".json.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := r.decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, tr
 }
