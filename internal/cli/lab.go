@@ -111,8 +111,7 @@ The routers' multipath hash seeds, with --hash-seed:
               default has. Linux's hash is symmetric, so a flow comes
               back over the members it went out by (a fault on a
               member's way back fails the flows that went out over it),
-              and the tiers polarize (a p sends a flow to the q of the
-              same rank)`
+              and the tiers polarize (they choose in lockstep)`
 
 func newLabUpCommand(s *Streams) *cobra.Command {
 	var o labUpFlags

@@ -166,7 +166,7 @@ const (
 	// vendor default has. Linux's multipath hash is symmetric (it orders
 	// the addresses and ports before hashing), so with one seed a flow
 	// comes back over the members it went out by, and the tiers
-	// polarize: a p picks the q of the same rank for a given flow.
+	// polarize: they choose in lockstep, from one hash of the flow.
 	HashSeedShared = "shared"
 )
 
