@@ -2,6 +2,7 @@ package core
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 
 	"github.com/ecmpscan/ecmpscan/hash"
@@ -28,12 +29,10 @@ func (t *tracer) look(c *collector, l report.Look, e2e []hash.Judged, maxTTL int
 	crossing, rest, unseen := byPlace(t.rest, l, c.hops.Path)
 	traced := spread(crossing, max(t.cfg.Flows, 1))
 	picked := map[uint16]bool{}
-	var ports []uint16
 	for _, j := range traced {
 		picked[j.Tuple.SrcPort] = true
-		ports = append(ports, j.Tuple.SrcPort)
 	}
-	slices.Sort(ports)
+	ports := slices.Sorted(maps.Keys(picked))
 	left := slices.DeleteFunc(slices.Clone(crossing), func(j hash.Judged) bool { return picked[j.Tuple.SrcPort] })
 	t.rest = append(rest, left...)
 	t.looked = &report.Looked{Look: l, Untraced: countStates(left), Picked: len(traced), Unseen: new(countStates(unseen)), Ports: ports}

@@ -51,10 +51,11 @@ func newFabric(spec Spec) *Fabric {
 		topo:    t,
 	}
 	for _, r := range f.Routers {
-		f.Seeds[r] = RouterSeed(spec.Seed, r)
+		seedName := r
 		if spec.HashSeed == HashSeedShared {
-			f.Seeds[r] = RouterSeed(spec.Seed, HashSeedShared)
+			seedName = HashSeedShared // one seed for every router
 		}
+		f.Seeds[r] = RouterSeed(spec.Seed, seedName)
 	}
 	return f
 }
