@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -83,6 +84,19 @@ func TestHypothesesRankTheirOwnFault(t *testing.T) {
 		}
 		if len(d.Suspects) < 2 || d.Suspects[1].Direction != DirectionReturn || d.Suspects[1].Addr.IsValid() {
 			t.Errorf("suspects: %s", describe(d))
+		}
+		// How sure the direction is: the pair against its return half
+		// alone, not against the forward half alone, which the return
+		// half's eight flows put far behind.
+		i := slices.IndexFunc(d.Hypotheses, func(h Hypothesis) bool { return h.And == nil && h.Direction == DirectionReturn })
+		if i < 0 || d.Margin != h.Score-d.Hypotheses[i].Score {
+			t.Errorf("margin %v, want over the best return fault alone (%d): %s", d.Margin, i, describe(d))
+		}
+		if rival := rivalOf(d.Hypotheses); rival.And != nil || rival.Direction != DirectionReturn {
+			t.Errorf("rival %+v, want a return fault alone", rival)
+		}
+		if !regexp.MustCompile(`times likelier than (the return|a return) [^;]* alone\)`).MatchString(d.Text) {
+			t.Errorf("text does not weigh the pair against its return half: %s", d.Text)
 		}
 	})
 	t.Run("a single fault does not take a second one", func(t *testing.T) {

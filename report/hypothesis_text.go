@@ -178,7 +178,12 @@ func (a *analysis) hypothesisText(d Diagnosis) string {
 		text += "; nothing else explains them"
 	case math.IsInf(d.Margin, 1):
 	case d.Direction != DirectionUnknown:
-		text += fmt.Sprintf("; %s times likelier than %s", ratioText(d.Margin), placeName(rivalOf(d.Hypotheses)))
+		rival := rivalOf(d.Hypotheses)
+		alone := ""
+		if compatible(best, rival) {
+			alone = " alone" // the pair's own return half
+		}
+		text += fmt.Sprintf("; %s times likelier than %s%s", ratioText(d.Margin), placeName(rival), alone)
 	}
 	text += ")"
 	if d.Direction != DirectionUnknown && d.Separate != "" {
@@ -187,10 +192,11 @@ func (a *analysis) hypothesisText(d Diagnosis) string {
 	return text
 }
 
-// rivalOf is the best hypothesis that points elsewhere than the first.
+// rivalOf is the best hypothesis that answers differently from the first
+// (rivals).
 func rivalOf(hs []Hypothesis) Hypothesis {
 	for _, h := range hs[1:] {
-		if !compatible(h, hs[0]) {
+		if rivals(hs[0], h) {
 			return h
 		}
 	}

@@ -626,6 +626,7 @@ func TestRecordedExplain(t *testing.T) {
 			logFlows(t, tr.Flows, r.Nodes)
 		}
 		t.Logf("%s (%s): %s, margin %.1f; %s", name, r.Fabric, d.Direction, d.Margin, r.check(d))
+		t.Logf("  says: %s", d.Text)
 		for i, h := range d.Hypotheses {
 			if i == 8 {
 				break

@@ -26,7 +26,7 @@ func decide(hs []Hypothesis) (dir Direction, margin float64, separate string) {
 	best := hs[0]
 	margin = math.Inf(1)
 	for _, h := range hs[1:] {
-		if compatible(best, h) {
+		if !rivals(best, h) {
 			continue
 		}
 		margin = best.Score - h.Score
@@ -39,6 +39,15 @@ func decide(hs []Hypothesis) (dir Direction, margin float64, separate string) {
 		return best.Direction, margin, separatePlaces(best, h)
 	}
 	return best.Direction, margin, ""
+}
+
+// rivals reports whether a hypothesis answers the question differently
+// from the best: it points elsewhere, or it is the best's own half alone in
+// another direction. A link dead both ways is weighed against its return
+// fault alone, the simpler answer it beats, not against the forward fault
+// alone, which it beats by the return half's many flows.
+func rivals(best, h Hypothesis) bool {
+	return !compatible(best, h) || h.Direction != best.Direction
 }
 
 // compatible reports whether two hypotheses point at the same place, or one
