@@ -147,7 +147,9 @@ type analysis struct {
 	// tentative is a forward and a return fault together that fit better
 	// than the best single return fault, but not by the decisive ratio.
 	tentative *Hypothesis
-	readings  map[alter]*fabricReading // reading, cached
+	// rival is what the verdict's margin is over (decide).
+	rival    *Hypothesis
+	readings map[alter]*fabricReading // reading, cached
 	// sharedIPID are the address groups that answer from one IP ID
 	// counter (alias.go).
 	sharedIPID [][]netip.Addr
@@ -555,7 +557,8 @@ func diagnose(flows []FlowTrace, sample Sample) Diagnosis {
 	// of those pointing at the same place goes first.
 	hs := a.hypotheses(sample)
 	d := Diagnosis{Hypotheses: namedFirst(hs), SharedIPID: a.sharedIPID}
-	d.Direction, d.Margin, d.Separate = decide(hs)
+	v := decide(hs, a.directionNeed())
+	d.Direction, d.Margin, d.Separate, a.rival = v.direction, v.margin, v.separate, v.rival
 	d.Look = a.look(hs)
 	tentative := a.tentative
 	if d.Direction != DirectionReturn {

@@ -92,9 +92,6 @@ func TestHypothesesRankTheirOwnFault(t *testing.T) {
 		if i < 0 || d.Margin != h.Score-d.Hypotheses[i].Score {
 			t.Errorf("margin %v, want over the best return fault alone (%d): %s", d.Margin, i, describe(d))
 		}
-		if rival := rivalOf(d.Hypotheses); rival.And != nil || rival.Direction != DirectionReturn {
-			t.Errorf("rival %+v, want a return fault alone", rival)
-		}
 		if !regexp.MustCompile(`times likelier than (the return|a return) [^;]* alone\)`).MatchString(d.Text) {
 			t.Errorf("text does not weigh the pair against its return half: %s", d.Text)
 		}

@@ -154,16 +154,22 @@ func (a *analysis) hypothesisText(d Diagnosis) string {
 			failing++
 		}
 	}
-	var text string
+	rival := best
+	if a.rival != nil {
+		rival = *a.rival
+	}
+	lead := hypothesisLead(best)
+	if best.And != nil {
+		lead += "; and " + hypothesisLead(*best.And) + " (a link dead both ways, or two faults)"
+	}
+	alone := ""
+	if best.And != nil && rival.And == nil {
+		alone = " alone" // one fault against the pair
+	}
+	text := lead
 	if d.Direction == DirectionUnknown && d.Separate != "" {
-		rival := rivalOf(d.Hypotheses)
-		text = fmt.Sprintf("two explanations fit the data about equally (likelihood ratio %s): %s, or %s; %s",
-			ratioText(d.Margin), hypothesisLead(best), hypothesisLead(rival), d.Separate)
-	} else {
-		text = hypothesisLead(best)
-		if best.And != nil {
-			text += "; and " + hypothesisLead(*best.And) + " (a link dead both ways, or two faults)"
-		}
+		text = fmt.Sprintf("two explanations fit the data about equally (likelihood ratio %s): %s, or %s%s; %s",
+			ratioText(d.Margin), lead, hypothesisLead(rival), alone, d.Separate)
 	}
 	if best.And != nil {
 		text += fmt.Sprintf(" (explains %d of %d failing %s: %d on the way out, %d on the way back",
@@ -178,11 +184,6 @@ func (a *analysis) hypothesisText(d Diagnosis) string {
 		text += "; nothing else explains them"
 	case math.IsInf(d.Margin, 1):
 	case d.Direction != DirectionUnknown:
-		rival := rivalOf(d.Hypotheses)
-		alone := ""
-		if compatible(best, rival) {
-			alone = " alone" // the pair's own return half
-		}
 		text += fmt.Sprintf("; %s times likelier than %s%s", ratioText(d.Margin), placeName(rival), alone)
 	}
 	text += ")"
@@ -190,17 +191,6 @@ func (a *analysis) hypothesisText(d Diagnosis) string {
 		text += "; where exactly is less sure: " + d.Separate
 	}
 	return text
-}
-
-// rivalOf is the best hypothesis that answers differently from the first
-// (rivals).
-func rivalOf(hs []Hypothesis) Hypothesis {
-	for _, h := range hs[1:] {
-		if rivals(hs[0], h) {
-			return h
-		}
-	}
-	return hs[0]
 }
 
 func ratioText(logRatio float64) string {

@@ -84,8 +84,10 @@ func TestLookedFlowsWeighedApart(t *testing.T) {
 		t.Errorf("%s, want %s", describe(d), r.Want)
 	}
 	tr.Looked.Ports = nil
-	if d := DiagnoseSample(tr.Flows, tr.Sample()); d.Direction != DirectionForward {
-		t.Errorf("the look's flows weighed with the first pass's: %s, want forward (as before they were told apart)", describe(d))
+	// Weighed together, it was called forward; now that a direction
+	// needs 100 to 1 where routers rate-limit, it is unknown: not right.
+	if d := DiagnoseSample(tr.Flows, tr.Sample()); d.Direction == r.Want {
+		t.Errorf("the look's flows weighed with the first pass's: %s, want not %s (as before they were told apart)", describe(d), r.Want)
 	}
 }
 
