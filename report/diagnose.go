@@ -616,6 +616,7 @@ func (a *analysis) trivial(n stateCounts) (Diagnosis, bool) {
 type flowFates struct {
 	fwd, ret, unk []fate
 	spread        []spreadGroup // forward-dying flows spread over a stage (spread.go)
+	early         []fate        // the other forward-dying flows
 }
 
 func (a *analysis) fates() flowFates {
@@ -633,7 +634,7 @@ func (a *analysis) fates() flowFates {
 			f.fwd = append(f.fwd, ft)
 		}
 	}
-	f.spread, _ = a.spreadReturn(f.fwd)
+	f.spread, f.early = a.spreadReturn(f.fwd)
 	return f
 }
 

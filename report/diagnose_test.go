@@ -385,6 +385,33 @@ func TestDiagnoseReturn(t *testing.T) {
 			}, "exonerated",
 		},
 	}
+	// Two failing flows miss their answers from TTL 3 on, where healthy
+	// flows answer: the return fault explains them only as missed answers
+	// (a router that rate-limits), and the text says a fault on their way
+	// out is not ruled out; the others' forward path is exonerated, theirs
+	// alone.
+	silentFrom := func(f *FlowTrace, ttl int) {
+		for i := ttl - 1; i < len(f.Hops) && !f.Hops[i].Reached; i++ {
+			f.Hops[i].Addr, f.Hops[i].Answers, f.Hops[i].Others, f.Hops[i].IDs = netip.Addr{}, 0, nil, nil
+		}
+	}
+	cases = append(cases, struct {
+		name   string
+		lab    *labNet
+		mutate func(fs []FlowTrace)
+		want   string
+	}{
+		"some failing flows silent sooner", newLab(4, 0, false),
+		func(fs []FlowTrace) {
+			early := 0
+			for i := range fs {
+				if fs[i].State == hash.StateFail && early < 2 {
+					silentFrom(&fs[i], 3)
+					early++
+				}
+			}
+		}, "their forward path is exonerated",
+	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			fs := withReturnFault(c.lab, 64)
@@ -405,6 +432,10 @@ func TestDiagnoseReturn(t *testing.T) {
 				if !strings.Contains(d.Text, w) {
 					t.Errorf("text lacks %q: %s", w, d.Text)
 				}
+			}
+			early := "2 failing flows go silent sooner (from TTL 3): the return fault explains them only as missed answers, so a fault on their way out is not ruled out"
+			if strings.Contains(d.Text, early) != (c.want == "their forward path is exonerated") {
+				t.Errorf("text says of failing flows silent sooner (want it: %v): %s", c.want == "their forward path is exonerated", d.Text)
 			}
 		})
 	}

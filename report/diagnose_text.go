@@ -6,8 +6,10 @@ package report
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ecmpscan/ecmpscan/hash"
@@ -74,8 +76,9 @@ func (a *analysis) destination() string {
 // stop; decided is false where the diagnosis is unknown, and a rival
 // beyond the last hop that answers (an unseen member there) explains them
 // as well: then the forward path is not exonerated, and it does not say
-// so.
-func (a *analysis) returnText(ret []fate, decided bool) string {
+// so. With others, other failing flows went silent sooner: only these
+// flows' forward path is exonerated.
+func (a *analysis) returnText(ret []fate, decided, others bool) string {
 	ttls := map[int]int{}
 	silentLast := false
 	detour := map[netip.Addr]bool{}
@@ -97,6 +100,9 @@ func (a *analysis) returnText(ret []fate, decided bool) string {
 	}
 	sport := a.flows[ret[0].flow].Sport
 	verdict := "the forward path is exonerated; the fault is on the way back, where routers hash the reverse five-tuple"
+	if others {
+		verdict = "their forward path is exonerated; the fault is on the way back, where routers hash the reverse five-tuple"
+	}
 	if !decided {
 		verdict = "lost on the way back, where routers hash the reverse five-tuple, or beyond the last hop that answers"
 	}
@@ -111,6 +117,24 @@ func (a *analysis) returnText(ret []fate, decided bool) string {
 			addrList(sortedAddrs(detour), 4))
 	}
 	return text
+}
+
+// earlyText says what a return verdict leaves open: failing flows that
+// went silent before getting as far as healthy flows, which the return
+// fault explains only as silences like the healthy flows' own (a fault on
+// their way out, a link dead both ways, is not ruled out for them).
+func (a *analysis) earlyText(early []fate) string {
+	ttls := map[int]bool{}
+	for _, f := range early {
+		ttls[a.paths[f.flow][f.pos].ttl+1] = true
+	}
+	from := make([]string, 0, len(ttls))
+	for _, t := range slices.Sorted(maps.Keys(ttls)) {
+		from = append(from, strconv.Itoa(t))
+	}
+	return fmt.Sprintf("%d failing %s silent sooner (from TTL %s): the return fault explains %s only as missed answers, "+
+		"so a fault on %s way out is not ruled out",
+		len(early), plural(len(early), "flow goes", "flows go"), joinAnd(from), plural(len(early), "it", "them"), plural(len(early), "its", "their"))
 }
 
 func addrList(xs []netip.Addr, limit int) string {
@@ -238,7 +262,10 @@ func (a *analysis) verdictText(d Diagnosis, n stateCounts, f flowFates) string {
 			parts = append(parts, a.spreadText(f.spread))
 		}
 		if len(f.ret) > 0 {
-			parts = append(parts, a.returnText(f.ret, d.Direction == DirectionReturn))
+			parts = append(parts, a.returnText(f.ret, d.Direction == DirectionReturn, len(f.early) > 0))
+		}
+		if len(f.early) > 0 && d.Direction == DirectionReturn {
+			parts = append(parts, a.earlyText(f.early))
 		}
 	default:
 		parts = append(parts, a.hypothesisText(d))
