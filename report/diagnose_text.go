@@ -122,11 +122,18 @@ func (a *analysis) returnText(ret []fate, decided, others bool) string {
 // earlyText says what a return verdict leaves open: failing flows that
 // went silent before getting as far as healthy flows, which the return
 // fault explains only as silences like the healthy flows' own (a fault on
-// their way out, a link dead both ways, is not ruled out for them).
+// their way out, a link dead both ways, is not ruled out for them). ""
+// when none went silent (an unreachable or a loop is no silence).
 func (a *analysis) earlyText(early []fate) string {
-	ttls := map[int]bool{}
+	ttls, n := map[int]bool{}, 0
 	for _, f := range early {
-		ttls[a.paths[f.flow][f.pos].ttl+1] = true
+		if f.kind == fateForward {
+			ttls[a.paths[f.flow][f.pos].ttl+1] = true
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
 	}
 	from := make([]string, 0, len(ttls))
 	for _, t := range slices.Sorted(maps.Keys(ttls)) {
@@ -134,7 +141,7 @@ func (a *analysis) earlyText(early []fate) string {
 	}
 	return fmt.Sprintf("%d failing %s silent sooner (from TTL %s): the return fault explains %s only as missed answers, "+
 		"so a fault on %s way out is not ruled out",
-		len(early), plural(len(early), "flow goes", "flows go"), joinAnd(from), plural(len(early), "it", "them"), plural(len(early), "its", "their"))
+		n, plural(n, "flow goes", "flows go"), joinAnd(from), plural(n, "it", "them"), plural(n, "its", "their"))
 }
 
 func addrList(xs []netip.Addr, limit int) string {
@@ -264,8 +271,8 @@ func (a *analysis) verdictText(d Diagnosis, n stateCounts, f flowFates) string {
 		if len(f.ret) > 0 {
 			parts = append(parts, a.returnText(f.ret, d.Direction == DirectionReturn, len(f.early) > 0))
 		}
-		if len(f.early) > 0 && d.Direction == DirectionReturn {
-			parts = append(parts, a.earlyText(f.early))
+		if early := a.earlyText(f.early); early != "" && d.Direction == DirectionReturn {
+			parts = append(parts, early)
 		}
 	default:
 		parts = append(parts, a.hypothesisText(d))
