@@ -168,8 +168,13 @@ func (a *analysis) hypothesisText(d Diagnosis) string {
 	}
 	text := lead
 	if d.Direction == DirectionUnknown && d.Separate != "" {
-		text = fmt.Sprintf("two explanations fit the data about equally (likelihood ratio %s): %s, or %s%s; %s",
-			ratioText(d.Margin), lead, hypothesisLead(rival), alone, d.Separate)
+		how := "about equally (likelihood ratio " + ratioText(d.Margin) + ")"
+		if d.Margin >= decisive {
+			how = "(likelihood ratio " + ratioText(d.Margin) + ", short of the " + ratioText(decisiveWhereRateLimited) +
+				" to 1 a direction needs where routers rate-limit their errors: their silences come in bursts)"
+		}
+		text = fmt.Sprintf("two explanations fit the data %s: %s, or %s%s; %s",
+			how, lead, hypothesisLead(rival), alone, d.Separate)
 	}
 	if best.And != nil {
 		text += fmt.Sprintf(" (explains %d of %d failing %s: %d on the way out, %d on the way back",

@@ -3,6 +3,7 @@ package report
 import (
 	"math"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -70,5 +71,22 @@ func TestDirectionNeedWhereRoutersRateLimit(t *testing.T) {
 	a.rateLimited = map[int]bool{3: true}
 	if a.directionNeed() != decisiveWhereRateLimited || decisiveWhereRateLimited <= decisive {
 		t.Errorf("rate-limited: need %v, want %v, above %v", a.directionNeed(), decisiveWhereRateLimited, decisive)
+	}
+}
+
+// A recorded link dead both ways beside a silent q1, every router
+// rate-limiting its errors: a return member fits 10 to 1 better than an
+// unseen forward member, and that is not enough there. It is unknown, and
+// says why; at 10 to 1 it would be return, which is wrong.
+func TestRateLimitedDirectionNeedsMore(t *testing.T) {
+	skipShort(t)
+	r, tr := recordedFixture(t, "w2x2-s2289114363-inbound-fixed-link-drop-p2-q2-silent-q1-ipid-shared-ratelimit1000")
+	d := DiagnoseSample(tr.Flows, tr.Sample())
+	if d.Direction != DirectionUnknown || !strings.Contains(d.Text, "short of the 100 to 1 a direction needs where routers rate-limit") ||
+		!strings.Contains(d.Text, "trace --responder") {
+		t.Errorf("got %s", describe(d))
+	}
+	if v := decide(d.Hypotheses, decisive); v.direction != DirectionReturn || r.Want != DirectionForward {
+		t.Errorf("at 10 to 1: %s, want return (the fault: %s)", v.direction, r.Want)
 	}
 }
