@@ -79,7 +79,6 @@ func TestDirectionNeedWhereRoutersRateLimit(t *testing.T) {
 // unseen forward member, and that is not enough there. It is unknown, and
 // says why; at 10 to 1 it would be return, which is wrong.
 func TestRateLimitedDirectionNeedsMore(t *testing.T) {
-	skipShort(t)
 	r, tr := recordedFixture(t, "w2x2-s2289114363-inbound-fixed-link-drop-p2-q2-silent-q1-ipid-shared-ratelimit1000")
 	d := DiagnoseSample(tr.Flows, tr.Sample())
 	if d.Direction != DirectionUnknown || !strings.Contains(d.Text, "short of the 100 to 1 a direction needs where routers rate-limit") ||
