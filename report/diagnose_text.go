@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/ecmpscan/ecmpscan/hash"
@@ -99,10 +98,11 @@ func (a *analysis) returnText(ret []fate, decided, others bool) string {
 		}
 	}
 	sport := a.flows[ret[0].flow].Sport
-	verdict := "the forward path is exonerated; the fault is on the way back, where routers hash the reverse five-tuple"
+	whose := "the"
 	if others {
-		verdict = "their forward path is exonerated; the fault is on the way back, where routers hash the reverse five-tuple"
+		whose = "their"
 	}
+	verdict := whose + " forward path is exonerated; the fault is on the way back, where routers hash the reverse five-tuple"
 	if !decided {
 		verdict = "lost on the way back, where routers hash the reverse five-tuple, or beyond the last hop that answers"
 	}
@@ -135,13 +135,9 @@ func (a *analysis) earlyText(early []fate) string {
 	if n == 0 {
 		return ""
 	}
-	from := make([]string, 0, len(ttls))
-	for _, t := range slices.Sorted(maps.Keys(ttls)) {
-		from = append(from, strconv.Itoa(t))
-	}
 	return fmt.Sprintf("%d failing %s silent sooner (from TTL %s): the return fault explains %s only as missed answers, "+
 		"so a fault on %s way out is not ruled out",
-		n, plural(n, "flow goes", "flows go"), joinAnd(from), plural(n, "it", "them"), plural(n, "its", "their"))
+		n, plural(n, "flow goes", "flows go"), ttlsAnd(slices.Sorted(maps.Keys(ttls))), plural(n, "it", "them"), plural(n, "its", "their"))
 }
 
 func addrList(xs []netip.Addr, limit int) string {
