@@ -238,7 +238,7 @@ type evidence struct {
 	later []bool
 	// w is how many flows of the population each traced flow stands for
 	// (Sample): they weigh the shares back; wf and wh are the failing and
-	// healthy flows' by default, wf then their mean.
+	// healthy flows' by default.
 	w      []float64
 	wf, wh float64
 	// uf and uo count the flows classified but not traced, failing and
@@ -291,7 +291,6 @@ func (a *analysis) evidence(sample Sample) *evidence {
 	for _, i := range e.healthy {
 		e.uo += e.w[i] - 1
 	}
-	e.wf = 1 + e.uf/max(float64(len(e.failing)), 1) // the shares' numerators: the mean
 	for i := range a.flows {
 		e.chanceRate += math.Exp(e.chance[i]) / float64(len(a.flows))
 		e.lossRate += math.Exp(e.loss[i]) / float64(len(a.flows))
@@ -415,15 +414,21 @@ func (e *evidence) score(c *candidate) {
 		c.h.Score = math.Inf(-1)
 		return
 	}
-	q := min(e.wf*float64(len(c.cost))/n, 1)
+	// The share is weighed as the exposure is, flow by flow: a second
+	// look traces a stratum whole (weight 1) where the rest stand for many.
+	k := 0.0
+	for i := range c.cost {
+		k += e.w[i]
+	}
+	q := min(k/n, 1)
 	for range 4 { // hard EM: refit q on the flows it explains better than chance
-		k := 0
+		k = 0
 		for _, i := range e.failing {
 			if cost, ok := c.cost[i]; ok && math.Log(q)+cost > e.chance[i] {
-				k++
+				k += e.w[i]
 			}
 		}
-		q = min(max(e.wf*float64(k), 0.5)/n, 1)
+		q = min(max(k, 0.5)/n, 1)
 	}
 	ll, explains := e.loglik(c, min(q, 1-1e-9))
 	// One bad member of a stage of M fails 1/M of the flows: score that
@@ -572,20 +577,41 @@ func (e *evidence) pairs(cs []*candidate) []*candidate {
 	var out []*candidate
 	for _, f := range fwd {
 		for _, r := range ret {
-			c := e.pair(f, r)
-			if bothWays(f, r) {
-				// One link dead both ways is one fault, not two: the
-				// forward link names the return half's place, and its share
-				// is the link's, from the widths. So it takes a single
-				// fault's prior, the forward half's, and one fitted share.
-				c.h.Score += 0.5*math.Log(e.population()) - r.prior
-			} else {
+			if !bothWays(f, r) {
+				c := e.pair(f, r)
 				c.h.Score -= place
+				out = append(out, c)
+				continue
 			}
+			// One link dead both ways is one fault, not two: the forward
+			// link names the return half's place, and its share is the
+			// link's, from the widths. So it takes a single fault's prior,
+			// the forward half's, and one fitted share.
+			c := e.pair(e.a.asLink(f), r)
+			c.h.Score += 0.5*math.Log(e.population()) - r.prior
 			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// asLink is a forward fault right after a router read as one of its links
+// dead: where it has no widths of its own (the member it never reaches
+// is not told apart), those of the stage it leads into, whose members the
+// router spreads its flows over. A link into a stage of one fails every
+// flow over it.
+func (a *analysis) asLink(f *candidate) *candidate {
+	if f.shares.any() {
+		return f
+	}
+	r := a.reading(f.shares.alter)
+	link := *f
+	for m := range aliasModes {
+		if w := r.width(f.h.TTL, m); w > 0 {
+			link.shares.widths[m] = []int{w}
+		}
+	}
+	return &link
 }
 
 // bothWays says a forward and a return hypothesis may be one link dead
@@ -602,11 +628,12 @@ func bothWays(f, r *candidate) bool {
 func (e *evidence) pair(f, r *candidate) *candidate {
 	qf, qr := max(f.h.Share, 1e-9), max(r.h.Share, 1e-9)
 	for range 3 {
-		_, kf, kr := e.pairLoglik(f, r, qf, qr)
-		qf = min(max(e.wf*float64(kf), 0.5)/max(e.exposure(f.exposed), 1), 1-1e-9)
-		qr = min(max(e.wf*float64(kr), 0.5)/max(e.exposure(r.exposed), 1), 1-1e-9)
+		fit := e.pairLoglik(f, r, qf, qr)
+		qf = min(max(fit.wf, 0.5)/max(e.exposure(f.exposed), 1), 1-1e-9)
+		qr = min(max(fit.wr, 0.5)/max(e.exposure(r.exposed), 1), 1-1e-9)
 	}
-	ll, kf, kr := e.pairLoglik(f, r, qf, qr)
+	fit := e.pairLoglik(f, r, qf, qr)
+	ll, kf, kr := fit.ll, fit.kf, fit.kr
 	// The shares one bad member of a stage would give, as for a single
 	// hypothesis, under one reading of the fabric for both.
 	ll = min(ll, e.pairMixture(f, r, qf, qr))
@@ -638,8 +665,7 @@ func (e *evidence) pairMixture(f, r *candidate, qf, qr float64) float64 {
 		var lls []float64
 		for _, a := range pairShares(f, m, qf) {
 			for _, b := range pairShares(r, m, qr) {
-				l, _, _ := e.pairLoglik(f, r, a, b)
-				lls = append(lls, l)
+				lls = append(lls, e.pairLoglik(f, r, a, b).ll)
 			}
 		}
 		return lls
@@ -659,10 +685,20 @@ func pairShares(c *candidate, m aliasMode, fitted float64) []float64 {
 	return out
 }
 
+// pairFit is a pair's log-likelihood and the failing flows each half
+// explains: counted, and weighed by what each flow stands for.
+type pairFit struct {
+	ll     float64
+	kf, kr int
+	wf, wr float64
+}
+
 // pairLoglik is the log-likelihood of two faults at once with shares qf and
 // qr: each failing flow taken by the likelier of the two (or chance), each
-// healthy flow surviving both. kf and kr count the flows each explains.
-func (e *evidence) pairLoglik(f, r *candidate, qf, qr float64) (ll float64, kf, kr int) {
+// healthy flow surviving both.
+func (e *evidence) pairLoglik(f, r *candidate, qf, qr float64) pairFit {
+	var fit pairFit
+	ll := 0.0
 	for _, i := range e.failing {
 		best, by := e.chance[i], 0
 		if cost, ok := f.cost[i]; ok && f.exposed[i] && math.Log(qf)+cost > best {
@@ -674,24 +710,28 @@ func (e *evidence) pairLoglik(f, r *candidate, qf, qr float64) (ll float64, kf, 
 		ll += best
 		switch by {
 		case 1:
-			kf++
+			fit.kf++
+			fit.wf += e.w[i]
 		case 2:
-			kr++
+			fit.kr++
+			fit.wr += e.w[i]
 		}
 	}
 	for _, i := range e.healthy {
+		// A flow survives both faults: its way out and its way back are
+		// hashed apart, so the two chances multiply.
 		keep := 1.0
 		if f.exposed[i] {
-			keep -= qf
+			keep *= 1 - qf
 		}
 		if r.exposed[i] {
-			keep -= qr
+			keep *= 1 - qr
 		}
 		ll += math.Log(max(keep, 1e-9))
 	}
 	pf, pr := 1-e.failRate(f.exposed, qf), 1-e.failRate(r.exposed, qr)
-	ll += e.untraced(1 - pf*pr/(1-e.chanceRate))
-	return ll, kf, kr
+	fit.ll = ll + e.untraced(1-pf*pr/(1-e.chanceRate))
+	return fit
 }
 
 // forwardCandidates: a fault right after each node failing flows may have

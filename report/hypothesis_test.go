@@ -271,8 +271,9 @@ func TestReturnPathsAreReadTowardTheClient(t *testing.T) {
 // the return half explains the rest, and what tells the forward half from
 // silences the return fault explains is that p3's healthy flows, many of
 // them, never reach q4, which every other p reaches. Where they do reach
-// q4, the same three flows are silences, and the return fault alone is the
-// verdict.
+// q4, and p3's next hop is silent now and then for healthy flows too (a
+// rate limit), the same three flows are such silences, and the return
+// fault alone is the verdict.
 func TestHypothesesLinkAvoidedByHealthyFlows(t *testing.T) {
 	const r1, r2 = "198.18.255.1", "198.18.255.99"
 	p := func(i int) string { return fmt.Sprintf("198.18.255.%d", 10+i) }
@@ -285,7 +286,11 @@ func TestHypothesesLinkAvoidedByHealthyFlows(t *testing.T) {
 				if i == 3 && j == 4 && avoided {
 					continue
 				}
-				for range 8 {
+				for k := range 8 {
+					if i == 3 && k == 0 && !avoided {
+						add(hash.StateOK, r1, p(i), "*", r2, "=")
+						continue
+					}
 					add(hash.StateOK, r1, p(i), q(j), r2, "=")
 				}
 				if j < 4 {
@@ -388,5 +393,74 @@ func TestHypothesesWeighBackWithoutMultiplying(t *testing.T) {
 	}
 	if four > 1.5*one {
 		t.Errorf("the pair leads by %.2f weighed by 4, by %.2f unweighed: weighing back multiplied the evidence", four, one)
+	}
+}
+
+// A healthy flow survives both halves of a pair: its way out and its way
+// back are hashed apart, so the chances multiply. Shares that add up to
+// more than one (a link dead both ways on a narrow fabric) are no
+// contradiction.
+func TestPairSurvivalMultiplies(t *testing.T) {
+	const r1, p1, r2 = "198.18.255.1", "198.18.255.11", "198.18.255.99"
+	fs := []FlowTrace{
+		flowOf(1, hash.StateOK, r1, p1, r2, "="),
+		flowOf(2, hash.StateFail, r1, p1, "*", "*"),
+	}
+	a := newAnalysis(fs)
+	e := a.evidence(Sample{})
+	both := []bool{true, true}
+	f := &candidate{h: Hypothesis{Direction: DirectionForward}, exposed: both, cost: map[int]float64{1: 0}}
+	r := &candidate{h: Hypothesis{Direction: DirectionReturn}, exposed: both, cost: map[int]float64{1: 0}}
+	fit := e.pairLoglik(f, r, 0.6, 0.5)
+	want := math.Log(0.6) + math.Log(0.4*0.5)
+	if math.Abs(fit.ll-want) > 1e-9 || fit.kf != 1 || fit.kr != 0 || fit.wf != 1 {
+		t.Errorf("pair loglik %.4f (kf %d kr %d wf %.1f), want %.4f: the failing flow by the forward half, the healthy one surviving both", fit.ll, fit.kf, fit.kr, fit.wf, want)
+	}
+}
+
+// A share is weighed flow by flow, as its exposure is: a second look
+// traces a stratum whole, each of its flows standing for itself, where the
+// first pass's stand for several. Two of the four flows exposed fail.
+func TestShareWeighsEachFlow(t *testing.T) {
+	const r1, p1, p2, r2 = "198.18.255.1", "198.18.255.11", "198.18.255.12", "198.18.255.99"
+	fs := []FlowTrace{
+		flowOf(1, hash.StateFail, r1, p1, "*", "*"),
+		flowOf(2, hash.StateFail, r1, p1, "*", "*"),
+		flowOf(3, hash.StateOK, r1, p1, r2, "="),
+		flowOf(4, hash.StateOK, r1, p1, r2, "="),
+		flowOf(5, hash.StateFail, r1, p2, "*", "*"),
+		flowOf(6, hash.StateOK, r1, p2, r2, "="),
+	}
+	looked := map[uint16]float64{1: 1, 2: 1, 3: 1, 4: 1}
+	a := newAnalysis(fs)
+	e := a.evidence(Sample{Fail: 4, OK: 4, Weight: looked})
+	c := &candidate{h: Hypothesis{Direction: DirectionForward}, exposed: []bool{true, true, true, true, false, false},
+		cost: map[int]float64{0: 0, 1: 0}}
+	e.score(c)
+	if math.Abs(c.h.Share-0.5) > 1e-9 || c.h.Explains != 2 {
+		t.Errorf("share %.3f explaining %d, want 0.5 explaining 2", c.h.Share, c.h.Explains)
+	}
+}
+
+// A forward fault right after a router, read as a link dead both ways,
+// takes the share of one link into the stage it leads into: without
+// widths of its own, that stage's.
+func TestAsLinkTakesTheNextStagesWidth(t *testing.T) {
+	l := newLab(3, 4, false)
+	a := newAnalysis(l.flows(96, nil))
+	next := &candidate{h: Hypothesis{Direction: DirectionForward, Kind: HypNextHop, TTL: 3}}
+	got := a.asLink(next).shares.widths
+	// Four q behind three p read by link are two routers of three links
+	// each, one link's address unseen (readings.go).
+	if !slices.Equal(got[byRouter], []int{4}) || !slices.Equal(got[byLink], []int{a.reading(alter{}).width(3, byLink)}) {
+		t.Errorf("widths %v, want the q stage's: 4 routers, or as read by link", got)
+	}
+	if next.shares.any() {
+		t.Error("asLink changed its argument")
+	}
+	link := &candidate{h: Hypothesis{Direction: DirectionForward, Kind: HypLink, TTL: 3}}
+	link.shares.widths[byRouter] = []int{2}
+	if got := a.asLink(link).shares.widths; !slices.Equal(got[byRouter], []int{2}) || got[byLink] != nil {
+		t.Errorf("a link's own widths %v replaced", got)
 	}
 }
