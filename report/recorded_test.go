@@ -37,6 +37,22 @@ type recordedTrace struct {
 // to be wrong or unknown, and why. The test fails when one of them comes
 // out right, so the list cannot go stale.
 var knownMisses = map[string]string{
+	// Seed 80808, never drawn, measured with the pair's chances multiplied
+	// before it was read: 90/100, 4 unknown, 6 wrong, 36/40. Every wrong
+	// direction is rate-limited, five with a stage two wide: three links dead
+	// both ways called return, two return blackholes called forward, a
+	// SYN-ACK dropper called forward by a pair whose forward half is
+	// flows no hop answered (unknown with the code before).
+	"w2x0-s3020307262-outgoing-fixed-link-drop-r1-p2-ratelimit1000-silent-r1":                       "return, want forward (45 nats)",
+	"w2x2-s2812538399-inbound-fixed-link-drop-p1-q1-ipid-shared-ratelimit1000-silent-r1":            "return, want forward (4.9 nats)",
+	"w2x2-s3603702550-router-id-fixed-link-drop-p2-q1-ratelimit1000":                                "return, want forward (19 nats)",
+	"w2x0-s1771851579-outgoing-flow-blackhole-ret-p2-ipid-shared-ratelimit1000":                     "forward, want return (12 nats)",
+	"w5x2-s2930312422-router-id-flow-blackhole-ret-q1-ratelimit1000":                                "forward, want return (23 nats)",
+	"w3x0-s2198124238-outgoing-flow-drop-synack-p2-silent-p3-ratelimit1000-silent-r1":               "forward, want return (6.2 nats; unknown before)",
+	"w10x0-s4261391708-outgoing-flow-link-oneway-r2-p7-silent-p4-ratelimit0-silent-r1-v6":           "unknown, 1.9 nats",
+	"w4x2-s3619687152-outgoing-fixed-drop-synack-q2-silent-r2-ratelimit0":                           "unknown, 0.5 nats",
+	"w2x4-s120096738-inbound-fixed-blackhole-fwd-q3-silent-r2-ratelimit1000":                        "unknown, 4.5 nats, short of 100 to 1",
+	"w2x5-s3589087919-inbound-fixed-blackhole-fwd-p1-silent-p2-ipid-shared-ratelimit1000-silent-r1": "unknown, 2.1 nats",
 	// Misses since a pair's healthy flows survive both halves, the chances
 	// multiplied (they were subtracted, which made a pair whose shares add
 	// up to more than one impossible), a link dead both ways takes its
