@@ -37,6 +37,16 @@ type recordedTrace struct {
 // to be wrong or unknown, and why. The test fails when one of them comes
 // out right, so the list cannot go stale.
 var knownMisses = map[string]string{
+	// Seed 90909, never drawn, measured the same way: 94/100, 4 unknown,
+	// 2 wrong, both rate-limited, 29/31. Three of the unknown have no
+	// rate limit: the one-tier tie of a link dead toward the client behind
+	// a silent r1, and a SYN-ACK dropper behind a silent r2.
+	"w2x0-s791184487-router-id-fixed-link-drop-r1-p2-ipid-shared-ratelimit1000":   "return, want forward (19 nats)",
+	"w8x0-s4031548011-router-id-fixed-blackhole-ret-p4-ipid-shared-ratelimit1000": "forward, want return (11 nats)",
+	"w3x2-s3726736152-inbound-flow-drop-synack-q1-silent-r2-ratelimit0":           "unknown, 1.3 nats",
+	"w5x0-s2340565661-outgoing-flow-link-oneway-r2-p4-ratelimit0-silent-r1-v6":    "unknown, 0.7 nats",
+	"w6x0-s2087767852-inbound-flow-link-oneway-r2-p4-ratelimit0-silent-r1-v6":     "unknown, 1.1 nats",
+	"w6x2-s2328197831-router-id-flow-blackhole-fwd-q1-silent-q2-ratelimit1000-v6": "unknown, 2.3 nats, short of 100 to 1",
 	// Seed 80808, never drawn, measured with the pair's chances multiplied
 	// before it was read: 90/100, 4 unknown, 6 wrong, 36/40. Every wrong
 	// direction is rate-limited, five with a stage two wide: three links dead
