@@ -716,7 +716,6 @@ func writeBuckets(b *strings.Builder, buckets []PathBucket, p painter) {
 	b.WriteString("\n")
 }
 
-// dotGraph collects the nodes and edges of the DOT output.
 // ttlsAnd reads "1, 2 and 4".
 func ttlsAnd(ttls []int) string {
 	out := make([]string, len(ttls))

@@ -89,3 +89,17 @@ func TestRateLimitedDirectionNeedsMore(t *testing.T) {
 		t.Errorf("at 10 to 1: %s, want return (the fault: %s)", v.direction, r.Want)
 	}
 }
+
+// A verdict where routers rate-limit says its ratio reads surer than it
+// is: the silences it counts as independent come in bursts.
+func TestRateLimitedVerdictSaysItIsLessSure(t *testing.T) {
+	_, tr := recordedFixture(t, "w13x0-s3716948651-outgoing-flow-blackhole-ret-p6-ipid-shared-ratelimit1000")
+	d := DiagnoseSample(tr.Flows, tr.Sample())
+	if d.Direction != DirectionReturn || math.IsInf(d.Margin, 1) ||
+		!strings.Contains(d.Text, "times likelier than") || !strings.Contains(d.Text, "less sure than that reads: routers here rate-limit") {
+		t.Errorf("got %s", describe(d))
+	}
+	if d := Diagnose(linkTrace().Flows); !strings.Contains(d.Text, "times likelier than") || strings.Contains(d.Text, "less sure than that reads") {
+		t.Errorf("no rate limit, yet: %s", d.Text)
+	}
+}
