@@ -237,10 +237,8 @@ type evidence struct {
 	// hops are weighed against each other's (silentShare).
 	later []bool
 	// w is how many flows of the population each traced flow stands for
-	// (Sample): they weigh the shares back; wf and wh are the failing and
-	// healthy flows' by default.
-	w      []float64
-	wf, wh float64
+	// (Sample): they weigh the shares back, flow by flow.
+	w []float64
 	// uf and uo count the flows classified but not traced, failing and
 	// healthy; chanceRate is the chance that a flow fails by chance or
 	// as a stray, lossRate by the background loss alone (the traced
@@ -251,7 +249,8 @@ type evidence struct {
 
 func (a *analysis) evidence(sample Sample) *evidence {
 	e := &evidence{a: a, silent: map[string]float64{}, chance: make([]float64, len(a.flows)),
-		wf: max(sample.Fail, 1), wh: max(sample.OK, 1), retry: a.retryRates(), w: make([]float64, len(a.flows))}
+		retry: a.retryRates(), w: make([]float64, len(a.flows))}
+	wf, wh := max(sample.Fail, 1), max(sample.OK, 1) // by state, where Weight does not say
 	lost, sent := 0, 0
 	for i, f := range a.flows {
 		switch f.State {
@@ -262,11 +261,11 @@ func (a *analysis) evidence(sample Sample) *evidence {
 		e.w[i] = 1
 		if f.State == hash.StateOK {
 			e.healthy = append(e.healthy, i)
-			e.w[i] = e.wh
+			e.w[i] = wh
 		}
 		if f.State == hash.StateFail {
 			e.failing = append(e.failing, i)
-			e.w[i] = e.wf
+			e.w[i] = wf
 		}
 		if w, ok := sample.Weight[f.Sport]; ok {
 			e.w[i] = max(w, 1)

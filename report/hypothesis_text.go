@@ -190,9 +190,10 @@ func (a *analysis) hypothesisText(d Diagnosis) string {
 	case math.IsInf(d.Margin, 1):
 	case d.Direction != DirectionUnknown:
 		text += fmt.Sprintf("; %s times likelier than %s%s", ratioText(d.Margin), placeName(rival), alone)
-		if len(a.rateLimited) > 0 {
-			// Measured: such verdicts are wrong more often than the
-			// ratio says (README, "How sure is a verdict?").
+		if a.directionNeed() > decisive {
+			// Where routers rate-limit, measured: such verdicts are wrong
+			// more often than the ratio says (README, "How sure is a
+			// verdict?").
 			text += ", less sure than that reads: routers here rate-limit their errors, and the ratio counts their silences, which come in bursts, as independent"
 		}
 	}

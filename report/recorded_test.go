@@ -504,7 +504,8 @@ var knownMisses = map[string]string{
 	// right one. The other unknown ones are the one-tier tie: return
 	// faults at p1 of two behind a silent r2 (one a SYN-ACK dropper) and
 	// at q2 of two, at 1 to 1 up to 2.5 to 1. Wrong: a link dead both
-	// ways behind a silent r1, called return at 21 nats.
+	// ways behind a silent r1, called return at 21 nats (right since a
+	// pair's chances multiply).
 	"w2x0-s915302379-inbound-fixed-drop-synack-p1-silent-r2-ipid-shared-ratelimit1000":   "unknown, 2.5 to 1",
 	"w2x2-s2289114363-inbound-fixed-link-drop-p2-q2-silent-q1-ipid-shared-ratelimit1000": "unknown, 10 to 1 where rate-limited routers need 100 (return before the rule)",
 	"w2x4-s783377529-inbound-fixed-blackhole-ret-p1-silent-r2-ratelimit1000-v6":          "unknown, 1.7 to 1",
