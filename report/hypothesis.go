@@ -7,7 +7,10 @@ package report
 //   - forward, after a node: the hop or link right after a router (or a
 //     silent hop) that failing flows cross. Flows through that node are
 //     exposed; a share q of them (those the router hashes onto the bad
-//     member or link) die there and answer no TTL beyond it.
+//     member or link) die there and answer no TTL beyond it. Where the
+//     routers at its TTL rate-limit their errors, a flow silent there
+//     crossed that router as often as the flows that answered there did
+//     (maybeCross).
 //   - forward, an unseen member at a TTL behind several routers (or hops
 //     silent for every flow): every flow that gets that far is exposed.
 //   - forward, a hop that answers the failing flows and passes them no
@@ -213,8 +216,12 @@ const minChance = 1e-12
 
 // candidate is a hypothesis with what scoring it needs.
 type candidate struct {
-	h       Hypothesis
-	exposed []bool          // by flow index
+	h Hypothesis
+	// exposed is the chance that each flow (by index) crosses the place:
+	// 1 where its path shows it, 0 where it shows another, and between
+	// where its hop there went unanswered at a rate-limited TTL
+	// (maybeCross).
+	exposed []float64
 	cost    map[int]float64 // failing flow -> log P(its hops | the fault); absent: inconsistent
 	shares  shares          // the stage's widths under each reading, when one bad member or link is meant
 	prior   float64         // log prior
@@ -222,6 +229,17 @@ type candidate struct {
 	// credit is what the healthy flows' spread adds to a link's score
 	// (linkCredit).
 	credit float64
+}
+
+// hit is log P(failing flow i failed by the fault, its hops as seen) at
+// share q: it crossed the place, was among the share hit, and shows the
+// hops the fault predicts (cost). ok is false where it cannot have.
+func (c *candidate) hit(i int, q float64) (float64, bool) {
+	cost, ok := c.cost[i]
+	if !ok || c.exposed[i] == 0 {
+		return 0, false
+	}
+	return math.Log(q*c.exposed[i]) + cost, true
 }
 
 // evidence is what the scores share.
@@ -313,7 +331,7 @@ func (e *evidence) untraced(fail float64) float64 {
 // failRate is the chance that a flow of the population fails when those
 // exposed fail with probability q: exposed (the weighted share) and hit,
 // or failed by chance.
-func (e *evidence) failRate(exposed []bool, q float64) float64 {
+func (e *evidence) failRate(exposed []float64, q float64) float64 {
 	pi := e.exposure(exposed) / max(e.population(), 1)
 	return 1 - (1-pi*q)*(1-e.chanceRate)
 }
@@ -386,17 +404,13 @@ func (e *evidence) hopCost(i, m int) (float64, bool) {
 }
 
 // exposure is the weighted count of the failing and healthy flows exposed.
-func (e *evidence) exposure(exposed []bool) float64 {
+func (e *evidence) exposure(exposed []float64) float64 {
 	n := 0.0
 	for _, i := range e.failing {
-		if exposed[i] {
-			n += e.w[i]
-		}
+		n += exposed[i] * e.w[i]
 	}
 	for _, i := range e.healthy {
-		if exposed[i] {
-			n += e.w[i]
-		}
+		n += exposed[i] * e.w[i]
 	}
 	return n
 }
@@ -415,19 +429,23 @@ func (e *evidence) score(c *candidate) {
 	}
 	// The share is weighed as the exposure is, flow by flow: a second
 	// look traces a stratum whole (weight 1) where the rest stand for many.
-	k := 0.0
+	// A flow it explains crossed the place, whatever its chance of that
+	// was (maybeCross).
+	k, crossed := 0.0, 0.0
 	for i := range c.cost {
 		k += e.w[i]
+		crossed += e.w[i] * (1 - c.exposed[i])
 	}
-	q := min(k/n, 1)
+	q := min(k/(n+crossed), 1)
 	for range 4 { // hard EM: refit q on the flows it explains better than chance
-		k = 0
+		k, crossed = 0, 0
 		for _, i := range e.failing {
-			if cost, ok := c.cost[i]; ok && math.Log(q)+cost > e.chance[i] {
+			if l, ok := c.hit(i, q); ok && l > e.chance[i] {
 				k += e.w[i]
+				crossed += e.w[i] * (1 - c.exposed[i])
 			}
 		}
-		q = min(max(k, 0.5)/n, 1)
+		q = min(max(k, 0.5)/(n+crossed), 1)
 	}
 	ll, explains := e.loglik(c, min(q, 1-1e-9))
 	// One bad member of a stage of M fails 1/M of the flows: score that
@@ -472,16 +490,14 @@ func (e *evidence) loglik(c *candidate, q float64) (float64, int) {
 	q = min(q, 1-1e-9)
 	for _, i := range e.failing {
 		best := e.chance[i]
-		if cost, ok := c.cost[i]; ok && c.exposed[i] && math.Log(q)+cost > best {
-			best = math.Log(q) + cost
+		if l, ok := c.hit(i, q); ok && l > best {
+			best = l
 			explains++
 		}
 		ll += best
 	}
 	for _, i := range e.healthy {
-		if c.exposed[i] {
-			ll += math.Log(1 - q)
-		}
+		ll += math.Log1p(-q * c.exposed[i])
 	}
 	return ll + e.untraced(e.failRate(c.exposed, q)), explains
 }
@@ -628,8 +644,8 @@ func (e *evidence) pair(f, r *candidate) *candidate {
 	qf, qr := max(f.h.Share, 1e-9), max(r.h.Share, 1e-9)
 	for range 3 {
 		fit := e.pairLoglik(f, r, qf, qr)
-		qf = min(max(fit.wf, 0.5)/max(e.exposure(f.exposed), 1), 1-1e-9)
-		qr = min(max(fit.wr, 0.5)/max(e.exposure(r.exposed), 1), 1-1e-9)
+		qf = min(max(fit.wf, 0.5)/max(e.exposure(f.exposed)+fit.crossedF, 1), 1-1e-9)
+		qr = min(max(fit.wr, 0.5)/max(e.exposure(r.exposed)+fit.crossedR, 1), 1-1e-9)
 	}
 	fit := e.pairLoglik(f, r, qf, qr)
 	ll, kf, kr := fit.ll, fit.kf, fit.kr
@@ -690,6 +706,9 @@ type pairFit struct {
 	ll     float64
 	kf, kr int
 	wf, wr float64
+	// crossedF and crossedR are what the flows each half explains add to
+	// its exposure: they crossed its place (maybeCross).
+	crossedF, crossedR float64
 }
 
 // pairLoglik is the log-likelihood of two faults at once with shares qf and
@@ -700,32 +719,28 @@ func (e *evidence) pairLoglik(f, r *candidate, qf, qr float64) pairFit {
 	ll := 0.0
 	for _, i := range e.failing {
 		best, by := e.chance[i], 0
-		if cost, ok := f.cost[i]; ok && f.exposed[i] && math.Log(qf)+cost > best {
-			best, by = math.Log(qf)+cost, 1
+		if l, ok := f.hit(i, qf); ok && l > best {
+			best, by = l, 1
 		}
-		if cost, ok := r.cost[i]; ok && r.exposed[i] && math.Log(qr)+cost > best {
-			best, by = math.Log(qr)+cost, 2
+		if l, ok := r.hit(i, qr); ok && l > best {
+			best, by = l, 2
 		}
 		ll += best
 		switch by {
 		case 1:
 			fit.kf++
 			fit.wf += e.w[i]
+			fit.crossedF += e.w[i] * (1 - f.exposed[i])
 		case 2:
 			fit.kr++
 			fit.wr += e.w[i]
+			fit.crossedR += e.w[i] * (1 - r.exposed[i])
 		}
 	}
 	for _, i := range e.healthy {
 		// A flow survives both faults: its way out and its way back are
 		// hashed apart, so the two chances multiply.
-		keep := 1.0
-		if f.exposed[i] {
-			keep *= 1 - qf
-		}
-		if r.exposed[i] {
-			keep *= 1 - qr
-		}
+		keep := (1 - qf*f.exposed[i]) * (1 - qr*r.exposed[i])
 		ll += math.Log(max(keep, 1e-9))
 	}
 	pf, pr := 1-e.failRate(f.exposed, qf), 1-e.failRate(r.exposed, qr)
@@ -812,7 +827,7 @@ func (a *analysis) asRouter(n pnode) pnode {
 
 // afterCandidate: the fault is right after node n at position t.
 func (a *analysis) afterCandidate(e *evidence, n pnode, t int) *candidate {
-	c := &candidate{exposed: make([]bool, len(a.flows)), cost: map[int]float64{}}
+	c := &candidate{exposed: make([]float64, len(a.flows)), cost: map[int]float64{}}
 	c.h = Hypothesis{Direction: DirectionForward, Kind: HypNextHop, Addr: n.addr, TTL: t + 1}
 	if !n.answered() {
 		c.h.Addr = n.last
@@ -820,8 +835,11 @@ func (a *analysis) afterCandidate(e *evidence, n pnode, t int) *candidate {
 	key := a.nodeKey(n)
 	for i, p := range a.paths {
 		if t < len(p) && a.nodeKey(p[t]) == key {
-			c.exposed[i] = true
+			c.exposed[i] = 1
 		}
+	}
+	if n.answered() {
+		a.maybeCross(e, c.exposed, key, t)
 	}
 	ni := a.nextOf(n)
 	if len(ni.cands) > 0 {
@@ -872,12 +890,12 @@ func (a *analysis) linkFanOut(ttl int, ni *nextInfo) int {
 
 // memberCandidate: an unseen member at TTL t+1 behind the routers at t.
 func (a *analysis) memberCandidate(e *evidence, t int, behind []netip.Addr) *candidate {
-	c := &candidate{exposed: make([]bool, len(a.flows)), cost: map[int]float64{}}
+	c := &candidate{exposed: make([]float64, len(a.flows)), cost: map[int]float64{}}
 	c.h = Hypothesis{Direction: DirectionForward, Kind: HypMember, Behind: behind, TTL: t + 1}
 	for i, p := range a.paths {
 		if t < len(p) {
 			if reach, cont := a.after(p[t].id); cont > 0 && reach == 0 {
-				c.exposed[i] = true
+				c.exposed[i] = 1
 			}
 		}
 	}
@@ -900,7 +918,7 @@ func (a *analysis) memberCandidate(e *evidence, t int, behind []netip.Addr) *can
 
 func (a *analysis) fillCosts(e *evidence, c *candidate, m int) {
 	for _, i := range e.failing {
-		if !c.exposed[i] {
+		if c.exposed[i] == 0 {
 			continue
 		}
 		if cost, ok := e.hopCost(i, m); ok {
@@ -923,14 +941,14 @@ func (a *analysis) explicitCandidates(e *evidence) []*candidate {
 		key := strconv.Itoa(int(f.kind)) + " " + a.nodeKey(n) + "@" + strconv.Itoa(f.pos)
 		c := byKey[key]
 		if c == nil {
-			c = &candidate{exposed: make([]bool, len(a.flows)), cost: map[int]float64{}}
+			c = &candidate{exposed: make([]float64, len(a.flows)), cost: map[int]float64{}}
 			c.h = Hypothesis{Direction: DirectionForward, Kind: HypHop, Addr: n.addr, TTL: f.pos}
 			if f.kind == fateLoop {
 				c.h.Next = f.next
 			}
 			for j, p := range a.paths {
 				if f.pos < len(p) && a.nodeKey(p[f.pos]) == a.nodeKey(n) {
-					c.exposed[j] = true
+					c.exposed[j] = 1
 				}
 			}
 			byKey[key] = c
@@ -1021,9 +1039,9 @@ func (a *analysis) okFlows() []int {
 // returnCandidates: a return member at each stage of at least two members
 // before the last router, and the answers alone.
 func (a *analysis) returnCandidates(e *evidence) []*candidate {
-	all := make([]bool, len(a.flows))
+	all := make([]float64, len(a.flows))
 	for i := range all {
-		all[i] = true
+		all[i] = 1
 	}
 	var out []*candidate
 	deepest := 0
@@ -1168,7 +1186,7 @@ func (a *analysis) silentBeyond(s int) float64 {
 // far as healthy flows do, full, even odds; the silent stages beyond it
 // add beyond, silentBeyond). A flow a router said it could not forward
 // (unreachable, a loop) was not lost on the way back.
-func (a *analysis) returnAt(e *evidence, s int, kind HypothesisKind, sh shares, prior, beyond float64, all []bool, full map[int]float64) []*candidate {
+func (a *analysis) returnAt(e *evidence, s int, kind HypothesisKind, sh shares, prior, beyond float64, all []float64, full map[int]float64) []*candidate {
 	c := &candidate{exposed: all, cost: map[int]float64{}, shares: sh, prior: prior}
 	c.h = Hypothesis{Direction: DirectionReturn, Kind: kind, TTL: s, ICMPPath: "flow"}
 	a.fillCosts(e, c, s)

@@ -408,7 +408,7 @@ func TestPairSurvivalMultiplies(t *testing.T) {
 	}
 	a := newAnalysis(fs)
 	e := a.evidence(Sample{})
-	both := []bool{true, true}
+	both := []float64{1, 1}
 	f := &candidate{h: Hypothesis{Direction: DirectionForward}, exposed: both, cost: map[int]float64{1: 0}}
 	r := &candidate{h: Hypothesis{Direction: DirectionReturn}, exposed: both, cost: map[int]float64{1: 0}}
 	fit := e.pairLoglik(f, r, 0.6, 0.5)
@@ -434,7 +434,7 @@ func TestShareWeighsEachFlow(t *testing.T) {
 	looked := map[uint16]float64{1: 1, 2: 1, 3: 1, 4: 1}
 	a := newAnalysis(fs)
 	e := a.evidence(Sample{Fail: 4, OK: 4, Weight: looked})
-	c := &candidate{h: Hypothesis{Direction: DirectionForward}, exposed: []bool{true, true, true, true, false, false},
+	c := &candidate{h: Hypothesis{Direction: DirectionForward}, exposed: []float64{1, 1, 1, 1, 0, 0},
 		cost: map[int]float64{0: 0, 1: 0}}
 	e.score(c)
 	if math.Abs(c.h.Share-0.5) > 1e-9 || c.h.Explains != 2 {

@@ -171,7 +171,7 @@ func (a *analysis) hypothesisText(d Diagnosis) string {
 		how := "about equally (likelihood ratio " + ratioText(d.Margin) + ")"
 		if d.Margin >= decisive {
 			how = "(likelihood ratio " + ratioText(d.Margin) + ", short of the " + ratioText(decisiveWhereRateLimited) +
-				" to 1 a direction needs where routers rate-limit their errors: their silences come in bursts)"
+				" to 1 a direction needs where routers rate-limit their errors: there verdicts have been wrong more often than their ratio says)"
 		}
 		text = fmt.Sprintf("two explanations fit the data %s: %s, or %s%s; %s",
 			how, lead, hypothesisLead(rival), alone, d.Separate)
@@ -194,7 +194,7 @@ func (a *analysis) hypothesisText(d Diagnosis) string {
 			// Where routers rate-limit, measured: such verdicts are wrong
 			// more often than the ratio says (README, "How sure is a
 			// verdict?").
-			text += ", less sure than that reads: routers here rate-limit their errors, and the ratio counts their silences, which come in bursts, as independent"
+			text += ", less sure than that reads: where routers rate-limit their errors, as here, verdicts have been wrong more often than their ratio says"
 		}
 	}
 	text += ")"

@@ -103,3 +103,42 @@ func nextSilentID(prev string) string {
 	}
 	return silentID(prev, 1)
 }
+
+// maybeCross sets the chance that each flow whose hop at TTL t went
+// unanswered crossed the router keyed key there, where routers at t
+// rate-limit their errors: such a silence hides which member the flow
+// took, so it crossed key as often as the flows that answered there did
+// (weighed by what each traced flow stands for). Counting it as crossing
+// none would leave a fault after key only the flows rate limits happened
+// to spare, and hand the rest to a fault that exposes every flow (a
+// return one). A flow whose hop before answered from a router no flow
+// was seen to leave toward key did not cross it.
+func (a *analysis) maybeCross(e *evidence, exposed []float64, key string, t int) {
+	if !a.rateLimited[t] {
+		return
+	}
+	from := map[string]bool{} // routers flows were seen to leave toward key
+	var at, all float64
+	for i, p := range a.paths {
+		if t >= len(p) || !p[t].answered() {
+			continue
+		}
+		all += e.w[i]
+		if a.nodeKey(p[t]) == key {
+			at += e.w[i]
+			from[a.nodeKey(p[t-1])] = true
+		}
+	}
+	if all == 0 {
+		return
+	}
+	for i, p := range a.paths {
+		if t >= len(p) || p[t].answered() || p[t].reached || exposed[i] > 0 {
+			continue
+		}
+		if prev := p[t-1]; prev.answered() && !from[a.nodeKey(prev)] {
+			continue
+		}
+		exposed[i] = at / all
+	}
+}

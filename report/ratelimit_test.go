@@ -168,3 +168,130 @@ func TestSilenceWeighedByPass(t *testing.T) {
 		t.Errorf("without a look: %.4f, want log %.4f", e.silentShare(pA, silent, false), 2.5/7)
 	}
 }
+
+// Where the routers at a TTL rate-limit their errors, a flow silent there
+// crossed each of them as often as the flows that answered there did: a
+// fault right after p1 exposes it by p1's share, and a failing flow it
+// explains counts as one that crossed p1. Where they answer every probe, a
+// silence there is a router silent by configuration, not p1.
+func TestMaybeCrossWhereRoutersRateLimit(t *testing.T) {
+	const r1, p1, p2, r2, rx = "198.18.255.1", "198.18.255.11", "198.18.255.12", "198.18.255.99", "198.18.255.2"
+	flows := func(limited bool) []FlowTrace {
+		fs := []FlowTrace{
+			flowOf(1, hash.StateOK, r1, p1, r2, "="),
+			flowOf(2, hash.StateOK, r1, p2, r2, "="),
+			flowOf(3, hash.StateOK, r1, p1, r2, "="),
+			flowOf(4, hash.StateOK, r1, p2, r2, "="),
+			flowOf(5, hash.StateOK, r1, "*", r2, "="),
+			flowOf(6, hash.StateOK, r1, p2, r2, "="),
+			flowOf(7, hash.StateOK, rx, "*", r2, "="), // no flow leaves rx for p1
+			flowOf(10, hash.StateFail, r1, p1, "*", "*"),
+			flowOf(11, hash.StateFail, r1, "*", "*", "*"),
+		}
+		if limited {
+			for i := range fs {
+				if h := &fs[i].Hops[1]; fs[i].State == hash.StateOK && h.Answers > 0 {
+					h.Answers = 1
+				}
+			}
+		}
+		return fs
+	}
+	for _, limited := range []bool{true, false} {
+		a := newAnalysis(flows(limited))
+		e := a.evidence(Sample{})
+		c := a.afterCandidate(e, a.paths[0][2], 2)
+		silent := 0.0
+		if limited {
+			silent = 0.5 // p1 answered 3 of the 6 flows answering at TTL 2
+		}
+		want := []float64{1, 0, 1, 0, silent, 0, 0, 1, silent}
+		if !slices.Equal(c.exposed, want) {
+			t.Errorf("rate-limited %v: exposed %v, want %v", limited, c.exposed, want)
+		}
+		if !limited {
+			continue
+		}
+		e.score(c)
+		// Both failing flows explained, the silent one crossing p1: 2 of
+		// 3 flows seen at p1, half the silent healthy one and the failing one.
+		if math.Abs(c.h.Share-2/4.5) > 1e-9 || c.h.Explains != 2 {
+			t.Errorf("share %.4f explaining %d, want %.4f explaining 2", c.h.Share, c.h.Explains, 2/4.5)
+		}
+	}
+}
+
+// The likelihood takes each silent hop as its own chance event. Where
+// routers rate-limit, their silences come in bursts in time, but a trace
+// probes each TTL's round in an order of its own, so a burst falls on
+// flows at random: over the recorded rate-limited traces the healthy
+// flows' counts of silent hops at those TTLs spread as independent hops'
+// would (README, "How sure is a verdict?"). A dispersion well above 1
+// would say the counts are not independent, and the likelihood too sure.
+func TestRecordedSilencesSpreadAsIndependent(t *testing.T) {
+	skipShort(t)
+	sum, n := 0.0, 0
+	for _, r := range loadRecorded(t) {
+		tr, err := r.decode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := silenceDispersion(tr.Flows); ok {
+			sum += d
+			n++
+		}
+	}
+	mean := sum / float64(max(n, 1))
+	t.Logf("Pearson dispersion of silent-hop counts, mean over %d rate-limited traces: %.3f", n, mean)
+	if n == 0 || mean > 1.3 {
+		t.Errorf("mean dispersion %.3f over %d rate-limited traces, want about 1", mean, n)
+	}
+}
+
+// silenceDispersion is the Pearson dispersion of the healthy flows' counts
+// of silent hops at the rate-limited TTLs, against independent hops each
+// silent at its TTL's rate; ok is false where no TTL is rate-limited or
+// too few flows are healthy.
+func silenceDispersion(flows []FlowTrace) (float64, bool) {
+	ttls := RateLimitedTTLs(flows)
+	silent := func(f FlowTrace, ttl int) (bool, bool) {
+		if f.State != hash.StateOK || ttl > len(f.Hops) || f.Hops[ttl-1].Probes == 0 {
+			return false, false
+		}
+		return f.Hops[ttl-1].Answers == 0, true
+	}
+	rate := map[int]float64{}
+	for _, ttl := range ttls {
+		k, m := 0.0, 0.0
+		for _, f := range flows {
+			if s, ok := silent(f, ttl); ok {
+				m++
+				if s {
+					k++
+				}
+			}
+		}
+		rate[ttl] = (k + 0.5) / (m + 1)
+	}
+	chi, df := 0.0, -len(ttls)
+	for _, f := range flows {
+		y, mu, v := 0.0, 0.0, 0.0
+		for _, ttl := range ttls {
+			if s, ok := silent(f, ttl); ok {
+				mu += rate[ttl]
+				v += rate[ttl] * (1 - rate[ttl])
+				if s {
+					y++
+				}
+			}
+		}
+		if v > 0 {
+			chi += (y - mu) * (y - mu) / v
+			df++
+		}
+	}
+	if len(ttls) == 0 || df <= 0 {
+		return 0, false
+	}
+	return chi / float64(df), true
+}

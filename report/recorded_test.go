@@ -37,6 +37,45 @@ type recordedTrace struct {
 // to be wrong or unknown, and why. The test fails when one of them comes
 // out right, so the list cannot go stale.
 var knownMisses = map[string]string{
+	// Seed 50505, never drawn, measured with a flow silent at a
+	// rate-limited TTL crossing each router there in its share
+	// (maybeCross) before it was read: 95/100, 5 unknown, none wrong,
+	// 31/31; offline the code before gives the same. Unknown: links dead
+	// toward the client into a p of a one-tier fabric (three, one of them
+	// without a rate limit, at 1.4 nats) and return blackholes at p8 of 9
+	// and p9 of 11, rate-limited.
+	"w11x0-s2696732435-inbound-flow-link-oneway-r2-p6-silent-p11-ratelimit1000-v6":         "unknown, 2.7 nats, short of 100 to 1",
+	"w11x0-s3811856003-outgoing-flow-blackhole-ret-p9-silent-r2-ipid-shared-ratelimit1000": "unknown, 3.5 nats, short of 100 to 1",
+	"w4x0-s1864874632-outgoing-flow-link-oneway-r2-p1-ratelimit0":                          "unknown, 1.4 nats",
+	"w8x0-s2986532358-outgoing-flow-link-oneway-r2-p2-ratelimit1000-v6":                    "unknown, 1.6 nats",
+	"w9x0-s1450258975-inbound-flow-blackhole-ret-p8-ratelimit1000-silent-r1-v6":            "unknown, 4.1 nats, short of 100 to 1",
+	// Misses since a flow silent at a rate-limited TTL crosses each router
+	// there in its share (maybeCross), where it crossed none: a fault
+	// after a router no longer leaves to a return fault the failing flows
+	// whose hop there a rate limit silenced. On the corpus before seed
+	// 50505 that turned 13 misses right (8 unknown, 3 wrong directions, 2
+	// wrong first suspects) and 3 wrong directions unknown, and these 13
+	// right ones unknown (8) or wrong (5): most of them links dead both
+	// ways that a pair had called right at 5 to 10 nats. The pair is
+	// fitted by hard EM, each flow going to the likelier half, and a flow
+	// that crossed the forward half's router only in its share goes to the
+	// return half, which exposes every flow in full. With each flow split
+	// between the halves by its odds (soft EM) the corpus gains 6 right and
+	// loses 3 wrong, but the 460 traces of the five latest fresh draws
+	// lose 4 right and gain 1 wrong: not taken.
+	"w2x0-s3224739423-router-id-flow-link-drop-r1-p2-ipid-shared-ratelimit1000-silent-r1":                 "forward, first suspect p1 (was right, 10 nats)",
+	"w2x0-s937075759-outgoing-flow-link-oneway-r2-p2-silent-p2-ipid-shared-ratelimit1000-silent-r1":       "unknown, 1.9 nats (was right, 9.6)",
+	"w2x3-s1498706903-router-id-flow-link-drop-p1-q2-ipid-shared-ratelimit1000":                           "return, want forward, 15 nats (was right, 5.0)",
+	"w2x3-s242197959-outgoing-flow-link-drop-p1-q1-ipid-shared-ratelimit1000":                             "unknown, 4.4 nats (was right, 6.3)",
+	"w2x4-s1140487611-router-id-fixed-link-drop-p1-q2-ipid-shared-ratelimit1000":                          "return, want forward, 30 nats (was right, 5.2)",
+	"w2x5-s2547353686-router-id-flow-link-drop-p1-q2-silent-q5-ratelimit1000":                             "unknown, 2.5 nats (was right, 9.9)",
+	"w2x5-s981484276-inbound-flow-link-drop-p1-q2-silent-q1-ratelimit1000-v6":                             "unknown, 3.6 nats (was right, 4.8)",
+	"w3x2-s3055102031-outgoing-flow-link-oneway-q1-p3-silent-r2-ipid-shared-ratelimit1000-silent-r1":      "unknown, 2.8 nats (was right, 27)",
+	"w3x2-s3055102031-outgoing-flow-link-oneway-q1-p3-silent-r2-ipid-shared-ratelimit1000-silent-r1-wide": "forward, want return, 7 nats (was right, 89)",
+	"w3x3-s3076603362-outgoing-fixed-link-drop-p2-q1-silent-r2-ratelimit1000-v6":                          "return, want forward, 75 nats (was right, 5.4)",
+	"w3x4-s3534612859-inbound-flow-link-drop-p3-q4-silent-q1-ipid-shared-ratelimit1000":                   "unknown, 4.2 nats (was right, 9.3)",
+	"w3x6-s1597859223-inbound-fixed-link-drop-p2-q1-silent-q6-ipid-shared-ratelimit1000":                  "unknown, 2.5 nats (was right, 6.7)",
+	"w4x4-s2730657499-inbound-flow-link-drop-p1-q3-ipid-shared-ratelimit1000":                             "unknown, 3.2 nats (was right, 5.1)",
 	// Seed 90909, never drawn, measured the same way: 94/100, 4 unknown,
 	// 2 wrong, both rate-limited, 29/31. Three of the unknown have no
 	// rate limit: the one-tier tie of a link dead toward the client behind
@@ -68,44 +107,35 @@ var knownMisses = map[string]string{
 	// up to more than one impossible), a link dead both ways takes its
 	// forward half's share from the stage it leads into, and shares are
 	// weighed flow by flow. That turned 11 misses right (3 links dead both
-	// ways called return among them) and these five: the margins they had
-	// over a pair (15 to 70 nats) were the subtraction's. Two are ties of
-	// a return fault with the same fault plus a forward one, short of 100
-	// to 1; one a link dead both ways behind a silent p4, an unseen member
-	// or a return link at 2 to 1; one a SYN-ACK dropper whose failing
-	// flows went silent behind p5 in a rate limit's burst; one the
-	// one-tier tie of a link dead toward the client.
-	"w3x2-s1186352383-inbound-flow-link-oneway-q1-p3-silent-r2-ipid-shared-ratelimit1000-silent-r1": "forward, want return (was right, 53 nats)",
-	"w3x4-s2856971485-inbound-flow-blackhole-ret-q1-ratelimit1000-silent-r1-v6":                     "unknown (was right, 30 nats)",
-	"w5x2-s2053344878-router-id-flow-link-oneway-q2-p4-ratelimit1000":                               "unknown (was right, 15 nats)",
-	"w6x2-s859680139-router-id-flow-drop-synack-q1-ratelimit1000-v6":                                "forward, want return (was right, 70 nats)",
-	"w9x0-s3792816145-inbound-flow-link-drop-r1-p6-silent-p4-ratelimit1000-v6":                      "unknown (was right, 4 nats)",
+	// ways called return among them) and five wrong: the margins they had
+	// over a pair (15 to 70 nats) were the subtraction's. Three came right
+	// again once a flow silent at a rate-limited TTL crossed each router
+	// there in its share (maybeCross); these two are left: a link dead
+	// both ways behind a silent p4, an unseen member or a return link at
+	// 2 to 1, and a SYN-ACK dropper whose failing flows went silent behind
+	// p5.
+	"w6x2-s859680139-router-id-flow-drop-synack-q1-ratelimit1000-v6":           "forward, want return (was right, 70 nats)",
+	"w9x0-s3792816145-inbound-flow-link-drop-r1-p6-silent-p4-ratelimit1000-v6": "unknown (was right, 4 nats)",
 	// Right at 10 to 1, unknown since a direction needs 100 to 1 where
 	// routers rate-limit their errors (decisiveWhereRateLimited): about
 	// as many as the wrong ones it turned unknown.
-	"w12x0-s1201045531-outgoing-flow-link-oneway-r2-p4-silent-p5-ratelimit1000-v6":                 "unknown where routers rate-limit (was: return; margin 4.3)",
-	"w12x0-s4037502122-inbound-flow-blackhole-ret-p9-silent-p1-ratelimit1000-v6-unseen":            "unknown where routers rate-limit (was: return; margin 3.5)",
-	"w14x0-s1708473482-inbound-fixed-link-oneway-r2-p4-ratelimit1000":                              "unknown where routers rate-limit (was: return; margin 2.3)",
-	"w2x2-s1375683567-outgoing-flow-link-drop-p1-q2-ipid-shared-ratelimit1000-silent-r1":           "unknown where routers rate-limit (was: forward; margin 2.9)",
-	"w2x3-s3839678790-router-id-fixed-blackhole-fwd-q2-ratelimit1000":                              "unknown where routers rate-limit (was: forward; margin 3.7)",
-	"w2x5-s465155490-outgoing-flow-link-drop-p2-q4-ratelimit1000":                                  "unknown where routers rate-limit (was: forward; margin 4.0)",
-	"w3x3-s2343777149-router-id-flow-blackhole-ret-q2-ratelimit1000-silent-r1-v6":                  "unknown where routers rate-limit (was: return; margin 3.9)",
-	"w3x5-s1964514730-inbound-flow-blackhole-fwd-q5-silent-r2-ratelimit1000":                       "unknown where routers rate-limit (was: forward; margin 3.6)",
-	"w3x5-s3435218431-inbound-fixed-link-drop-p2-q4-ratelimit1000-v6":                              "unknown where routers rate-limit (was: forward; margin 2.7)",
-	"w3x6-s2749461182-inbound-fixed-link-drop-p2-q3-ratelimit1000-silent-r1-unseen":                "unknown where routers rate-limit (was: forward; margin 2.8)",
-	"w4x2-s1079981199-inbound-fixed-link-drop-p2-q1-silent-p3-ipid-shared-ratelimit1000-silent-r1": "unknown where routers rate-limit (was: forward; margin 3.2)",
-	"w4x4-s2677895102-outgoing-fixed-link-drop-p1-q1-silent-r2-ratelimit1000-silent-r1":            "unknown where routers rate-limit (was: forward; margin 3.3)",
-	"w4x5-s3069987758-inbound-fixed-link-drop-p1-q3-ratelimit1000-silent-r1-v6":                    "unknown where routers rate-limit (was: forward; margin 4.2)",
-	"w4x6-s2127417442-inbound-flow-link-drop-p4-q4-silent-r2-ratelimit1000":                        "unknown where routers rate-limit (was: forward; margin 3.5)",
-	"w4x6-s366966182-outgoing-fixed-link-drop-p4-q1-ratelimit1000":                                 "unknown where routers rate-limit (was: forward; margin 2.3)",
-	"w5x3-s1625453187-router-id-flow-blackhole-ret-q3-ipid-shared-ratelimit1000":                   "unknown where routers rate-limit (was: return; margin 3.3)",
-	"w5x3-s2104916803-inbound-fixed-link-oneway-q3-p3-ipid-shared-ratelimit1000":                   "unknown where routers rate-limit (was: return; margin 4.0)",
-	"w5x5-s2160207575-outgoing-fixed-link-drop-p3-q3-ipid-shared-ratelimit1000":                    "unknown where routers rate-limit (was: forward; margin 3.5)",
-	"w5x5-s513334155-outgoing-flow-link-drop-p2-q3-ratelimit1000-v6":                               "unknown where routers rate-limit (was: forward; margin 2.7)",
-	"w6x3-s2386528702-router-id-flow-blackhole-fwd-q3-ratelimit1000-v6":                            "unknown where routers rate-limit (was: forward; margin 4.2)",
-	"w6x3-s2860612011-outgoing-flow-link-drop-p1-q3-silent-r2-ratelimit1000-v6":                    "unknown where routers rate-limit (was: forward; margin 3.3)",
-	"w6x4-s2168424114-outgoing-flow-blackhole-fwd-q1-ratelimit1000":                                "unknown where routers rate-limit (was: forward; margin 4.4)",
-	"w7x0-s2535555351-outgoing-flow-link-drop-r1-p7-silent-r2-ratelimit1000-v6":                    "unknown where routers rate-limit (was: forward; margin 3.3)",
+	"w12x0-s1201045531-outgoing-flow-link-oneway-r2-p4-silent-p5-ratelimit1000-v6":       "unknown where routers rate-limit (was: return; margin 4.3)",
+	"w12x0-s4037502122-inbound-flow-blackhole-ret-p9-silent-p1-ratelimit1000-v6-unseen":  "unknown where routers rate-limit (was: return; margin 3.5)",
+	"w14x0-s1708473482-inbound-fixed-link-oneway-r2-p4-ratelimit1000":                    "unknown where routers rate-limit (was: return; margin 2.3)",
+	"w2x2-s1375683567-outgoing-flow-link-drop-p1-q2-ipid-shared-ratelimit1000-silent-r1": "unknown where routers rate-limit (was: forward; margin 2.9)",
+	"w2x3-s3839678790-router-id-fixed-blackhole-fwd-q2-ratelimit1000":                    "unknown where routers rate-limit (was: forward; margin 3.7)",
+	"w2x5-s465155490-outgoing-flow-link-drop-p2-q4-ratelimit1000":                        "unknown where routers rate-limit (was: forward; margin 4.0)",
+	"w3x3-s2343777149-router-id-flow-blackhole-ret-q2-ratelimit1000-silent-r1-v6":        "unknown where routers rate-limit (was: return; margin 3.9)",
+	"w3x5-s1964514730-inbound-flow-blackhole-fwd-q5-silent-r2-ratelimit1000":             "unknown where routers rate-limit (was: forward; margin 3.6)",
+	"w3x5-s3435218431-inbound-fixed-link-drop-p2-q4-ratelimit1000-v6":                    "unknown where routers rate-limit (was: forward; margin 2.7)",
+	"w3x6-s2749461182-inbound-fixed-link-drop-p2-q3-ratelimit1000-silent-r1-unseen":      "unknown where routers rate-limit (was: forward; margin 2.8)",
+	"w4x5-s3069987758-inbound-fixed-link-drop-p1-q3-ratelimit1000-silent-r1-v6":          "unknown where routers rate-limit (was: forward; margin 4.2)",
+	"w5x3-s1625453187-router-id-flow-blackhole-ret-q3-ipid-shared-ratelimit1000":         "unknown where routers rate-limit (was: return; margin 3.3)",
+	"w5x5-s513334155-outgoing-flow-link-drop-p2-q3-ratelimit1000-v6":                     "unknown where routers rate-limit (was: forward; margin 2.7)",
+	"w6x3-s2386528702-router-id-flow-blackhole-fwd-q3-ratelimit1000-v6":                  "unknown where routers rate-limit (was: forward; margin 4.2)",
+	"w6x3-s2860612011-outgoing-flow-link-drop-p1-q3-silent-r2-ratelimit1000-v6":          "unknown where routers rate-limit (was: forward; margin 3.3)",
+	"w6x4-s2168424114-outgoing-flow-blackhole-fwd-q1-ratelimit1000":                      "unknown where routers rate-limit (was: forward; margin 4.4)",
+	"w7x0-s2535555351-outgoing-flow-link-drop-r1-p7-silent-r2-ratelimit1000-v6":          "unknown where routers rate-limit (was: forward; margin 3.3)",
 	// A silent return member against an unseen forward member beside the
 	// last router's per-link addresses: the silence it explains is worth
 	// 10 to 1, just short of a decision.
@@ -199,7 +229,6 @@ var knownMisses = map[string]string{
 	"w2x2-s2859559554-outgoing-fixed-blackhole-ret-p1-silent-r2-ratelimit1000":             "unknown",
 	"w2x6-s4126684507-inbound-fixed-blackhole-ret-p1-ratelimit1000-v6":                     "unknown",
 	"w3x2-s1519265999-router-id-flow-link-drop-p3-q2-silent-q1-ipid-shared-ratelimit1000":  "return, want forward",
-	"w3x2-s2601440519-outgoing-flow-link-oneway-q2-p1-ratelimit1000-v6":                    "unknown where routers rate-limit (was: forward, want return; margin 4.2)",
 	"w3x5-s1424497974-outgoing-flow-link-oneway-q5-p3-ratelimit1000":                       "unknown where routers rate-limit (was: forward, want return; margin 3.9)",
 	"w7x0-s3750439122-outgoing-flow-blackhole-ret-p1-silent-p5-ratelimit1000-v6":           "unknown",
 	"w8x0-s3560056959-outgoing-flow-link-oneway-r2-p5-silent-p5-ipid-shared-ratelimit1000": "unknown where routers rate-limit (was: forward, want return; margin 2.3)",
@@ -281,12 +310,11 @@ var knownMisses = map[string]string{
 	// 2x2 member behind a silent r2 and a link dead both ways behind a
 	// silent r1, unknown; a link dead both ways behind a silent r1 and p2
 	// whose first suspect is after no named router.
-	"w2x3-s3631177734-router-id-fixed-link-oneway-q1-p2-ratelimit1000-v6":                           "forward, want return",
-	"w14x0-s315194731-router-id-fixed-drop-synack-p13-silent-r2-ipid-shared-ratelimit1000":          "unknown where routers rate-limit (was: forward, want return; margin 3.5)",
-	"w2x2-s802975722-router-id-flow-link-drop-p1-q2-ratelimit1000-v6":                               "return, want forward",
-	"w2x2-s2830820507-inbound-fixed-blackhole-fwd-q2-silent-r2-ratelimit1000-v6":                    "unknown",
-	"w3x0-s3223396158-outgoing-flow-link-drop-r1-p3-ratelimit1000-silent-r1":                        "unknown",
-	"w2x5-s1229933727-outgoing-fixed-link-drop-p1-q3-silent-p2-ipid-shared-ratelimit1000-silent-r1": "forward, first suspect unnamed",
+	"w2x3-s3631177734-router-id-fixed-link-oneway-q1-p2-ratelimit1000-v6":                  "forward, want return",
+	"w14x0-s315194731-router-id-fixed-drop-synack-p13-silent-r2-ipid-shared-ratelimit1000": "unknown where routers rate-limit (was: forward, want return; margin 3.5)",
+	"w2x2-s802975722-router-id-flow-link-drop-p1-q2-ratelimit1000-v6":                      "return, want forward",
+	"w2x2-s2830820507-inbound-fixed-blackhole-fwd-q2-silent-r2-ratelimit1000-v6":           "unknown",
+	"w3x0-s3223396158-outgoing-flow-link-drop-r1-p3-ratelimit1000-silent-r1":               "unknown",
 	// Seed 6006, never drawn before, measured on the lab with the same
 	// code before it was read: three return blackholes and a link dead
 	// toward the client called forward (one of them without a rate
@@ -315,12 +343,11 @@ var knownMisses = map[string]string{
 	// forward fault after p7 plus the return one), three unknown, a link
 	// dead both ways called return (right since a flow silent at TTL 1
 	// crosses the one first hop that answers there).
-	"w2x0-s3778587206-outgoing-flow-link-oneway-r2-p1-ratelimit1000":                             "unknown",
-	"w2x3-s2146623951-inbound-flow-drop-synack-p2-silent-r2-ipid-shared-ratelimit1000-silent-r1": "unknown where routers rate-limit (was: forward, want return; margin 3.9)",
-	"w2x5-s2834226755-inbound-fixed-drop-synack-q4-ratelimit1000-v6":                             "unknown where routers rate-limit (was: forward, want return; margin 3.8)",
-	"w2x5-s314946784-inbound-fixed-drop-synack-p2-silent-r2-ratelimit0-v6":                       "unknown",
-	"w4x4-s729070595-router-id-fixed-blackhole-ret-q2-ipid-shared-ratelimit1000":                 "unknown where routers rate-limit (was: forward, want return; margin 3.1)",
-	"w8x0-s2569437946-inbound-flow-link-oneway-r2-p5-ratelimit1000-v6":                           "unknown",
+	"w2x0-s3778587206-outgoing-flow-link-oneway-r2-p1-ratelimit1000":             "unknown",
+	"w2x5-s2834226755-inbound-fixed-drop-synack-q4-ratelimit1000-v6":             "unknown where routers rate-limit (was: forward, want return; margin 3.8)",
+	"w2x5-s314946784-inbound-fixed-drop-synack-p2-silent-r2-ratelimit0-v6":       "unknown",
+	"w4x4-s729070595-router-id-fixed-blackhole-ret-q2-ipid-shared-ratelimit1000": "unknown where routers rate-limit (was: forward, want return; margin 3.1)",
+	"w8x0-s2569437946-inbound-flow-link-oneway-r2-p5-ratelimit1000-v6":           "unknown",
 	// Seed 7070 again (-look) with the second look: three of those come
 	// out right (the link toward p10, the return blackhole at q2, the link
 	// dead both ways), the SYN-ACK dropper behind a silent r1 goes from
@@ -427,9 +454,8 @@ var knownMisses = map[string]string{
 	// flows the look did not see, weighed as crossing p1, moved its share).
 	// The SYN-ACK dropper and the link toward the client came right once a
 	// flow silent at TTL 1 crossed the one first hop that answers there.
-	"w4x0-s3122565666-router-id-flow-link-drop-r1-p4-silent-p2-ratelimit1000-unseen":            "unknown",
-	"w3x3-s2343777149-router-id-flow-blackhole-ret-q2-ratelimit1000-silent-r1-v6-unseen":        "unknown where routers rate-limit (was: forward, want return; margin 3.0)",
-	"w4x5-s40260651-router-id-fixed-link-drop-p1-q3-silent-q1-ipid-shared-ratelimit1000-unseen": "first suspect unnamed",
+	"w4x0-s3122565666-router-id-flow-link-drop-r1-p4-silent-p2-ratelimit1000-unseen":     "unknown",
+	"w3x3-s2343777149-router-id-flow-blackhole-ret-q2-ratelimit1000-silent-r1-v6-unseen": "unknown where routers rate-limit (was: forward, want return; margin 3.0)",
 	// Seed 13579, never drawn before, measured with this day's changes
 	// before it was read: 95/100, one unknown, four wrong, 26/28; with the
 	// look's unseen flows weighed by every flow seen there (made after the

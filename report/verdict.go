@@ -13,12 +13,12 @@ import (
 var decisive = math.Log(10)
 
 // decisiveWhereRateLimited is the ratio a direction needs where routers
-// rate-limit their errors: 100 to 1, "decisive" on Jeffreys' scale. Their
-// silences come in bursts, not one probe at a time as the likelihood takes
-// them, so it overstates the evidence there. Measured on the recorded
+// rate-limit their errors: 100 to 1, "decisive" on Jeffreys' scale: the
+// likelihood overstates the evidence there. Measured on the recorded
 // traces: where routers rate-limit, directions called at 10 to 100 to 1
 // were wrong about half the time; without a rate limit, about one time in
-// eight (README, "How sure is a verdict?").
+// eight (README, "How sure is a verdict?", which also says why the cause
+// is not the silences' bursts).
 var decisiveWhereRateLimited = math.Log(100)
 
 // maxSuspects bounds the suspects listed.

@@ -91,12 +91,12 @@ func TestRateLimitedDirectionNeedsMore(t *testing.T) {
 }
 
 // A verdict where routers rate-limit says its ratio reads surer than it
-// is: the silences it counts as independent come in bursts.
+// is: measured, verdicts there are wrong more often than their ratio says.
 func TestRateLimitedVerdictSaysItIsLessSure(t *testing.T) {
 	_, tr := recordedFixture(t, "w13x0-s3716948651-outgoing-flow-blackhole-ret-p6-ipid-shared-ratelimit1000")
 	d := DiagnoseSample(tr.Flows, tr.Sample())
 	if d.Direction != DirectionReturn || math.IsInf(d.Margin, 1) ||
-		!strings.Contains(d.Text, "times likelier than") || !strings.Contains(d.Text, "less sure than that reads: routers here rate-limit") {
+		!strings.Contains(d.Text, "times likelier than") || !strings.Contains(d.Text, "less sure than that reads: where routers rate-limit their errors, as here") {
 		t.Errorf("got %s", describe(d))
 	}
 	if d := Diagnose(linkTrace().Flows); !strings.Contains(d.Text, "times likelier than") || strings.Contains(d.Text, "less sure than that reads") {
