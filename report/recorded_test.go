@@ -37,6 +37,15 @@ type recordedTrace struct {
 // to be wrong or unknown, and why. The test fails when one of them comes
 // out right, so the list cannot go stale.
 var knownMisses = map[string]string{
+	// Seed 51515, 60 fabrics never drawn, every one rate-limited, measured
+	// the same way right after: 57/60, 3 unknown, none wrong, 22/22;
+	// offline the code before gives the same. Unknown, each short of 100
+	// to 1: a return blackhole at p13 of 14, a link dead toward the client
+	// into p6 of 16, and a forward blackhole at q4 of four behind a silent
+	// r1.
+	"w14x0-s1638355047-inbound-flow-blackhole-ret-p13-ratelimit1000-v6":           "unknown, 2.0 nats, short of 100 to 1",
+	"w16x0-s3750752853-inbound-flow-link-oneway-r2-p6-ratelimit1000-v6":           "unknown, 2.8 nats, short of 100 to 1",
+	"w4x4-s1527218366-outgoing-fixed-blackhole-fwd-q4-ratelimit1000-silent-r1-v6": "unknown, 2.9 nats, short of 100 to 1",
 	// Seed 50505, never drawn, measured with a flow silent at a
 	// rate-limited TTL crossing each router there in its share
 	// (maybeCross) before it was read: 95/100, 5 unknown, none wrong,
