@@ -216,12 +216,8 @@ const minChance = 1e-12
 
 // candidate is a hypothesis with what scoring it needs.
 type candidate struct {
-	h Hypothesis
-	// exposed is the chance that each flow (by index) crosses the place:
-	// 1 where its path shows it, 0 where it shows another, and between
-	// where its hop there went unanswered at a rate-limited TTL
-	// (maybeCross).
-	exposed []float64
+	h       Hypothesis
+	exposed []float64       // by flow index, the chance it crosses the place (maybeCross)
 	cost    map[int]float64 // failing flow -> log P(its hops | the fault); absent: inconsistent
 	shares  shares          // the stage's widths under each reading, when one bad member or link is meant
 	prior   float64         // log prior

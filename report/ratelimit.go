@@ -106,13 +106,14 @@ func nextSilentID(prev string) string {
 
 // maybeCross sets the chance that each flow whose hop at TTL t went
 // unanswered crossed the router keyed key there, where routers at t
-// rate-limit their errors: such a silence hides which member the flow
-// took, so it crossed key as often as the flows that answered there did
-// (weighed by what each traced flow stands for). Counting it as crossing
-// none would leave a fault after key only the flows rate limits happened
-// to spare, and hand the rest to a fault that exposes every flow (a
-// return one). A flow whose hop before answered from a router no flow
-// was seen to leave toward key did not cross it.
+// rate-limit their errors (a flow's exposure is 1 where its path shows
+// the place, 0 where it shows another): such a silence hides which member
+// the flow took, so it crossed key as often as the flows that answered
+// there did (weighed by what each traced flow stands for). Counting it
+// as crossing none would leave a fault after key only the flows rate
+// limits happened to spare, and hand the rest to a fault that exposes
+// every flow (a return one). A flow whose hop before answered from a
+// router no flow was seen to leave toward key did not cross it.
 func (a *analysis) maybeCross(e *evidence, exposed []float64, key string, t int) {
 	if !a.rateLimited[t] {
 		return

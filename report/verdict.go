@@ -17,8 +17,8 @@ var decisive = math.Log(10)
 // likelihood overstates the evidence there. Measured on the recorded
 // traces: where routers rate-limit, directions called at 10 to 100 to 1
 // were wrong about half the time; without a rate limit, about one time in
-// eight (README, "How sure is a verdict?", which also says why the cause
-// is not the silences' bursts).
+// eight (README, "How sure is a verdict?"). Why is not known; measured,
+// it is not that their silences come in bursts.
 var decisiveWhereRateLimited = math.Log(100)
 
 // maxSuspects bounds the suspects listed.
