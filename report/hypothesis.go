@@ -238,6 +238,16 @@ func (c *candidate) hit(i int, q float64) (float64, bool) {
 	return math.Log(q*c.exposed[i]) + cost, true
 }
 
+// tally weighs the failing flows a fault explains: w, what they stand for,
+// and crossed, what they add to its exposure. A flow it explains crossed
+// its place, whatever its chance of that was (maybeCross).
+type tally struct{ w, crossed float64 }
+
+func (t *tally) add(e *evidence, c *candidate, i int) {
+	t.w += e.w[i]
+	t.crossed += e.w[i] * (1 - c.exposed[i])
+}
+
 // evidence is what the scores share.
 type evidence struct {
 	a       *analysis
@@ -425,23 +435,19 @@ func (e *evidence) score(c *candidate) {
 	}
 	// The share is weighed as the exposure is, flow by flow: a second
 	// look traces a stratum whole (weight 1) where the rest stand for many.
-	// A flow it explains crossed the place, whatever its chance of that
-	// was (maybeCross).
-	k, crossed := 0.0, 0.0
+	var t tally
 	for i := range c.cost {
-		k += e.w[i]
-		crossed += e.w[i] * (1 - c.exposed[i])
+		t.add(e, c, i)
 	}
-	q := min(k/(n+crossed), 1)
+	q := min(t.w/(n+t.crossed), 1)
 	for range 4 { // hard EM: refit q on the flows it explains better than chance
-		k, crossed = 0, 0
+		t = tally{}
 		for _, i := range e.failing {
 			if l, ok := c.hit(i, q); ok && l > e.chance[i] {
-				k += e.w[i]
-				crossed += e.w[i] * (1 - c.exposed[i])
+				t.add(e, c, i)
 			}
 		}
-		q = min(max(k, 0.5)/(n+crossed), 1)
+		q = min(max(t.w, 0.5)/(n+t.crossed), 1)
 	}
 	ll, explains := e.loglik(c, min(q, 1-1e-9))
 	// One bad member of a stage of M fails 1/M of the flows: score that
@@ -640,8 +646,8 @@ func (e *evidence) pair(f, r *candidate) *candidate {
 	qf, qr := max(f.h.Share, 1e-9), max(r.h.Share, 1e-9)
 	for range 3 {
 		fit := e.pairLoglik(f, r, qf, qr)
-		qf = min(max(fit.wf, 0.5)/max(e.exposure(f.exposed)+fit.crossedF, 1), 1-1e-9)
-		qr = min(max(fit.wr, 0.5)/max(e.exposure(r.exposed)+fit.crossedR, 1), 1-1e-9)
+		qf = min(max(fit.f.w, 0.5)/max(e.exposure(f.exposed)+fit.f.crossed, 1), 1-1e-9)
+		qr = min(max(fit.r.w, 0.5)/max(e.exposure(r.exposed)+fit.r.crossed, 1), 1-1e-9)
 	}
 	fit := e.pairLoglik(f, r, qf, qr)
 	ll, kf, kr := fit.ll, fit.kf, fit.kr
@@ -697,14 +703,11 @@ func pairShares(c *candidate, m aliasMode, fitted float64) []float64 {
 }
 
 // pairFit is a pair's log-likelihood and the failing flows each half
-// explains: counted, and weighed by what each flow stands for.
+// explains: counted, and weighed (tally).
 type pairFit struct {
 	ll     float64
 	kf, kr int
-	wf, wr float64
-	// crossedF and crossedR are what the flows each half explains add to
-	// its exposure: they crossed its place (maybeCross).
-	crossedF, crossedR float64
+	f, r   tally
 }
 
 // pairLoglik is the log-likelihood of two faults at once with shares qf and
@@ -725,12 +728,10 @@ func (e *evidence) pairLoglik(f, r *candidate, qf, qr float64) pairFit {
 		switch by {
 		case 1:
 			fit.kf++
-			fit.wf += e.w[i]
-			fit.crossedF += e.w[i] * (1 - f.exposed[i])
+			fit.f.add(e, f, i)
 		case 2:
 			fit.kr++
-			fit.wr += e.w[i]
-			fit.crossedR += e.w[i] * (1 - r.exposed[i])
+			fit.r.add(e, r, i)
 		}
 	}
 	for _, i := range e.healthy {

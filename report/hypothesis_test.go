@@ -413,8 +413,8 @@ func TestPairSurvivalMultiplies(t *testing.T) {
 	r := &candidate{h: Hypothesis{Direction: DirectionReturn}, exposed: both, cost: map[int]float64{1: 0}}
 	fit := e.pairLoglik(f, r, 0.6, 0.5)
 	want := math.Log(0.6) + math.Log(0.4*0.5)
-	if math.Abs(fit.ll-want) > 1e-9 || fit.kf != 1 || fit.kr != 0 || fit.wf != 1 {
-		t.Errorf("pair loglik %.4f (kf %d kr %d wf %.1f), want %.4f: the failing flow by the forward half, the healthy one surviving both", fit.ll, fit.kf, fit.kr, fit.wf, want)
+	if math.Abs(fit.ll-want) > 1e-9 || fit.kf != 1 || fit.kr != 0 || fit.f.w != 1 {
+		t.Errorf("pair loglik %.4f (kf %d kr %d wf %.1f), want %.4f: the failing flow by the forward half, the healthy one surviving both", fit.ll, fit.kf, fit.kr, fit.f.w, want)
 	}
 }
 
