@@ -90,7 +90,7 @@ FUZZ_TARGETS := probe/packet:FuzzParseIPv4 probe/packet:FuzzParseICMP4 probe/pac
                 internal/cli:FuzzParsePorts internal/cli:FuzzParseTarget internal/lab:FuzzParseFault \
                 report:FuzzDiagnose internal/responder:FuzzDecodeRequest internal/responder:FuzzParseSYN \
                 internal/responder:FuzzDecodeReverse internal/exporter:FuzzParseConfig internal/route:FuzzParseReply \
-                report:FuzzDecodeTrace
+                report:FuzzDecodeTrace probe/packet:FuzzStamped
 # Minimizing is bounded: Go spends up to a minute shrinking each new
 # interesting input, with no execs counted meanwhile (the stalls at
 # "0/sec"); a smoke run wants the executions, and a crasher is still

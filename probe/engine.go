@@ -375,7 +375,7 @@ func (r *run) resultOf(i int, rec *record) Result {
 		Late: int(rec.late), Duplicates: int(rec.dup),
 	}
 	if rec.rare != nil {
-		res.MPLS, res.Cause = rec.rare.mpls, rec.rare.cause
+		res.MPLS, res.Stamped, res.Cause = rec.rare.mpls, rec.rare.stamped, rec.rare.cause
 	}
 	return res
 }

@@ -148,8 +148,8 @@ func (r *run) resolve(i int, o Outcome, a Arrival, d detail) {
 		rec.replyTTL, rec.ipid = a.Reply.TTL, replyIPID(a.Reply)
 		if a.Reply.Kind != packet.KindTCP {
 			rec.icmpType, rec.icmpCode = a.Reply.ICMPType, a.Reply.ICMPCode
-			if len(a.Reply.MPLS) > 0 {
-				rec.rare = &rareFields{}
+			if len(a.Reply.MPLS) > 0 || len(a.Reply.Stamped) > 0 {
+				rec.rare = &rareFields{stamped: a.Reply.Stamped}
 				for _, e := range a.Reply.MPLS {
 					rec.rare.mpls = append(rec.rare.mpls, e.Label)
 				}

@@ -106,6 +106,9 @@ type Result struct {
 	// MPLS lists the labels of an MPLS label stack (RFC 4950) quoted in an
 	// ICMP answer, top first.
 	MPLS []uint32
+	// Stamped are the addresses an echo reply's prespecified timestamp
+	// option says were stamped (AliasProber).
+	Stamped []netip.Addr
 	// Late counts replies that came after the probe had timed out;
 	// Duplicates those after it had already been answered.
 	Late, Duplicates int

@@ -28,6 +28,7 @@ type record struct {
 // rareFields are what few records need.
 type rareFields struct {
 	mpls    []uint32
+	stamped []netip.Addr
 	sendErr string
 	cause   Cause
 }

@@ -102,6 +102,9 @@ const maxDecodedHops = 255
 const (
 	maxDecodedIDs = 1024
 	maxSampleUS   = 24 * 3600 * 1e6
+	// maxDecodedAliasGroups bounds an alias test's groups, and each
+	// group's addresses: the test asks at most aliasTestMaxPairs.
+	maxDecodedAliasGroups = aliasTestMaxPairs
 )
 
 // DecodeTrace reads back the evidence of a trace document written by
@@ -134,6 +137,11 @@ func DecodeTrace(data []byte) (Trace, error) {
 	}
 	if l := doc.Looked; l != nil {
 		if t.Looked, err = decodeLooked(*l, t.Untraced, dst.Is4()); err != nil {
+			return Trace{}, err
+		}
+	}
+	if a := doc.AliasTest; a != nil {
+		if t.Aliases, err = decodeAliasTest(*a); err != nil {
 			return Trace{}, err
 		}
 	}
@@ -361,6 +369,35 @@ func decodeLooked(l lookedJSON, all Untraced, v4 bool) (*Looked, error) {
 			return nil, fmt.Errorf("%w: looked address %q", ErrNotTrace, s)
 		}
 		out.Addrs = append(out.Addrs, a)
+	}
+	return out, nil
+}
+
+// decodeAliasTest checks the alias test's counts (each within the one
+// before) and its groups: two or more IPv4 addresses each, none twice.
+func decodeAliasTest(a aliasTestJSON) (*AliasTest, error) {
+	if a.Asked < 0 || a.Answered < 0 || a.Honoured < 0 || a.Answered > a.Asked || a.Honoured > a.Answered {
+		return nil, fmt.Errorf("%w: alias test asked %d, answered %d, honoured %d", ErrNotTrace, a.Asked, a.Answered, a.Honoured)
+	}
+	if len(a.Groups) > maxDecodedAliasGroups {
+		return nil, fmt.Errorf("%w: %d alias groups", ErrNotTrace, len(a.Groups))
+	}
+	out := &AliasTest{Asked: a.Asked, Answered: a.Answered, Honoured: a.Honoured}
+	seen := map[netip.Addr]bool{}
+	for _, g := range a.Groups {
+		if len(g) < 2 || len(g) > maxDecodedAliasGroups {
+			return nil, fmt.Errorf("%w: an alias group of %d addresses", ErrNotTrace, len(g))
+		}
+		var group []netip.Addr
+		for _, s := range g {
+			x, err := netip.ParseAddr(s)
+			if err != nil || !x.Is4() || seen[x] {
+				return nil, fmt.Errorf("%w: alias group address %q", ErrNotTrace, s)
+			}
+			seen[x] = true
+			group = append(group, x)
+		}
+		out.Groups = append(out.Groups, group)
 	}
 	return out, nil
 }

@@ -32,7 +32,7 @@ func traceFlowsJSON(t *testing.T, data []byte) []traceFlowJSON {
 // A trace document read back and written again has the same flows, and
 // diagnosed again the same verdict.
 func TestDecodeTraceReadsWhatRenderWrites(t *testing.T) {
-	for _, name := range []string{"valid-trace-return.json", "valid-trace-small.json", "valid-trace-two-ended.json", "valid-trace-ipid.json"} {
+	for _, name := range []string{"valid-trace-return.json", "valid-trace-small.json", "valid-trace-two-ended.json", "valid-trace-ipid.json", "valid-trace-alias-test.json"} {
 		data, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			t.Fatal(err)
@@ -226,7 +226,7 @@ func untracedAndLooked(look string, ok int) string {
 // FuzzDecodeTrace: no input panics the reader or the diagnosis of what it
 // accepts, and what it accepts is well-formed.
 func FuzzDecodeTrace(f *testing.F) {
-	for _, name := range []string{"valid-trace-return.json", "valid-trace-small.json", "valid-trace-two-ended.json", "valid-trace-ipid.json"} {
+	for _, name := range []string{"valid-trace-return.json", "valid-trace-small.json", "valid-trace-two-ended.json", "valid-trace-ipid.json", "valid-trace-alias-test.json"} {
 		data, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			f.Fatal(err)

@@ -164,7 +164,11 @@ type analysis struct {
 	first *pnode
 }
 
-func newAnalysis(flows []FlowTrace) *analysis {
+func newAnalysis(flows []FlowTrace) *analysis { return newAnalysisWith(flows, nil) }
+
+// newAnalysisWith also takes groups of addresses known to be one router's
+// (Sample.OneRouter).
+func newAnalysisWith(flows []FlowTrace, oneRouter [][]netip.Addr) *analysis {
 	fs := slices.Clone(flows)
 	slices.SortStableFunc(fs, func(a, b FlowTrace) int {
 		return cmp.Or(cmp.Compare(a.Sport, b.Sport), cmp.Compare(a.Signature(), b.Signature()),
@@ -186,7 +190,7 @@ func newAnalysis(flows []FlowTrace) *analysis {
 			}
 		}
 	}
-	a.groupRouters()
+	a.groupRouters(oneRouter)
 	a.first = a.firstHop()
 	a.rateLimited = map[int]bool{}
 	for _, t := range RateLimitedTTLs(fs) {
@@ -231,8 +235,9 @@ func (u unionFind) find(x netip.Addr) netip.Addr {
 func (u unionFind) union(x, y netip.Addr) { u[u.find(x)] = u.find(y) }
 
 // groupRouters guesses which addresses belong to one router (see the file
-// comment) and maps each address to the smallest address of its router.
-func (a *analysis) groupRouters() {
+// comment), joining those known to be (oneRouter), and maps each address
+// to the smallest address of its router.
+func (a *analysis) groupRouters(oneRouter [][]netip.Addr) {
 	final := unionFind{}
 	preds := map[netip.Addr]map[netip.Addr]bool{} // next address -> answering addresses before it
 	nexts := map[string]map[netip.Addr]bool{}     // node -> answering addresses after it
@@ -259,7 +264,7 @@ func (a *analysis) groupRouters() {
 	}
 	// Addresses that answer from one IP ID counter (alias.go).
 	a.sharedIPID = sharedCounters(a.flows)
-	for _, g := range a.sharedIPID {
+	for _, g := range slices.Concat(a.sharedIPID, oneRouter) {
 		for _, x := range g[1:] {
 			final.union(g[0], x)
 		}
@@ -545,7 +550,7 @@ func DiagnoseSample(flows []FlowTrace, sample Sample) Diagnosis {
 }
 
 func diagnose(flows []FlowTrace, sample Sample) Diagnosis {
-	a := newAnalysis(flows)
+	a := newAnalysisWith(flows, sample.OneRouter)
 	a.watched = sample.Arrived != nil
 	n := a.count()
 	if d, done := a.trivial(n); done {

@@ -176,6 +176,9 @@ type Sample struct {
 	// Looked are the flows a second look traced, by source port: probed
 	// in a window of their own (Looked.Ports).
 	Looked map[uint16]bool
+	// OneRouter are groups of addresses an alias test found to be one
+	// router's (AliasTest.Groups).
+	OneRouter [][]netip.Addr
 }
 
 // returnSilentPrior is the probability that a member that loses traffic

@@ -202,6 +202,9 @@ type Trace struct {
 	Untraced Untraced
 	// Looked is the second look the trace took (look.go); nil when none.
 	Looked *Looked
+	// Aliases is the alias test the trace ran where its diagnosis could
+	// not decide (timestamp_alias.go); nil when none ran.
+	Aliases *AliasTest
 }
 
 // Untraced counts flows classified end to end and left untraced, by state.
@@ -209,7 +212,13 @@ type Untraced struct{ OK, Fail, Flaky int }
 
 // Sample is how the traced flows stand for every classified one: each
 // traced failing flow for Fail of them, each healthy one for OK.
-func (t Trace) Sample() Sample { return WeighBack(t.Flows, t.Untraced, t.Looked) }
+func (t Trace) Sample() Sample {
+	s := WeighBack(t.Flows, t.Untraced, t.Looked)
+	if t.Aliases != nil {
+		s.OneRouter = t.Aliases.Groups
+	}
+	return s
+}
 
 // WeighBack is the Sample of traced flows picked by state from theirs
 // and the untraced ones: 1 for a state every flow of which was traced.

@@ -105,6 +105,16 @@ type traceDoc struct {
 	// Looked is the second look: where it traced untraced flows that
 	// cross a router, and those it saw crossing and left untraced.
 	Looked *lookedJSON `json:"looked,omitempty"`
+	// AliasTest is the prespecified-timestamp alias test, where the
+	// diagnosis could not decide without it.
+	AliasTest *aliasTestJSON `json:"alias_test,omitempty"`
+}
+
+type aliasTestJSON struct {
+	Asked    int        `json:"asked"`
+	Answered int        `json:"answered"`
+	Honoured int        `json:"honoured"`
+	Groups   [][]string `json:"groups"`
 }
 
 type lookedJSON struct {
@@ -332,6 +342,12 @@ func traceJSON(t Trace) traceDoc {
 		}
 		for i, a := range l.Addrs {
 			doc.Looked.Addrs[i] = a.String()
+		}
+	}
+	if a := t.Aliases; a != nil {
+		doc.AliasTest = &aliasTestJSON{Asked: a.Asked, Answered: a.Answered, Honoured: a.Honoured, Groups: [][]string{}}
+		for _, g := range a.Groups {
+			doc.AliasTest.Groups = append(doc.AliasTest.Groups, addrStrings(g))
 		}
 	}
 	doc.Gateway = addrPtr(t.Gateway)
@@ -582,6 +598,9 @@ func traceText(t Trace, opt Options) string {
 			fmt.Fprintf(&b, "  %s\n", addrList(g, 8))
 		}
 	}
+	if a := t.Aliases; a != nil {
+		b.WriteString(aliasTestText(*a))
+	}
 	if cmd := reverseTrace(t); cmd != "" {
 		fmt.Fprintf(&b, "reverse trace, to run on %s:\n  %s\n", addrString(t.Target.Addr()), cmd)
 	}
@@ -740,4 +759,18 @@ func retriedText(r Retried) string {
 	return found + fmt.Sprintf("%s probed again in %d %s a second apart%s: %d answered. Silence there says little (more --patience, "+
 		"fewer flows, or a higher net.ipv4.icmp_ratelimit on the routers tells more)",
 		hops, r.Rounds, plural(r.Rounds, "round", "rounds"), longer, r.Answers)
+}
+
+// aliasTestText says what the alias test asked and found.
+func aliasTestText(a AliasTest) string {
+	text := fmt.Sprintf("alias test (prespecified IPv4 timestamps): %d asked, %d answered, %d stamped by the router asked",
+		a.Asked, a.Answered, a.Honoured)
+	if len(a.Groups) == 0 {
+		return text + "; no addresses found to be one router's (a router that ignores the option proves nothing)\n"
+	}
+	text += "; one router each:\n"
+	for _, g := range a.Groups {
+		text += "  " + addrList(g, 8) + "\n"
+	}
+	return text
 }

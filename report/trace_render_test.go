@@ -131,7 +131,15 @@ func retriedTrace() Trace {
 // sharedIPIDTrace is a lab trace of routers that share an IP ID counter
 // each (valid-trace-ipid.json, read back and diagnosed again).
 func sharedIPIDTrace(t *testing.T) Trace {
-	data, err := os.ReadFile(filepath.Join("testdata", "valid-trace-ipid.json"))
+	tr := testdataTrace(t, "valid-trace-ipid.json")
+	tr.Diagnosis = Diagnose(tr.Flows)
+	return tr
+}
+
+// testdataTrace reads a trace document of testdata back.
+func testdataTrace(t *testing.T, name string) Trace {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +147,6 @@ func sharedIPIDTrace(t *testing.T) Trace {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr.Diagnosis = Diagnose(tr.Flows)
 	return tr
 }
 

@@ -54,6 +54,7 @@ type labUpFlags struct {
 	icmpPath      string
 	ipid          string
 	hashSeed      string
+	routes        string
 	rateLimit     int
 	respPort      uint16
 }
@@ -148,6 +149,9 @@ func newLabUpCommand(s *Streams) *cobra.Command {
 	fl.StringVar(&o.hashSeed, "hash-seed", lab.DefaultHashSeed,
 		"the routers' multipath hash seeds: "+strings.Join(lab.HashSeedModes, " or ")+
 			" (shared: one seed on every router; Linux's hash is symmetric, so flows come back the way they went)")
+	fl.StringVar(&o.routes, "routes", lab.DefaultRoutes,
+		"what the routers route: "+strings.Join(lab.RoutesModes, " or ")+
+			" (hosts: the client and server prefixes only; all: every link and router ID too, as an IGP carrying connected routes does, so their addresses answer echo requests)")
 	fl.IntVar(&o.rateLimit, "icmp-ratelimit", lab.DefaultICMPRateLimitMS,
 		"rate-limit the routers' ICMP errors as Linux does: a burst of 6 per destination, then one per this many ms (0: no limit)")
 	fl.Uint16Var(&o.respPort, "responder", 0, "also run an `ecmpscan responder` on this port at the server's addresses (token in "+lab.TokenPath("NAME")+")")
@@ -157,7 +161,7 @@ func newLabUpCommand(s *Streams) *cobra.Command {
 // spec is the flags as a validated lab spec.
 func (o labUpFlags) spec() (lab.Spec, error) {
 	spec := lab.Spec{Name: o.name, Width: o.width, Width2: o.width2, Seed: o.seed, ICMPSource: o.icmpSource, ICMPPath: o.icmpPath,
-		IPID: o.ipid, HashSeed: o.hashSeed, ICMPRateLimitMS: o.rateLimit, Responder: o.respPort}
+		IPID: o.ipid, HashSeed: o.hashSeed, Routes: o.routes, ICMPRateLimitMS: o.rateLimit, Responder: o.respPort}
 	for _, p := range o.ports {
 		for _, f := range strings.Split(p, ",") {
 			n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
@@ -248,6 +252,9 @@ func printLabUp(s *Streams, prog string, f *lab.Fabric, took time.Duration) {
 	}
 	if f.Spec.IPID == lab.IPIDShared {
 		fmt.Fprintf(w, "  ipid:         %s (one IPv4 identification counter per router)\n", f.Spec.IPID)
+	}
+	if f.Spec.Routes == lab.RoutesAll {
+		fmt.Fprintf(w, "  routes:       %s (every link and router ID is routed: their addresses answer echo requests)\n", f.Spec.Routes)
 	}
 	if f.Spec.HashSeed == lab.HashSeedShared {
 		fmt.Fprintf(w, "  hash seed:    %s (one on every router: flows come back over the members they went out by)\n", f.Spec.HashSeed)

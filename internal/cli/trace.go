@@ -23,6 +23,7 @@ type traceFlags struct {
 	hopProbes int
 	patience  time.Duration
 	flows     int
+	aliases   bool
 }
 
 // maxTracedFlows bounds --flows (0, every flow, is bounded by --max-ports).
@@ -37,6 +38,8 @@ func (f *traceFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&f.hopProbes, "hop-probes", 2, "TTL-limited probes per flow and TTL")
 	fl.DurationVar(&f.patience, "patience", 10*time.Second,
 		"how long to probe again, a round a second, the silent hops of routers that rate-limit their ICMP errors (Linux: a burst of 6, then one a second): after the first pass, for a second look's flows, and once more while the diagnosis is unknown; with --responder the return paths' too (up to 10s); 0: never")
+	fl.BoolVar(&f.aliases, "alias-test", true,
+		"where the diagnosis cannot decide (IPv4), ask the routers' addresses which of them are one router's, by an ICMP echo request to each carrying a prespecified timestamp option (at most 512); --alias-test=false: never")
 	fl.IntVar(&f.flows, "flows", core.DefaultTracedFlows,
 		"flows traced hop by hop once every one is classified end to end: every failing one up to N, a quarter as many flaky, and healthy ones for contrast up to 2N+N/4 in all, then up to N more through the router a forward verdict rests on (a second look); 0: every flow")
 }
@@ -52,7 +55,7 @@ func (f *traceFlags) config() (core.TraceOptions, error) {
 	case f.flows < 0 || f.flows > maxTracedFlows:
 		return core.TraceOptions{}, usageError("--flows must be between 0 and %d, got %d", maxTracedFlows, f.flows)
 	}
-	return core.TraceOptions{MaxTTL: f.maxTTL, HopProbes: f.hopProbes, Patience: f.patience, Flows: f.flows}, nil
+	return core.TraceOptions{MaxTTL: f.maxTTL, HopProbes: f.hopProbes, Patience: f.patience, Flows: f.flows, AliasTest: f.aliases}, nil
 }
 
 func newTraceCommand(s *Streams) *cobra.Command {

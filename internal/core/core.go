@@ -74,6 +74,9 @@ type TraceOptions struct {
 	// a second look's up to Flows more (look.go); 0: every flow, and no
 	// look.
 	Flows int
+	// AliasTest asks the routers' addresses which are one router's
+	// (alias.go) where the diagnosis cannot decide.
+	AliasTest bool
 }
 
 // TraceConfig is a validated trace.
@@ -126,6 +129,9 @@ type Probers interface {
 	Connect(timeout time.Duration) (Prober, error)
 	// Ping opens unprivileged ICMP echo sockets, one per echo flow.
 	Ping(src netip.Addr, echo []hash.FiveTuple) (Prober, error)
+	// Alias opens the raw ICMP socket of the alias test (IPv4): an echo
+	// request per pair, on probe.AliasTuples(src, pairs).
+	Alias(src netip.Addr, pairs []probe.AliasPair) (Prober, error)
 }
 
 // Resolver turns a host into an address and picks the source address.

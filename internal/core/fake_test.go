@@ -223,6 +223,11 @@ func (f *fabric) Connect(time.Duration) (Prober, error) { return connectFabric{f
 
 func (f *fabric) Ping(netip.Addr, []hash.FiveTuple) (Prober, error) { return f, nil }
 
+// Alias: the fake's routers take no IP options.
+func (f *fabric) Alias(netip.Addr, []probe.AliasPair) (Prober, error) {
+	return nil, fmt.Errorf("%w: the fake fabric takes no IP options", probe.ErrUnsupported)
+}
+
 // fixedResolver resolves every host to the server.
 type fixedResolver struct{}
 

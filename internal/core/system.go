@@ -37,6 +37,14 @@ func (System) Ping(src netip.Addr, echo []hash.FiveTuple) (Prober, error) {
 	return p, nil
 }
 
+func (System) Alias(src netip.Addr, pairs []probe.AliasPair) (Prober, error) {
+	p, err := probe.OpenAlias(src, pairs)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // SystemResolver asks the system's resolver and routing table.
 type SystemResolver struct {
 	// Timeout bounds a name lookup; 0 means 5 s.

@@ -98,6 +98,8 @@ type tracer struct {
 	// gateway is this host's first hop for the traced flows (route.Common);
 	// returnGateway the target's, as its responder looked it up.
 	gateway, returnGateway netip.Addr
+	// aliases is the alias test's finding (alias.go); nil when none ran.
+	aliases *report.AliasTest
 }
 
 // hops probes the flows of e2e at every TTL up to one past the target's
@@ -160,6 +162,11 @@ func (t *tracer) decide(c *collector, target netip.AddrPort, src netip.Addr, e2e
 	more, stopped, err := t.listenLonger(c)
 	if more && err == nil {
 		tr, interrupted = t.report(target, src, e2e, c.hops), stopped
+	}
+	if err == nil && !interrupted && tr.Diagnosis.Direction == report.DirectionUnknown && t.cfg.AliasTest {
+		if t.aliases, interrupted, err = t.aliasTest(tr); t.aliases != nil {
+			tr = t.report(target, src, e2e, c.hops)
+		}
 	}
 	return tr, looked, interrupted, err
 }
@@ -228,7 +235,7 @@ func (t *tracer) report(target netip.AddrPort, src netip.Addr, e2e []hash.Judged
 		tr.Flows = append(tr.Flows, f)
 	}
 	tr.Buckets = report.BucketPaths(tr.Flows)
-	tr.Untraced, tr.Looked = countStates(t.rest), t.looked
+	tr.Untraced, tr.Looked, tr.Aliases = countStates(t.rest), t.looked, t.aliases
 	sample := tr.Sample()
 	sample.Arrived = t.arrived
 	tr.Diagnosis = report.DiagnoseSample(tr.Flows, sample)

@@ -123,7 +123,7 @@ func drawCase(rng *rand.Rand) accuracyCase {
 	c.v6 = rng.IntN(3) == 0
 	c.ports = 256 // classified end to end; trace picks the failing flows and some healthy ones
 	c.first = 20000 + rng.IntN(20000)
-	c.args = withHashSeed(withSilentFirstHopDraw(withRateLimitDraw(withIPIDDraw(c.args, c.v6))))
+	c.args = withHashSeed(withRoutesDraw(withSilentFirstHopDraw(withRateLimitDraw(withIPIDDraw(c.args, c.v6)))))
 	c.ipid = slices.Contains(c.args, lab.IPIDShared)
 	c.limited = flagValue(c.args, "--icmp-ratelimit") != "0"
 	return c
@@ -168,6 +168,32 @@ func withSilentFirstHopDraw(args []string) []string {
 	return append(slices.Clone(args), "--fault", "silent@r1")
 }
 
+// withRoutesDraw gives half of the fabrics routers that route every link
+// and router ID (--routes all), whose addresses then answer the alias
+// test's echo requests, by the fifth bit of the fabric's seed.
+// ECMPSCAN_ACCURACY_ROUTES=hosts or all gives every fabric that mode.
+func withRoutesDraw(args []string) []string {
+	return withHalfDrawn(args, 16, "ECMPSCAN_ACCURACY_ROUTES", "--routes", lab.RoutesHosts, lab.RoutesAll)
+}
+
+// withHalfDrawn gives the fabrics whose seed has bit set flag's mode alt
+// instead of the default def: drawn without the random source, so the
+// rest of a draw stays what it was before the mode was drawn. The
+// environment variable env, when set, gives every fabric its mode.
+func withHalfDrawn(args []string, bit uint32, env, flag, def, alt string) []string {
+	mode := def
+	if seedOf(args)&bit != 0 {
+		mode = alt
+	}
+	if m := os.Getenv(env); m != "" {
+		mode = m
+	}
+	if mode == def {
+		return args
+	}
+	return append(slices.Clone(args), flag, mode)
+}
+
 // withHashSeed gives every fabric one multipath hash seed on all its
 // routers when ECMPSCAN_ACCURACY_HASHSEED=shared (lab up --hash-seed):
 // flows then come back over the members they went out by, which one end
@@ -199,26 +225,14 @@ func flagValue(args []string, name string) string {
 
 // withIPIDDraw gives half of the IPv4 fabrics routers that number their
 // packets from one counter (--ipid shared), by the parity of the fabric's
-// seed: drawn without the random source, so the rest of a draw stays what
-// it was before IP IDs were drawn.
-// ECMPSCAN_ACCURACY_IPID=kernel or shared gives every IPv4 fabric that
-// mode instead, to measure what shared counters change on the same
+// seed. ECMPSCAN_ACCURACY_IPID=kernel or shared gives every IPv4 fabric
+// that mode instead, to measure what shared counters change on the same
 // fabrics.
 func withIPIDDraw(args []string, v6 bool) []string {
 	if v6 {
 		return args
 	}
-	mode := lab.IPIDKernel
-	if seedOf(args)%2 == 1 {
-		mode = lab.IPIDShared
-	}
-	if m := os.Getenv("ECMPSCAN_ACCURACY_IPID"); m != "" {
-		mode = m
-	}
-	if mode == lab.IPIDKernel {
-		return args
-	}
-	return append(slices.Clone(args), "--ipid", mode)
+	return withHalfDrawn(args, 1, "ECMPSCAN_ACCURACY_IPID", "--ipid", lab.IPIDKernel, lab.IPIDShared)
 }
 
 // caseResult is how the diagnosis did on one fabric.
@@ -399,7 +413,7 @@ func record(t *testing.T, dir string, f *lab.Fabric, c accuracyCase, want string
 		}
 	}
 	name := strings.NewReplacer("--width2 ", "x", "--width ", "w", "--seed ", "-s", "--icmp-source ", "-",
-		"--icmp-path ", "-", "--fault ", "-", "--ipid ", "-ipid-", "--icmp-ratelimit ", "-ratelimit", "@", "-", " ", "").Replace(strings.Join(c.args, " "))
+		"--icmp-path ", "-", "--fault ", "-", "--ipid ", "-ipid-", "--routes ", "-routes-", "--icmp-ratelimit ", "-ratelimit", "@", "-", " ", "").Replace(strings.Join(c.args, " "))
 	if c.v6 {
 		name += "-v6"
 	}

@@ -59,6 +59,12 @@ type traceDoc struct {
 		Rounds  int   `json:"rounds"`
 		Answers int   `json:"answers"`
 	} `json:"retried"`
+	AliasTest *struct {
+		Asked    int        `json:"asked"`
+		Answered int        `json:"answered"`
+		Honoured int        `json:"honoured"`
+		Groups   [][]string `json:"groups"`
+	} `json:"alias_test"`
 }
 
 func trace(t *testing.T, f *lab.Fabric, dst netip.AddrPort, sports string, extra ...string) (traceDoc, int) {
@@ -77,6 +83,7 @@ func trace(t *testing.T, f *lab.Fabric, dst netip.AddrPort, sports string, extra
 		t.Errorf("schema_version %d, want 1", doc.SchemaVersion)
 	}
 	checkSharedIPID(t, f, doc)
+	checkAliasTest(t, f, doc)
 	// The client's routing table sends every flow to r1.
 	if gw := node(f, doc.Gateway); gw != "r1" {
 		t.Errorf("gateway %v is the lab's %q, want r1", doc.Gateway, gw)
@@ -108,13 +115,27 @@ func trace(t *testing.T, f *lab.Fabric, dst netip.AddrPort, sports string, extra
 // their shared IP ID counter against the lab: one router's addresses.
 func checkSharedIPID(t *testing.T, f *lab.Fabric, doc traceDoc) {
 	t.Helper()
-	for _, g := range doc.Diagnosis.SharedIPID {
+	checkOneRouter(t, f, doc.Diagnosis.SharedIPID, "their IP IDs")
+}
+
+// checkAliasTest does the same for the groups the alias test found.
+func checkAliasTest(t *testing.T, f *lab.Fabric, doc traceDoc) {
+	t.Helper()
+	if doc.AliasTest != nil {
+		checkOneRouter(t, f, doc.AliasTest.Groups, "the alias test")
+	}
+}
+
+// checkOneRouter checks that each group is one lab router's addresses.
+func checkOneRouter(t *testing.T, f *lab.Fabric, groups [][]string, by string) {
+	t.Helper()
+	for _, g := range groups {
 		nodes := map[string]bool{}
 		for _, a := range g {
 			nodes[node(f, &a)] = true
 		}
 		if len(nodes) != 1 {
-			t.Errorf("addresses %v taken for one router by their IP IDs are the lab's %v", g, slices.Sorted(maps.Keys(nodes)))
+			t.Errorf("addresses %v taken for one router by %s are the lab's %v", g, by, slices.Sorted(maps.Keys(nodes)))
 		}
 	}
 }
@@ -319,6 +340,48 @@ func TestTraceRateLimitedRouters(t *testing.T) {
 	}
 }
 
+// TestTraceAliasTestBreaksTheTie: on a one tier of plain Linux routers,
+// r2 loses its link toward the client into p2 (one way). r2 answers from
+// the addresses of its three other links, which read as three routers
+// beside an unseen fourth as well as one router: from one end a tie. Where
+// the fabric routes its links, the alias test asks those addresses and r2
+// stamps for all of them: one router, so the answers are lost on the way
+// back. Where it routes only the hosts' prefixes, the echo requests reach
+// no router address of r2, nothing is proven, and the tie stands.
+func TestTraceAliasTestBreaksTheTie(t *testing.T) {
+	for _, routes := range lab.RoutesModes {
+		t.Run(routes, func(t *testing.T) {
+			f := fabric(t, "tat"+routes[:1], "--width", "4", "--seed", "777", "--fault", "link-oneway@r2-p2",
+				"--icmp-ratelimit", "0", "--routes", routes)
+			doc, _ := trace(t, f, server4, "30000-30127")
+			checkFlowStates(t, f, server4, doc)
+			t.Log(describe(doc))
+			at := doc.AliasTest
+			if at == nil || at.Asked == 0 {
+				t.Fatalf("no alias test ran (%+v); the diagnosis is %s", at, describe(doc))
+			}
+			r2 := 0
+			for _, g := range at.Groups {
+				if node(f, &g[0]) == "r2" {
+					r2 = len(g)
+				}
+			}
+			switch routes {
+			case lab.RoutesAll:
+				if r2 != 3 || doc.Diagnosis.Direction != "return" {
+					t.Errorf("r2's addresses grouped: %d, want its 3 answering links'; direction %s, want return; test %+v",
+						r2, doc.Diagnosis.Direction, at)
+				}
+			default:
+				if len(at.Groups) != 0 || at.Answered == at.Asked || doc.Diagnosis.Direction == "forward" {
+					t.Errorf("the links are not routed, yet %d of %d echo requests answered, groups %v, direction %s",
+						at.Answered, at.Asked, at.Groups, doc.Diagnosis.Direction)
+				}
+			}
+		})
+	}
+}
+
 func TestTraceHealthyWithSilentRouter(t *testing.T) {
 	f := fabric(t, "tr5", "--width", "2", "--width2", "3", "--seed", "4", "--fault", "silent@q2")
 	doc, code := trace(t, f, server4, "30000-30015")
@@ -405,7 +468,7 @@ func TestTraceRandomFabrics(t *testing.T) {
 		if rng.IntN(3) == 0 {
 			dst = server6
 		}
-		args = withSilentFirstHopDraw(withRateLimitDraw(withIPIDDraw(args, dst.Addr().Is6())))
+		args = withRoutesDraw(withSilentFirstHopDraw(withRateLimitDraw(withIPIDDraw(args, dst.Addr().Is6()))))
 		ports := 64
 		if w2 > 0 {
 			ports = 96

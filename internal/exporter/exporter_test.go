@@ -64,6 +64,7 @@ func (f *fakeNet) open() (core.Prober, error) {
 func (f *fakeNet) Raw(netip.Addr, netip.AddrPort, bool) (core.Prober, error) { return f.open() }
 func (f *fakeNet) Connect(time.Duration) (core.Prober, error)                { return f.open() }
 func (f *fakeNet) Ping(netip.Addr, []hash.FiveTuple) (core.Prober, error)    { return f.open() }
+func (f *fakeNet) Alias(netip.Addr, []probe.AliasPair) (core.Prober, error)  { return f.open() }
 
 func (f *fakeNet) Send(p probe.Probe) (time.Time, error) {
 	now := time.Now()

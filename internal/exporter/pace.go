@@ -71,6 +71,10 @@ func (p pacedProbers) Ping(src netip.Addr, echo []hash.FiveTuple) (core.Prober, 
 	return p.wrap(p.Probers.Ping(src, echo))
 }
 
+func (p pacedProbers) Alias(src netip.Addr, pairs []probe.AliasPair) (core.Prober, error) {
+	return p.wrap(p.Probers.Alias(src, pairs))
+}
+
 func (p pacedProbers) wrap(pr core.Prober, err error) (core.Prober, error) {
 	if err != nil {
 		return nil, err

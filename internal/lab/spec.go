@@ -73,6 +73,10 @@ type Spec struct {
 	// HashSeed says whether the routers' multipath hash seeds differ
 	// (HashSeedPerRouter, the default) or are one (HashSeedShared).
 	HashSeed string `json:"hash_seed,omitempty"`
+	// Routes says what the routers route: the client and server prefixes
+	// only (RoutesHosts, the default) or every link and router ID as well
+	// (RoutesAll).
+	Routes string `json:"routes,omitempty"`
 	// ICMPRateLimitMS, when set, rate-limits the routers' ICMP errors as
 	// Linux does (DefaultICMPRateLimitMS, lab up's default: a burst of 6
 	// per destination, then one a second); 0 lets every error out, so
@@ -175,6 +179,26 @@ const DefaultHashSeed = HashSeedPerRouter
 
 // HashSeedModes lists the hash seed modes, default first.
 var HashSeedModes = []string{HashSeedPerRouter, HashSeedShared}
+
+// The routing modes of Spec.Routes.
+const (
+	// RoutesHosts: the routers route the client and server prefixes
+	// only, as fabrics that carry their hosts' prefixes alone (BGP
+	// without its connected routes) do: the addresses of links and
+	// router IDs that answer a trace are reached by none of our probes.
+	RoutesHosts = "hosts"
+	// RoutesAll: every link's subnet and every router ID is routed too,
+	// along the shortest paths (ECMP where several), as an IGP or a BGP
+	// that carries connected routes does: an echo request reaches the
+	// addresses a trace saw.
+	RoutesAll = "all"
+)
+
+// DefaultRoutes routes the hosts' prefixes only, the lab's default.
+const DefaultRoutes = RoutesHosts
+
+// RoutesModes lists the routing modes, default first.
+var RoutesModes = []string{RoutesHosts, RoutesAll}
 
 // DefaultICMPRateLimitMS is Linux's icmp_ratelimit (and IPv6's
 // icmp.ratelimit), the default of lab up: a burst of 6 errors per
@@ -352,6 +376,9 @@ func (s Spec) WithDefaults() Spec {
 	if s.HashSeed == "" {
 		s.HashSeed = DefaultHashSeed
 	}
+	if s.Routes == "" {
+		s.Routes = DefaultRoutes
+	}
 	return s
 }
 
@@ -409,6 +436,11 @@ func (s Spec) Validate() error {
 	case "", HashSeedPerRouter, HashSeedShared:
 	default:
 		return bad("hash seed %q: want %s", s.HashSeed, strings.Join(HashSeedModes, " or "))
+	}
+	switch s.Routes {
+	case "", RoutesHosts, RoutesAll:
+	default:
+		return bad("routes %q: want %s", s.Routes, strings.Join(RoutesModes, " or "))
 	}
 	t := newTopology(s)
 	faultSeen := map[string]bool{}

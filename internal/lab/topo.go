@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -103,11 +104,14 @@ type topology struct {
 	// icmpFixed: routers send their own ICMP toward the client along one
 	// fixed next hop (icmpNextHop), chosen from their seed.
 	icmpFixed bool
+	// allRoutes: routers route every link and router ID (RoutesAll).
+	allRoutes bool
 	seed      uint32 // the spec's seed
 }
 
 func newTopology(s Spec) *topology {
-	t := &topology{tier: map[string]int{}, ridSrc: s.routerIDSource(), icmpFixed: s.fixedICMPPath(), seed: s.Seed}
+	t := &topology{tier: map[string]int{}, ridSrc: s.routerIDSource(), icmpFixed: s.fixedICMPPath(),
+		allRoutes: s.Routes == RoutesAll, seed: s.Seed}
 	t.tiers = append(t.tiers, []string{"c"}, []string{"r1"})
 	t.tiers = append(t.tiers, numbered("p", s.Width))
 	if s.Width2 > 0 {
@@ -315,7 +319,83 @@ func (t *topology) routes(n string) []string {
 	if t.icmpFixed {
 		lines = append(lines, t.icmpRoutes(n)...)
 	}
+	if t.allRoutes {
+		lines = append(lines, t.internalRoutes(n)...)
+	}
 	return lines
+}
+
+// internalRoutes routes, from router n, every link it is not on and every
+// other router's ID, over the neighbours on a shortest path through the
+// routers (several: ECMP), as an IGP would (RoutesAll).
+func (t *topology) internalRoutes(n string) []string {
+	var lines []string
+	route := func(dst netip.Prefix, ends ...string) {
+		d := t.routerDistances(ends...)
+		var hops []string
+		for _, nb := range t.routerNeighbours(n) {
+			if d[nb] == d[n]-1 {
+				hops = append(hops, nb)
+			}
+		}
+		v6 := dst.Addr().Is6()
+		var b strings.Builder
+		fmt.Fprintf(&b, "route add %s", dst.Masked())
+		for _, nb := range hops {
+			if len(hops) > 1 {
+				b.WriteString(" nexthop")
+			}
+			fmt.Fprintf(&b, " via %s dev %s", t.addrOf(nb, n, v6).Addr(), IfName(nb))
+		}
+		lines = append(lines, b.String())
+	}
+	for _, l := range t.links {
+		if l.A != n && l.B != n && t.isRouter(l.A) && t.isRouter(l.B) {
+			route(l.A4, l.A, l.B)
+			route(l.A6, l.A, l.B)
+		}
+	}
+	for _, r := range t.routers() {
+		if r != n {
+			route(t.routerIDOf(r, false), r)
+			route(t.routerIDOf(r, true), r)
+		}
+	}
+	return lines
+}
+
+// routerNeighbours are the routers one link from n.
+func (t *topology) routerNeighbours(n string) []string {
+	var out []string
+	for _, dir := range []int{-1, +1} {
+		for _, nb := range t.neighbours(n, dir) {
+			if t.isRouter(nb) {
+				out = append(out, nb)
+			}
+		}
+	}
+	return out
+}
+
+// routerDistances counts the links from each router to the nearest of
+// ends, through routers only.
+func (t *topology) routerDistances(ends ...string) map[string]int {
+	d := map[string]int{}
+	queue := slices.Clone(ends)
+	for _, e := range ends {
+		d[e] = 0
+	}
+	for len(queue) > 0 {
+		x := queue[0]
+		queue = queue[1:]
+		for _, nb := range t.routerNeighbours(x) {
+			if _, ok := d[nb]; !ok {
+				d[nb] = d[x] + 1
+				queue = append(queue, nb)
+			}
+		}
+	}
+	return d
 }
 
 // The fixed ICMP path (ICMPPathFixed): a policy rule sends every ICMP

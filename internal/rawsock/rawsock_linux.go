@@ -149,6 +149,17 @@ func (c *Conn) SetTTL(ttl int) error {
 	})
 }
 
+// SetIPOptions sets the IPv4 options of what the socket sends (IP_OPTIONS;
+// none when empty). The kernel checks them as it would a received header's.
+func (c *Conn) SetIPOptions(opts []byte) error {
+	if c.family != unix.AF_INET {
+		return fmt.Errorf("IP options are IPv4's: %w", ErrUnsupported)
+	}
+	return c.control(func(fd int) error {
+		return unix.SetsockoptString(fd, unix.IPPROTO_IP, unix.IP_OPTIONS, string(opts))
+	})
+}
+
 // SendTo sends b to dst. A full socket waits in the netpoller; a moment
 // without buffers (ENOBUFS, which no poll reports) is retried briefly
 // rather than failing the probe at once.

@@ -19,6 +19,7 @@ func (*Conn) Bind(netip.Addr, uint16) error                   { return ErrUnsupp
 func (*Conn) SetICMPv6Filter(...uint8) error                  { return ErrUnsupported }
 func (*Conn) AttachFilter([]bpf.Instruction) error            { return ErrUnsupported }
 func (*Conn) SetTTL(int) error                                { return ErrUnsupported }
+func (*Conn) SetIPOptions([]byte) error                       { return ErrUnsupported }
 func (*Conn) SendTo([]byte, netip.Addr, uint16) error         { return ErrUnsupported }
 func (*Conn) Receive(context.Context, []byte) (Packet, error) { return Packet{}, ErrUnsupported }
 func (*Conn) Close() error                                    { return nil }

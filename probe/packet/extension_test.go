@@ -454,7 +454,7 @@ func TestParseICMP4MatchesParseIPv4(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := tc.want
-			want.TTL, want.IPID = 0, 0 // no IPv4 header
+			want.TTL, want.IPID, want.Stamped = 0, 0, nil // no IPv4 header
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got  %+v\nwant %+v", got, want)
 			}

@@ -60,6 +60,9 @@ func ParseIPv4(b []byte) (Reply, error) {
 		return Reply{}, err
 	}
 	r.TTL, r.IPID = h.ttl, h.id
+	// Unreadable options leave the reply as it is: they are the routers'
+	// to mangle, and only the alias test reads them.
+	r.Stamped, _ = Stamped(b[ipv4HeaderLen:h.headerLen])
 	return r, nil
 }
 

@@ -183,6 +183,31 @@ var coreReplyCases = []replyCase{
 			EchoID: 0x1234, EchoSeq: 7},
 	},
 	{
+		file:    "valid-ipv4-echo-reply-timestamp-both.hex",
+		comment: "ICMP echo reply from 198.18.0.1 whose timestamp option prespecified [198.18.0.1, 198.18.9.1] came back with both stamped (pointer 21), as Linux answers when it holds both",
+		via:     viaIPv4,
+		craft:   func(testing.TB) []byte { return stampedEcho4(stampedOption(21)) },
+		want:    stampedEchoReply(router4, otherRouter4),
+	},
+	{
+		file:    "valid-ipv4-echo-reply-timestamp-first.hex",
+		comment: "the same reply with only the first address stamped (pointer 13): the second is not the answering router's",
+		via:     viaIPv4,
+		craft:   func(testing.TB) []byte { return stampedEcho4(stampedOption(13)) },
+		want:    stampedEchoReply(router4),
+	},
+	{
+		file:    "valid-ipv4-echo-reply-timestamp-length-beyond.hex",
+		comment: "an echo reply whose timestamp option claims 40 bytes in 20 bytes of options: the reply stands, its stamps are unread",
+		via:     viaIPv4,
+		craft: func(testing.TB) []byte {
+			opt := stampedOption(21)
+			opt[1] = 40
+			return stampedEcho4(opt)
+		},
+		want: stampedEchoReply(),
+	},
+	{
 		file:    "valid-tcp6-synack.hex",
 		comment: "TCP SYN-ACK [2001:db8:2::2]:3306 -> [2001:db8:1::2]:30000 as a raw IPv6 socket delivers it (no IPv6 header)",
 		via:     viaTCP6(target6, us6),

@@ -81,6 +81,10 @@ type Reply struct {
 	// EchoID and EchoSeq come from the echo reply, or from the echo request
 	// quoted inside an ICMP error.
 	EchoID, EchoSeq uint16
+	// Stamped are the prespecified addresses a timestamp option in the
+	// outer IPv4 header says were stamped (AppendPrespecifiedTimestamp):
+	// nil when it has none, or when its options cannot be read.
+	Stamped []netip.Addr
 
 	// QuotedProto is the protocol of the quoted packet (KindICMPError):
 	// hash.ProtoTCP, hash.ProtoICMP or hash.ProtoICMPv6.

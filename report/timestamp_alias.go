@@ -1,0 +1,113 @@
+package report
+
+import (
+	"cmp"
+	"maps"
+	"net/netip"
+	"slices"
+)
+
+// The prespecified-timestamp alias test (probe.AliasProber), which a trace
+// runs where its diagnosis cannot decide: an echo request to each address
+// asks, in an IPv4 timestamp option, to be stamped by that address and
+// then by another one that answered at the same TTL. The router holding
+// both stamps both. Its answer also passes the routers between it and
+// us, and one of them would stamp the second address if it were its own;
+// but at one TTL the other addresses are another router's only if that
+// router sits at the same distance, never on the way back from this one.
+// As with the IP ID counters (alias.go), only a positive finding is used:
+// a router that drops options, or a reply lost on the way, says nothing.
+
+const (
+	// aliasTestMaxAddrs bounds the addresses asked about at one TTL: the
+	// ordered pairs grow as its square (132 for 12).
+	aliasTestMaxAddrs = 12
+	// aliasTestMaxPairs bounds the echo requests of one test.
+	aliasTestMaxPairs = 512
+)
+
+// AliasTest is what the prespecified-timestamp alias test found.
+type AliasTest struct {
+	Asked    int // echo requests sent, one per ordered pair
+	Answered int // echo replies
+	Honoured int // replies that stamped the address they were sent to
+	// Groups are the addresses found to be one router's: two or more each,
+	// sorted, in order of their first address.
+	Groups [][]netip.Addr
+}
+
+// AliasAnswer is what came back for one pair: an echo request to Addr
+// asking Addr, then Ask, to stamp it.
+type AliasAnswer struct {
+	Addr, Ask netip.Addr
+	Answered  bool
+	Stamped   []netip.Addr
+}
+
+// AliasPairs are the ordered pairs the alias test asks about: at each TTL
+// where two or more IPv4 addresses answered the traced flows (the target
+// apart), each of the most answering ones with each other, within the
+// bounds above.
+func AliasPairs(flows []FlowTrace, target netip.Addr) [][2]netip.Addr {
+	byTTL := map[int]map[netip.Addr]int{}
+	for _, f := range flows {
+		for _, h := range f.Hops {
+			if !h.Addr.Is4() || h.Addr == target || h.Reached {
+				continue
+			}
+			if byTTL[h.TTL] == nil {
+				byTTL[h.TTL] = map[netip.Addr]int{}
+			}
+			byTTL[h.TTL][h.Addr] += h.Answers
+		}
+	}
+	var out [][2]netip.Addr
+	for _, ttl := range slices.Sorted(maps.Keys(byTTL)) {
+		answers := byTTL[ttl]
+		addrs := slices.SortedFunc(maps.Keys(answers), func(x, y netip.Addr) int {
+			return cmp.Or(cmp.Compare(answers[y], answers[x]), x.Compare(y))
+		})
+		addrs = addrs[:min(len(addrs), aliasTestMaxAddrs)]
+		for _, a := range addrs {
+			for _, b := range addrs {
+				if a != b && len(out) < aliasTestMaxPairs {
+					out = append(out, [2]netip.Addr{a, b})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// JudgeAliases sums the answers up and groups the addresses whose router
+// stamped both.
+func JudgeAliases(answers []AliasAnswer) *AliasTest {
+	t := &AliasTest{Asked: len(answers)}
+	one := unionFind{}
+	for _, a := range answers {
+		if !a.Answered {
+			continue
+		}
+		t.Answered++
+		if !slices.Contains(a.Stamped, a.Addr) {
+			continue
+		}
+		t.Honoured++
+		if slices.Contains(a.Stamped, a.Ask) {
+			one.union(a.Addr, a.Ask)
+		}
+	}
+	groups := map[netip.Addr][]netip.Addr{}
+	for x := range one {
+		r := one.find(x)
+		groups[r] = append(groups[r], x)
+	}
+	for _, g := range groups {
+		if len(g) > 1 {
+			slices.SortFunc(g, netip.Addr.Compare)
+			t.Groups = append(t.Groups, g)
+		}
+	}
+	slices.SortFunc(t.Groups, func(x, y []netip.Addr) int { return x[0].Compare(y[0]) })
+	return t
+}
