@@ -20,7 +20,7 @@ import (
 // one. Routers in ignore answer without stamping; addresses in lost
 // never answer.
 type stampingRouters struct {
-	*fabric // its reply queue
+	*fabric                       // its reply queue
 	owner   map[netip.Addr]string // address -> router
 	ignore  map[string]bool
 	lost    map[netip.Addr]bool
