@@ -37,6 +37,17 @@ type recordedTrace struct {
 // to be wrong or unknown, and why. The test fails when one of them comes
 // out right, so the list cannot go stale.
 var knownMisses = map[string]string{
+	// Seed 61616, never drawn, measured with the alias test and half the
+	// fabrics routing their links before it was read: 96/100, 1 unknown, 3
+	// wrong, every miss rate-limited (48/48 without a rate limit), 37/38.
+	// The alias test ran once (the unknown: two router IDs, no group).
+	// Wrong: a link dead both ways called return, a return blackhole at q2
+	// of two called forward, and an IPv6 link dead toward the client into
+	// p1 of six (no alias test in IPv6) called forward.
+	"w2x2-s3203918399-router-id-fixed-link-drop-p2-q1-ipid-shared-ratelimit1000-silent-r1-routes-all": "return, want forward (30 nats)",
+	"w2x2-s3779888267-router-id-flow-blackhole-ret-q2-ratelimit1000-v6":                               "forward, want return (19 nats)",
+	"w2x4-s3872088670-router-id-fixed-blackhole-ret-p1-ratelimit1000-silent-r1-routes-all":            "unknown, 0.8 nats",
+	"w6x0-s3258823506-inbound-flow-link-oneway-r2-p1-silent-p2-ratelimit1000-routes-all-v6":           "forward, want return (5.4 nats)",
 	// Seed 51515, 60 fabrics never drawn, every one rate-limited, measured
 	// the same way right after: 57/60, 3 unknown, none wrong, 22/22;
 	// offline the code before gives the same. Unknown, each short of 100
