@@ -37,6 +37,17 @@ type recordedTrace struct {
 // to be wrong or unknown, and why. The test fails when one of them comes
 // out right, so the list cannot go stale.
 var knownMisses = map[string]string{
+	// Seed 50505 again with every fabric's links routed (--routes all,
+	// -routes-all): 95/100, 3 unknown, 2 wrong, 29/31. The one-tier tie
+	// without a rate limit (a link dead toward the client into p1 of four)
+	// is right now: the alias test found r2's three addresses one router's.
+	// The rate-limited fabrics answer differently from run to run; the
+	// alias test ran on none of them (the unknown ones are IPv6).
+	"w11x0-s3811856003-outgoing-flow-blackhole-ret-p9-silent-r2-ipid-shared-ratelimit1000-routes-all":         "forward, want return (4.7 nats)",
+	"w2x0-s3661133502-inbound-fixed-link-drop-r1-p1-ratelimit1000-silent-r1-routes-all-v6":                    "unknown, 0.1 nats",
+	"w3x3-s227273151-outgoing-fixed-link-drop-p2-q2-silent-q3-ipid-shared-ratelimit1000-silent-r1-routes-all": "return, want forward (41 nats)",
+	"w8x0-s2986532358-outgoing-flow-link-oneway-r2-p2-ratelimit1000-routes-all-v6":                            "unknown, 0.8 nats",
+	"w9x0-s1450258975-inbound-flow-blackhole-ret-p8-ratelimit1000-silent-r1-routes-all-v6":                    "unknown, 4.1 nats, short of 100 to 1",
 	// Seed 61616, never drawn, measured with the alias test and half the
 	// fabrics routing their links before it was read: 96/100, 1 unknown, 3
 	// wrong, every miss rate-limited (48/48 without a rate limit), 37/38.

@@ -12,9 +12,11 @@ import (
 // asks, in an IPv4 timestamp option, to be stamped by that address and
 // then by another one that answered at the same TTL. The router holding
 // both stamps both. Its answer also passes the routers between it and
-// us, and one of them would stamp the second address if it were its own;
-// but at one TTL the other addresses are another router's only if that
-// router sits at the same distance, never on the way back from this one.
+// us, and one of them would stamp the second address if it were its own:
+// the test assumes that a router at the same distance is not on the way
+// back from this one, which holds unless the way back is longer than the
+// way out. One direction suffices (A's answer stamped by B), since the
+// fault under test may well eat B's own answers.
 // As with the IP ID counters (alias.go), only a positive finding is used:
 // a router that drops options, or a reply lost on the way, says nothing.
 

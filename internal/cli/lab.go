@@ -112,7 +112,15 @@ The routers' multipath hash seeds, with --hash-seed:
               default has. Linux's hash is symmetric, so a flow comes
               back over the members it went out by (a fault on a
               member's way back fails the flows that went out over it),
-              and the tiers polarize (they choose in lockstep)`
+              and the tiers polarize (they choose in lockstep)
+
+What the routers route, with --routes:
+  hosts       (the default) the client and server prefixes only, as
+              fabrics that carry their hosts' prefixes alone do: the
+              addresses a trace sees answer nothing sent to them
+  all         every link and router ID too, along the shortest paths,
+              as an IGP carrying connected routes does: they answer
+              echo requests (trace's alias test asks them)`
 
 func newLabUpCommand(s *Streams) *cobra.Command {
 	var o labUpFlags

@@ -164,8 +164,10 @@ func (t *tracer) decide(c *collector, target netip.AddrPort, src netip.Addr, e2e
 		tr, interrupted = t.report(target, src, e2e, c.hops), stopped
 	}
 	if err == nil && !interrupted && tr.Diagnosis.Direction == report.DirectionUnknown && t.cfg.AliasTest {
-		if t.aliases, interrupted, err = t.aliasTest(tr); t.aliases != nil {
-			tr = t.report(target, src, e2e, c.hops)
+		t.aliases, interrupted, err = t.aliasTest(tr)
+		tr.Aliases = t.aliases
+		if t.aliases != nil && len(t.aliases.Groups) > 0 {
+			tr = t.report(target, src, e2e, c.hops) // diagnosed again with them
 		}
 	}
 	return tr, looked, interrupted, err
