@@ -26,7 +26,6 @@ const MaxAliasPairs = 1 << 16
 // stamps Addr, and Ask too when Ask is its own (packet.Stamped). The probe
 // for pairs[i] is AliasTuples(src, pairs)[i], of kind KindICMPEcho.
 type AliasProber struct {
-	src   netip.Addr
 	conn  *rawsock.Conn
 	pairs []AliasPair
 	set   AliasPair // the pair the socket's options now list
@@ -67,7 +66,7 @@ func OpenAlias(src netip.Addr, pairs []AliasPair) (*AliasProber, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &AliasProber{src: src, conn: conn, pairs: pairs, buf: make([]byte, 0, 64)}, nil
+	return &AliasProber{conn: conn, pairs: pairs, buf: make([]byte, 0, 64)}, nil
 }
 
 // Send sends one pair's echo request; only the engine's send loop calls
