@@ -139,27 +139,16 @@ func counterLike(set map[netip.Addr]bool, series map[netip.Addr]idSeries) []neti
 // answers, all merged, still count up as one counter: two pairs that each
 // pass must not join two routers through a chance pass.
 func verifiedGroups(u unionFind, series map[netip.Addr]idSeries) [][]netip.Addr {
-	members := map[netip.Addr][]netip.Addr{}
-	for x := range u {
-		r := u.find(x)
-		members[r] = append(members[r], x)
-	}
 	var out [][]netip.Addr
-	for _, g := range members {
-		if len(g) < 2 {
-			continue
-		}
-		slices.SortFunc(g, netip.Addr.Compare)
+	for _, g := range u.groups() {
 		var all idSeries
 		for _, x := range g {
 			all = append(all, series[x]...)
 		}
-		if !oneCounter(inArrivalOrder(all)) {
-			continue
+		if oneCounter(inArrivalOrder(all)) {
+			out = append(out, g)
 		}
-		out = append(out, g)
 	}
-	slices.SortFunc(out, func(a, b []netip.Addr) int { return a[0].Compare(b[0]) })
 	return out
 }
 

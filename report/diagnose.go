@@ -234,6 +234,25 @@ func (u unionFind) find(x netip.Addr) netip.Addr {
 
 func (u unionFind) union(x, y netip.Addr) { u[u.find(x)] = u.find(y) }
 
+// groups are the classes of two or more addresses, each sorted, in order
+// of their first address.
+func (u unionFind) groups() [][]netip.Addr {
+	members := map[netip.Addr][]netip.Addr{}
+	for x := range u {
+		r := u.find(x)
+		members[r] = append(members[r], x)
+	}
+	var out [][]netip.Addr
+	for _, g := range members {
+		if len(g) > 1 {
+			slices.SortFunc(g, netip.Addr.Compare)
+			out = append(out, g)
+		}
+	}
+	slices.SortFunc(out, func(a, b []netip.Addr) int { return a[0].Compare(b[0]) })
+	return out
+}
+
 // groupRouters guesses which addresses belong to one router (see the file
 // comment), joining those known to be (oneRouter), and maps each address
 // to the smallest address of its router.

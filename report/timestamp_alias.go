@@ -99,17 +99,6 @@ func JudgeAliases(answers []AliasAnswer) *AliasTest {
 			one.union(a.Addr, a.Ask)
 		}
 	}
-	groups := map[netip.Addr][]netip.Addr{}
-	for x := range one {
-		r := one.find(x)
-		groups[r] = append(groups[r], x)
-	}
-	for _, g := range groups {
-		if len(g) > 1 {
-			slices.SortFunc(g, netip.Addr.Compare)
-			t.Groups = append(t.Groups, g)
-		}
-	}
-	slices.SortFunc(t.Groups, func(x, y []netip.Addr) int { return x[0].Compare(y[0]) })
+	t.Groups = one.groups()
 	return t
 }
