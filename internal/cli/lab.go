@@ -55,6 +55,7 @@ type labUpFlags struct {
 	ipid          string
 	hashSeed      string
 	routes        string
+	ipOptions     string
 	rateLimit     int
 	respPort      uint16
 }
@@ -120,7 +121,14 @@ What the routers route, with --routes:
               addresses a trace sees answer nothing sent to them
   all         every link and router ID too, along the shortest paths,
               as an IGP carrying connected routes does: they answer
-              echo requests (trace's alias test asks them)`
+              echo requests (trace's alias test asks them)
+
+What the routers do with IPv4 packets that carry options, with --ip-options:
+  honour      (the default) Linux's: forward them, and stamp a timestamp
+              option's entries naming the router's own addresses (the
+              alias test's evidence)
+  drop        drop them, to the router or through it, as much gear and
+              many filters do: the alias test hears nothing back`
 
 func newLabUpCommand(s *Streams) *cobra.Command {
 	var o labUpFlags
@@ -157,6 +165,9 @@ func newLabUpCommand(s *Streams) *cobra.Command {
 	fl.StringVar(&o.hashSeed, "hash-seed", lab.DefaultHashSeed,
 		"the routers' multipath hash seeds: "+strings.Join(lab.HashSeedModes, " or ")+
 			" (shared: one seed on every router; Linux's hash is symmetric, so flows come back the way they went)")
+	fl.StringVar(&o.ipOptions, "ip-options", lab.DefaultIPOptions,
+		"what the routers do with IPv4 packets carrying options: "+strings.Join(lab.IPOptionsModes, " or ")+
+			" (honour: Linux's, stamping timestamps; drop: as much gear and many filters do)")
 	fl.StringVar(&o.routes, "routes", lab.DefaultRoutes,
 		"what the routers route: "+strings.Join(lab.RoutesModes, " or ")+
 			" (hosts: the client and server prefixes only; all: every link and router ID too, as an IGP carrying connected routes does, so their addresses answer echo requests)")
@@ -169,7 +180,7 @@ func newLabUpCommand(s *Streams) *cobra.Command {
 // spec is the flags as a validated lab spec.
 func (o labUpFlags) spec() (lab.Spec, error) {
 	spec := lab.Spec{Name: o.name, Width: o.width, Width2: o.width2, Seed: o.seed, ICMPSource: o.icmpSource, ICMPPath: o.icmpPath,
-		IPID: o.ipid, HashSeed: o.hashSeed, Routes: o.routes, ICMPRateLimitMS: o.rateLimit, Responder: o.respPort}
+		IPID: o.ipid, HashSeed: o.hashSeed, Routes: o.routes, IPOptions: o.ipOptions, ICMPRateLimitMS: o.rateLimit, Responder: o.respPort}
 	for _, p := range o.ports {
 		for _, f := range strings.Split(p, ",") {
 			n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
@@ -263,6 +274,9 @@ func printLabUp(s *Streams, prog string, f *lab.Fabric, took time.Duration) {
 	}
 	if f.Spec.Routes == lab.RoutesAll {
 		fmt.Fprintf(w, "  routes:       %s (every link and router ID is routed: their addresses answer echo requests)\n", f.Spec.Routes)
+	}
+	if f.Spec.IPOptions == lab.IPOptionsDrop {
+		fmt.Fprintf(w, "  ip options:   %s (IPv4 packets with options are dropped: the alias test hears nothing)\n", f.Spec.IPOptions)
 	}
 	if f.Spec.HashSeed == lab.HashSeedShared {
 		fmt.Fprintf(w, "  hash seed:    %s (one on every router: flows come back over the members they went out by)\n", f.Spec.HashSeed)

@@ -123,7 +123,7 @@ func drawCase(rng *rand.Rand) accuracyCase {
 	c.v6 = rng.IntN(3) == 0
 	c.ports = 256 // classified end to end; trace picks the failing flows and some healthy ones
 	c.first = 20000 + rng.IntN(20000)
-	c.args = withHashSeed(withRoutesDraw(withSilentFirstHopDraw(withRateLimitDraw(withIPIDDraw(c.args, c.v6)))))
+	c.args = withHashSeed(withIPOptionsDraw(withRoutesDraw(withSilentFirstHopDraw(withRateLimitDraw(withIPIDDraw(c.args, c.v6)))), c.v6))
 	c.ipid = slices.Contains(c.args, lab.IPIDShared)
 	c.limited = flagValue(c.args, "--icmp-ratelimit") != "0"
 	return c
@@ -174,6 +174,18 @@ func withSilentFirstHopDraw(args []string) []string {
 // ECMPSCAN_ACCURACY_ROUTES=hosts or all gives every fabric that mode.
 func withRoutesDraw(args []string) []string {
 	return withHalfDrawn(args, 16, "ECMPSCAN_ACCURACY_ROUTES", "--routes", lab.RoutesHosts, lab.RoutesAll)
+}
+
+// withIPOptionsDraw gives half of the IPv4 fabrics routers that drop
+// packets with options (--ip-options drop), as much gear does, so that the
+// alias test's echo requests come back unstamped or not at all, by the
+// sixth bit of the fabric's seed. ECMPSCAN_ACCURACY_IPOPTIONS=honour or
+// drop gives every IPv4 fabric that mode.
+func withIPOptionsDraw(args []string, v6 bool) []string {
+	if v6 {
+		return args
+	}
+	return withHalfDrawn(args, 32, "ECMPSCAN_ACCURACY_IPOPTIONS", "--ip-options", lab.IPOptionsHonour, lab.IPOptionsDrop)
 }
 
 // withHalfDrawn gives the fabrics whose seed has bit set flag's mode alt
@@ -413,7 +425,7 @@ func record(t *testing.T, dir string, f *lab.Fabric, c accuracyCase, want string
 		}
 	}
 	name := strings.NewReplacer("--width2 ", "x", "--width ", "w", "--seed ", "-s", "--icmp-source ", "-",
-		"--icmp-path ", "-", "--fault ", "-", "--ipid ", "-ipid-", "--routes ", "-routes-", "--icmp-ratelimit ", "-ratelimit", "@", "-", " ", "").Replace(strings.Join(c.args, " "))
+		"--icmp-path ", "-", "--fault ", "-", "--ipid ", "-ipid-", "--routes ", "-routes-", "--ip-options ", "-ipopt-", "--icmp-ratelimit ", "-ratelimit", "@", "-", " ", "").Replace(strings.Join(c.args, " "))
 	if c.v6 {
 		name += "-v6"
 	}

@@ -528,6 +528,18 @@ func (f *Fabric) ipidRules(n string) string {
 		"\t\tip id set numgen inc mod 65536 offset %d << 16\n\t}\n}\n", f.Seeds[n]%65536)
 }
 
+// ipOptionsRules returns every router's nftables rules for IPv4 packets
+// with options ("" for Linux's own handling). Prerouting sees them before the
+// kernel stamps or forwards them, whether they are for the router or
+// through it.
+func (f *Fabric) ipOptionsRules() string {
+	if f.Spec.IPOptions != IPOptionsDrop {
+		return ""
+	}
+	return "table ip esl_ipopt {\n\tchain pre {\n\t\ttype filter hook prerouting priority -300; policy accept;\n" +
+		"\t\tip hdrlength != 5 counter drop\n\t}\n}\n"
+}
+
 // blackholeLines returns the `ip` batch lines for router n's blackholes.
 func (f *Fabric) blackholeLines(n string) []string {
 	var lines []string
@@ -563,7 +575,7 @@ func (f *Fabric) applyFaults(ctx context.Context) error {
 		if err := ipBatch(ctx, f.Namespace(n), f.blackholeLines(n)); err != nil {
 			return err
 		}
-		rules := f.observeRules() + f.nftRules(n) + f.ipidRules(n)
+		rules := f.observeRules() + f.nftRules(n) + f.ipidRules(n) + f.ipOptionsRules()
 		_, _, err := run(ctx, rules, "ip", "netns", "exec", f.Namespace(n), "nft", "-f", "-")
 		return err
 	})

@@ -23,7 +23,8 @@
 // sends them along one fixed next hop whatever the flow, as many hardware
 // routers do; with IPID shared every router numbers the IPv4 packets it
 // originates from one counter, as many hardware routers do too, where
-// Linux keeps a counter per destination and source.
+// Linux keeps a counter per destination and source; with IPOptions drop
+// every router drops IPv4 packets that carry options, as much gear does.
 //
 // Everything lives in namespaces named "esl-<name>-<node>" and uses only
 // 198.18.0.0/15 and 2001:db8::/32. All of it needs root.
@@ -77,6 +78,10 @@ type Spec struct {
 	// only (RoutesHosts, the default) or every link and router ID as well
 	// (RoutesAll).
 	Routes string `json:"routes,omitempty"`
+	// IPOptions says what the routers do with IPv4 packets that carry
+	// options: handle them as Linux does (IPOptionsHonour, the default:
+	// a timestamp option is stamped) or drop them (IPOptionsDrop).
+	IPOptions string `json:"ip_options,omitempty"`
 	// ICMPRateLimitMS, when set, rate-limits the routers' ICMP errors as
 	// Linux does (DefaultICMPRateLimitMS, lab up's default: a burst of 6
 	// per destination, then one a second); 0 lets every error out, so
@@ -199,6 +204,25 @@ const DefaultRoutes = RoutesHosts
 
 // RoutesModes lists the routing modes, default first.
 var RoutesModes = []string{RoutesHosts, RoutesAll}
+
+// The IPv4 options modes of Spec.IPOptions.
+const (
+	// IPOptionsHonour: Linux's own handling. A router forwards a packet
+	// with options and stamps a timestamp option's entries that name its
+	// own addresses (RFC 791), which trace's alias test reads.
+	IPOptionsHonour = "honour"
+	// IPOptionsDrop: every router drops every IPv4 packet with options
+	// it receives, to itself or to forward, as much gear and many
+	// filters do (options take the slow path): the alias test then
+	// hears nothing back and must prove nothing.
+	IPOptionsDrop = "drop"
+)
+
+// DefaultIPOptions is Linux's own handling, the lab's default.
+const DefaultIPOptions = IPOptionsHonour
+
+// IPOptionsModes lists the IPv4 options modes, default first.
+var IPOptionsModes = []string{IPOptionsHonour, IPOptionsDrop}
 
 // DefaultICMPRateLimitMS is Linux's icmp_ratelimit (and IPv6's
 // icmp.ratelimit), the default of lab up: a burst of 6 errors per
@@ -379,6 +403,9 @@ func (s Spec) WithDefaults() Spec {
 	if s.Routes == "" {
 		s.Routes = DefaultRoutes
 	}
+	if s.IPOptions == "" {
+		s.IPOptions = DefaultIPOptions
+	}
 	return s
 }
 
@@ -441,6 +468,11 @@ func (s Spec) Validate() error {
 	case "", RoutesHosts, RoutesAll:
 	default:
 		return bad("routes %q: want %s", s.Routes, strings.Join(RoutesModes, " or "))
+	}
+	switch s.IPOptions {
+	case "", IPOptionsHonour, IPOptionsDrop:
+	default:
+		return bad("ip options %q: want %s", s.IPOptions, strings.Join(IPOptionsModes, " or "))
 	}
 	t := newTopology(s)
 	faultSeen := map[string]bool{}

@@ -70,6 +70,7 @@ func TestValidate(t *testing.T) {
 		{Name: "f", Width: 2, Width2: 3, Faults: mustFaults(t, "link-drop@p1-q3", "link-drop@q3-r2",
 			"link-drop@r1-p2", "loss=5@q1", "silent@r1", "blackhole-ret@r2", "drop-synack@p2")},
 		{Name: "g", Width: 3, Faults: mustFaults(t, "link-drop@p3-r2", "blackhole-fwd@p3")},
+		{Name: "o", Width: 2, Routes: RoutesAll, IPOptions: IPOptionsDrop},
 	}
 	for _, s := range good {
 		if err := s.Validate(); err != nil {
@@ -99,6 +100,7 @@ func TestValidate(t *testing.T) {
 		{Name: "d", Width: 2, Faults: []Fault{{Kind: "meltdown", Node: "p1"}}},
 		{Name: "d", Width: 2, Faults: []Fault{{Kind: Silent, Node: "p1", Peer: "r1"}}},
 		{Name: "d", Width: 2, HashSeed: "random"},
+		{Name: "d", Width: 2, IPOptions: "ignore"},
 	}
 	for _, s := range bad {
 		err := s.Validate()
