@@ -145,6 +145,11 @@ func DecodeTrace(data []byte) (Trace, error) {
 			return Trace{}, err
 		}
 	}
+	if l := doc.RateLimitTest; l != nil {
+		if t.RateLimits, err = decodeRateLimitTest(*l, dst.Is4()); err != nil {
+			return Trace{}, err
+		}
+	}
 	// Samples' arrivals are kept relative to the start, whatever it was.
 	origin := time.Unix(0, 0).UTC()
 	if st, err := time.Parse(time.RFC3339Nano, doc.Started); err == nil {
@@ -379,25 +384,49 @@ func decodeAliasTest(a aliasTestJSON) (*AliasTest, error) {
 	if a.Asked < 0 || a.Answered < 0 || a.Honoured < 0 || a.Answered > a.Asked || a.Honoured > a.Answered {
 		return nil, fmt.Errorf("%w: alias test asked %d, answered %d, honoured %d", ErrNotTrace, a.Asked, a.Answered, a.Honoured)
 	}
-	if len(a.Groups) > maxDecodedAliasGroups {
-		return nil, fmt.Errorf("%w: %d alias groups", ErrNotTrace, len(a.Groups))
+	groups, err := decodeAliasGroups(a.Groups, true)
+	if err != nil {
+		return nil, err
 	}
-	out := &AliasTest{Asked: a.Asked, Answered: a.Answered, Honoured: a.Honoured}
+	return &AliasTest{Asked: a.Asked, Answered: a.Answered, Honoured: a.Honoured, Groups: groups}, nil
+}
+
+// decodeRateLimitTest checks the rate-limit alias test's counts (each
+// within the one before) and its groups: two or more addresses of the
+// trace's family each, none twice.
+func decodeRateLimitTest(l rateLimitTestJSON, is4 bool) (*RateLimitTest, error) {
+	if l.Rounds < 0 || l.Rounds > maxDecodedAliasGroups || l.Drained < 0 || l.Drained > l.Rounds || l.Silenced < 0 || l.Silenced > l.Drained {
+		return nil, fmt.Errorf("%w: rate-limit test rounds %d, drained %d, silenced %d", ErrNotTrace, l.Rounds, l.Drained, l.Silenced)
+	}
+	groups, err := decodeAliasGroups(l.Groups, is4)
+	if err != nil {
+		return nil, err
+	}
+	return &RateLimitTest{Rounds: l.Rounds, Drained: l.Drained, Silenced: l.Silenced, Groups: groups}, nil
+}
+
+// decodeAliasGroups checks an alias test's groups: two or more addresses
+// each, IPv4 ones or IPv6 ones as is4 says, none twice.
+func decodeAliasGroups(groups [][]string, is4 bool) ([][]netip.Addr, error) {
+	if len(groups) > maxDecodedAliasGroups {
+		return nil, fmt.Errorf("%w: %d alias groups", ErrNotTrace, len(groups))
+	}
+	var out [][]netip.Addr
 	seen := map[netip.Addr]bool{}
-	for _, g := range a.Groups {
+	for _, g := range groups {
 		if len(g) < 2 || len(g) > maxDecodedAliasGroups {
 			return nil, fmt.Errorf("%w: an alias group of %d addresses", ErrNotTrace, len(g))
 		}
 		var group []netip.Addr
 		for _, s := range g {
 			x, err := netip.ParseAddr(s)
-			if err != nil || !x.Is4() || seen[x] {
+			if err != nil || x.Is4() != is4 || x.Zone() != "" || seen[x] {
 				return nil, fmt.Errorf("%w: alias group address %q", ErrNotTrace, s)
 			}
 			seen[x] = true
 			group = append(group, x)
 		}
-		out.Groups = append(out.Groups, group)
+		out = append(out, group)
 	}
 	return out, nil
 }

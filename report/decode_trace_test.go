@@ -246,6 +246,8 @@ func FuzzDecodeTrace(f *testing.F) {
 	f.Add([]byte(`{"schema_version":1,"type":"trace","target":{"addr":"198.18.2.2","port":3306},"source":"198.18.1.1",` +
 		`"untraced":{"ok":200,"fail":3,"flaky":1},"looked":{"ttl":1,"addrs":["198.19.0.1"],"untraced":{"ok":12,"fail":0,"flaky":0},"picked":1,"unseen":{"ok":150,"fail":2,"flaky":1},"sports":[8]},` +
 		`"flows":[{"sport":7,"state":"fail","sent":3,"hops":[{"ttl":1,"addr":null}]},{"sport":8,"state":"ok","sent":3,"received":3,"hops":[{"ttl":1,"addr":"198.19.0.1"}]}]}`))
+	f.Add([]byte(`{"schema_version":1,"type":"trace","target":{"addr":"2001:db8:2::2","port":3306},"source":"2001:db8:1::1",` +
+		`"rate_limit_test":{"rounds":3,"drained":2,"silenced":2,"groups":[["2001:db8:ff00:201::2","2001:db8:ff00:203::2"]]},"flows":[]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tr, err := DecodeTrace(data)
 		if err != nil {
@@ -276,6 +278,9 @@ func FuzzDecodeTrace(f *testing.F) {
 		}
 		if l := tr.Looked; l != nil && (l.TTL < 1 || len(l.Addrs) == 0 || l.Untraced.OK > tr.Untraced.OK || len(l.Ports) > l.Picked) {
 			t.Fatalf("accepted a bad look: %+v", *l)
+		}
+		if l := tr.RateLimits; l != nil && (l.Silenced > l.Drained || l.Drained > l.Rounds || slices.ContainsFunc(l.Groups, func(g []netip.Addr) bool { return len(g) < 2 })) {
+			t.Fatalf("accepted a bad rate-limit test: %+v", *l)
 		}
 		if gw := tr.Gateway; gw.IsValid() && netip.MustParseAddr(gw.String()) != gw {
 			t.Fatalf("gateway read as %v", gw)

@@ -2,6 +2,7 @@ package report
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/ecmpscan/ecmpscan/hash"
@@ -203,8 +204,10 @@ type Trace struct {
 	// Looked is the second look the trace took (look.go); nil when none.
 	Looked *Looked
 	// Aliases is the alias test the trace ran where its diagnosis could
-	// not decide (timestamp_alias.go); nil when none ran.
-	Aliases *AliasTest
+	// not decide (timestamp_alias.go), and RateLimits the rate-limit one
+	// where it still could not (ratelimit_alias.go); nil when none ran.
+	Aliases    *AliasTest
+	RateLimits *RateLimitTest
 }
 
 // Untraced counts flows classified end to end and left untraced, by state.
@@ -216,6 +219,9 @@ func (t Trace) Sample() Sample {
 	s := WeighBack(t.Flows, t.Untraced, t.Looked)
 	if t.Aliases != nil {
 		s.OneRouter = t.Aliases.Groups
+	}
+	if t.RateLimits != nil {
+		s.OneRouter = append(slices.Clone(s.OneRouter), t.RateLimits.Groups...)
 	}
 	return s
 }

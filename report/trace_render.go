@@ -108,6 +108,16 @@ type traceDoc struct {
 	// AliasTest is the prespecified-timestamp alias test, where the
 	// diagnosis could not decide without it.
 	AliasTest *aliasTestJSON `json:"alias_test,omitempty"`
+	// RateLimitTest is the rate-limit alias test, where the diagnosis
+	// still could not decide.
+	RateLimitTest *rateLimitTestJSON `json:"rate_limit_test,omitempty"`
+}
+
+type rateLimitTestJSON struct {
+	Rounds   int        `json:"rounds"`
+	Drained  int        `json:"drained"`
+	Silenced int        `json:"silenced"`
+	Groups   [][]string `json:"groups"`
 }
 
 type aliasTestJSON struct {
@@ -345,10 +355,10 @@ func traceJSON(t Trace) traceDoc {
 		}
 	}
 	if a := t.Aliases; a != nil {
-		doc.AliasTest = &aliasTestJSON{Asked: a.Asked, Answered: a.Answered, Honoured: a.Honoured, Groups: [][]string{}}
-		for _, g := range a.Groups {
-			doc.AliasTest.Groups = append(doc.AliasTest.Groups, addrStrings(g))
-		}
+		doc.AliasTest = &aliasTestJSON{Asked: a.Asked, Answered: a.Answered, Honoured: a.Honoured, Groups: groupStrings(a.Groups)}
+	}
+	if l := t.RateLimits; l != nil {
+		doc.RateLimitTest = &rateLimitTestJSON{Rounds: l.Rounds, Drained: l.Drained, Silenced: l.Silenced, Groups: groupStrings(l.Groups)}
 	}
 	doc.Gateway = addrPtr(t.Gateway)
 	origin := idOrigin(t)
@@ -601,6 +611,9 @@ func traceText(t Trace, opt Options) string {
 	if a := t.Aliases; a != nil {
 		b.WriteString(aliasTestText(*a))
 	}
+	if l := t.RateLimits; l != nil {
+		b.WriteString(rateLimitTestText(*l))
+	}
 	if cmd := reverseTrace(t); cmd != "" {
 		fmt.Fprintf(&b, "reverse trace, to run on %s:\n  %s\n", addrString(t.Target.Addr()), cmd)
 	}
@@ -765,12 +778,34 @@ func retriedText(r Retried) string {
 func aliasTestText(a AliasTest) string {
 	text := fmt.Sprintf("alias test (prespecified IPv4 timestamps): %d asked, %d answered, %d stamped by the router asked",
 		a.Asked, a.Answered, a.Honoured)
-	if len(a.Groups) == 0 {
-		return text + "; no addresses found to be one router's (a router that ignores the option proves nothing)\n"
+	return text + groupsText(a.Groups, "a router that ignores the option proves nothing")
+}
+
+// rateLimitTestText says what the rate-limit alias test drained and found.
+func rateLimitTestText(l RateLimitTest) string {
+	text := fmt.Sprintf("alias test (ICMP rate limits): %d %s, %d drained a router's budget, %d silenced the other address",
+		l.Rounds, plural(l.Rounds, "round", "rounds"), l.Drained, l.Silenced)
+	return text + groupsText(l.Groups, "a router that does not rate-limit, or limits generously, proves nothing")
+}
+
+// groupsText lists an alias test's groups, or says none was found and
+// why that proves nothing.
+func groupsText(groups [][]netip.Addr, why string) string {
+	if len(groups) == 0 {
+		return "; no addresses found to be one router's (" + why + ")\n"
 	}
-	text += "; one router each:\n"
-	for _, g := range a.Groups {
+	text := "; one router each:\n"
+	for _, g := range groups {
 		text += "  " + addrList(g, 8) + "\n"
 	}
 	return text
+}
+
+// groupStrings are alias groups as JSON strings, [] for none.
+func groupStrings(groups [][]netip.Addr) [][]string {
+	out := [][]string{}
+	for _, g := range groups {
+		out = append(out, addrStrings(g))
+	}
+	return out
 }

@@ -23,8 +23,34 @@ type traceFlags struct {
 	hopProbes int
 	patience  time.Duration
 	flows     int
-	aliases   bool
+	aliases   aliasTestsFlag
 }
+
+// aliasTestsFlag is --alias-test: auto (or true, or the flag alone),
+// always, or never (or false).
+type aliasTestsFlag struct{ when core.AliasTests }
+
+var aliasTestsNames = map[string]core.AliasTests{
+	"auto": core.AliasTestsUndecided, "true": core.AliasTestsUndecided,
+	"always": core.AliasTestsAlways, "never": core.AliasTestsNever, "false": core.AliasTestsNever,
+}
+
+var _ pflag.Value = (*aliasTestsFlag)(nil)
+
+func (a *aliasTestsFlag) Set(v string) error {
+	w, ok := aliasTestsNames[v]
+	if !ok {
+		return fmt.Errorf("want auto, always or never, got %q", v)
+	}
+	a.when = w
+	return nil
+}
+
+func (a *aliasTestsFlag) String() string {
+	return [...]string{"never", "auto", "always"}[a.when]
+}
+
+func (a *aliasTestsFlag) Type() string { return "when" }
 
 // maxTracedFlows bounds --flows (0, every flow, is bounded by --max-ports).
 const maxTracedFlows = 1024
@@ -38,8 +64,10 @@ func (f *traceFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&f.hopProbes, "hop-probes", 2, "TTL-limited probes per flow and TTL")
 	fl.DurationVar(&f.patience, "patience", 10*time.Second,
 		"how long to probe again, a round a second, the silent hops of routers that rate-limit their ICMP errors (Linux: a burst of 6, then one a second): after the first pass, for a second look's flows, and once more while the diagnosis is unknown; with --responder the return paths' too (up to 10s); 0: never")
-	fl.BoolVar(&f.aliases, "alias-test", true,
-		"where the diagnosis cannot decide (IPv4), ask the routers' addresses which of them are one router's, by an ICMP echo request to each carrying a prespecified timestamp option (at most 512); --alias-test=false: never")
+	f.aliases.when = core.AliasTestsUndecided
+	fl.Var(&f.aliases, "alias-test",
+		"ask the routers which of their addresses are one router's: by an ICMP echo request to each carrying a prespecified timestamp option (IPv4, at most 512), then by draining the ICMP error budget of the router answering at one address and watching another go silent (rate-limiting routers, at most 10 rounds of about 3s); auto: where the diagnosis cannot decide, each while it still cannot; always; never")
+	fl.Lookup("alias-test").NoOptDefVal = "auto"
 	fl.IntVar(&f.flows, "flows", core.DefaultTracedFlows,
 		"flows traced hop by hop once every one is classified end to end: every failing one up to N, a quarter as many flaky, and healthy ones for contrast up to 2N+N/4 in all, then up to N more through the router a forward verdict rests on (a second look); 0: every flow")
 }
@@ -55,7 +83,7 @@ func (f *traceFlags) config() (core.TraceOptions, error) {
 	case f.flows < 0 || f.flows > maxTracedFlows:
 		return core.TraceOptions{}, usageError("--flows must be between 0 and %d, got %d", maxTracedFlows, f.flows)
 	}
-	return core.TraceOptions{MaxTTL: f.maxTTL, HopProbes: f.hopProbes, Patience: f.patience, Flows: f.flows, AliasTest: f.aliases}, nil
+	return core.TraceOptions{MaxTTL: f.maxTTL, HopProbes: f.hopProbes, Patience: f.patience, Flows: f.flows, AliasTest: f.aliases.when}, nil
 }
 
 func newTraceCommand(s *Streams) *cobra.Command {

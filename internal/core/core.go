@@ -74,10 +74,25 @@ type TraceOptions struct {
 	// a second look's up to Flows more (look.go); 0: every flow, and no
 	// look.
 	Flows int
-	// AliasTest asks the routers' addresses which are one router's
-	// (alias.go) where the diagnosis cannot decide.
-	AliasTest bool
+	// AliasTest says when the trace asks the routers which of their
+	// addresses are one router's (alias.go, ratelimit_alias.go).
+	AliasTest AliasTests
 }
+
+// AliasTests says when a trace runs its alias tests.
+type AliasTests uint8
+
+const (
+	// AliasTestsNever, the zero value (the exporter's: a scrape has a
+	// deadline).
+	AliasTestsNever AliasTests = iota
+	// AliasTestsUndecided: where the diagnosis cannot decide, each test
+	// while it still cannot (trace's default).
+	AliasTestsUndecided
+	// AliasTestsAlways: both tests, whatever the diagnosis, to map which
+	// addresses are one router's.
+	AliasTestsAlways
+)
 
 // TraceConfig is a validated trace.
 type TraceConfig struct {

@@ -32,6 +32,9 @@ type fabric struct {
 	rateLimited bool
 	tokens      map[netip.Addr]float64
 	refilled    map[netip.Addr]time.Time
+	// budgetOf names, for an address, the one whose budget it spends:
+	// two members' addresses of one router (absent: its own).
+	budgetOf map[netip.Addr]netip.Addr
 
 	mu       sync.Mutex
 	rng      *rand.Rand
@@ -137,6 +140,9 @@ func (f *fabric) mayAnswer(from netip.Addr, now time.Time) bool {
 	}
 	if f.tokens == nil {
 		f.tokens, f.refilled = map[netip.Addr]float64{}, map[netip.Addr]time.Time{}
+	}
+	if b, ok := f.budgetOf[from]; ok {
+		from = b
 	}
 	tok, ok := f.tokens[from]
 	if !ok {

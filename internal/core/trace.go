@@ -98,8 +98,10 @@ type tracer struct {
 	// gateway is this host's first hop for the traced flows (route.Common);
 	// returnGateway the target's, as its responder looked it up.
 	gateway, returnGateway netip.Addr
-	// aliases is the alias test's finding (alias.go); nil when none ran.
+	// aliases is the alias test's finding (alias.go), limits the
+	// rate-limit alias test's (ratelimit_alias.go); nil when none ran.
 	aliases *report.AliasTest
+	limits  *report.RateLimitTest
 }
 
 // hops probes the flows of e2e at every TTL up to one past the target's
@@ -156,19 +158,18 @@ func (t *tracer) decide(c *collector, target netip.AddrPort, src netip.Addr, e2e
 		}
 		tr = t.report(target, src, e2e, c.hops)
 	}
-	if tr.Diagnosis.Direction != report.DirectionUnknown || interrupted {
-		return tr, looked, interrupted, nil
-	}
-	more, stopped, err := t.listenLonger(c)
-	if more && err == nil {
-		tr, interrupted = t.report(target, src, e2e, c.hops), stopped
-	}
-	if err == nil && !interrupted && tr.Diagnosis.Direction == report.DirectionUnknown && t.cfg.AliasTest {
-		t.aliases, interrupted, err = t.aliasTest(tr)
-		tr.Aliases = t.aliases
-		if t.aliases != nil && len(t.aliases.Groups) > 0 {
-			tr = t.report(target, src, e2e, c.hops) // diagnosed again with them
+	if tr.Diagnosis.Direction == report.DirectionUnknown && !interrupted {
+		more, stopped, err := t.listenLonger(c)
+		if err != nil {
+			return tr, looked, false, err
 		}
+		if more {
+			tr, interrupted = t.report(target, src, e2e, c.hops), stopped
+		}
+	}
+	undecided := tr.Diagnosis.Direction == report.DirectionUnknown && t.cfg.AliasTest == AliasTestsUndecided
+	if !interrupted && (undecided || t.cfg.AliasTest == AliasTestsAlways) {
+		tr, interrupted, err = t.aliasTests(tr, func() report.Trace { return t.report(target, src, e2e, c.hops) })
 	}
 	return tr, looked, interrupted, err
 }
@@ -222,6 +223,32 @@ func (t *tracer) listenLonger(c *collector) (more, interrupted bool, err error) 
 	return true, interrupted, err
 }
 
+// aliasTests asks the routers which addresses are one's: by timestamps
+// (alias.go), then by their rate limits (ratelimit_alias.go), the second
+// only while the diagnosis still cannot decide unless always. diagnose
+// assembles and diagnoses the trace again with what they found.
+func (t *tracer) aliasTests(tr report.Trace, diagnose func() report.Trace) (report.Trace, bool, error) {
+	var interrupted bool
+	var err error
+	if t.aliases, interrupted, err = t.aliasTest(tr); t.aliases != nil && len(t.aliases.Groups) > 0 {
+		tr = diagnose()
+	}
+	tr.Aliases = t.aliases
+	always := t.cfg.AliasTest == AliasTestsAlways
+	if err != nil || interrupted || (tr.Diagnosis.Direction != report.DirectionUnknown && !always) {
+		return tr, interrupted, err
+	}
+	decided := func(l *report.RateLimitTest) bool {
+		t.limits = l
+		return !always && diagnose().Diagnosis.Direction != report.DirectionUnknown
+	}
+	if t.limits, interrupted, err = t.rateLimitTest(tr, decided); t.limits != nil && len(t.limits.Groups) > 0 {
+		tr = diagnose()
+	}
+	tr.RateLimits = t.limits
+	return tr, interrupted, err
+}
+
 // report assembles, buckets and diagnoses. Flows none of whose probes
 // left the host carry no evidence and are listed apart.
 func (t *tracer) report(target netip.AddrPort, src netip.Addr, e2e []hash.Judged, hops *report.Hops) report.Trace {
@@ -237,7 +264,7 @@ func (t *tracer) report(target netip.AddrPort, src netip.Addr, e2e []hash.Judged
 		tr.Flows = append(tr.Flows, f)
 	}
 	tr.Buckets = report.BucketPaths(tr.Flows)
-	tr.Untraced, tr.Looked, tr.Aliases = countStates(t.rest), t.looked, t.aliases
+	tr.Untraced, tr.Looked, tr.Aliases, tr.RateLimits = countStates(t.rest), t.looked, t.aliases, t.limits
 	sample := tr.Sample()
 	sample.Arrived = t.arrived
 	tr.Diagnosis = report.DiagnoseSample(tr.Flows, sample)

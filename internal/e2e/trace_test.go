@@ -65,6 +65,12 @@ type traceDoc struct {
 		Honoured int        `json:"honoured"`
 		Groups   [][]string `json:"groups"`
 	} `json:"alias_test"`
+	RateLimitTest *struct {
+		Rounds   int        `json:"rounds"`
+		Drained  int        `json:"drained"`
+		Silenced int        `json:"silenced"`
+		Groups   [][]string `json:"groups"`
+	} `json:"rate_limit_test"`
 }
 
 func trace(t *testing.T, f *lab.Fabric, dst netip.AddrPort, sports string, extra ...string) (traceDoc, int) {
@@ -118,11 +124,14 @@ func checkSharedIPID(t *testing.T, f *lab.Fabric, doc traceDoc) {
 	checkOneRouter(t, f, doc.Diagnosis.SharedIPID, "their IP IDs")
 }
 
-// checkAliasTest does the same for the groups the alias test found.
+// checkAliasTest does the same for the groups the alias tests found.
 func checkAliasTest(t *testing.T, f *lab.Fabric, doc traceDoc) {
 	t.Helper()
 	if doc.AliasTest != nil {
 		checkOneRouter(t, f, doc.AliasTest.Groups, "the alias test")
+	}
+	if doc.RateLimitTest != nil {
+		checkOneRouter(t, f, doc.RateLimitTest.Groups, "their rate limits")
 	}
 }
 
@@ -389,6 +398,54 @@ func TestTraceAliasTestBreaksTheTie(t *testing.T) {
 					t.Errorf("the links are not routed, yet %d of %d echo requests answered, groups %v, direction %s",
 						at.Answered, at.Asked, at.Groups, doc.Diagnosis.Direction)
 				}
+			}
+		})
+	}
+}
+
+// TestTraceRateLimitAliasTest: the same one tier as above, its routers
+// rate-limiting their errors as Linux does, in IPv6 (no timestamp
+// option) and IPv4 with only the hosts' prefixes routed (the timestamp
+// test's requests reach no router address of r2): draining r2's budget
+// through one of its addresses silences its others, which the test finds
+// one router's, checked against the lab, and the verdict is not forward.
+// Without a rate limit nothing drains, two rounds tell, and nothing is
+// grouped. --alias-test=always runs the tests whatever the diagnosis,
+// which the routers' rate limits leave decided or not from one run to the
+// next.
+func TestTraceRateLimitAliasTest(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		dst   netip.AddrPort
+		limit string
+	}{
+		{"v6", server6, "1000"},
+		{"v4", server4, "1000"},
+		{"v6-unlimited", server6, "0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := fabric(t, "trl"+c.name[1:2]+c.limit[:1], "--width", "4", "--seed", "777", "--fault", "link-oneway@r2-p2",
+				"--icmp-ratelimit", c.limit)
+			doc, _ := trace(t, f, c.dst, "30000-30127", "--alias-test=always", "--patience", "2s")
+			t.Log(describe(doc))
+			rl := doc.RateLimitTest
+			if rl == nil || rl.Rounds == 0 {
+				t.Fatalf("no rate-limit test ran (%+v)", rl)
+			}
+			if c.limit == "0" {
+				if rl.Drained != 0 || len(rl.Groups) != 0 || rl.Rounds != 2 {
+					t.Errorf("routers that do not limit: %+v, want 2 rounds, nothing drained or grouped", rl)
+				}
+				return
+			}
+			r2 := 0
+			for _, g := range rl.Groups {
+				if node(f, &g[0]) == "r2" {
+					r2 = len(g)
+				}
+			}
+			if r2 < 2 || doc.Diagnosis.Direction == "forward" {
+				t.Errorf("r2's addresses grouped: %d, want 2 or more; direction %s; test %+v", r2, doc.Diagnosis.Direction, rl)
 			}
 		})
 	}
