@@ -37,6 +37,17 @@ type recordedTrace struct {
 // to be wrong or unknown, and why. The test fails when one of them comes
 // out right, so the list cannot go stale.
 var knownMisses = map[string]string{
+	// Seed 71717, never drawn, with half the IPv4 fabrics' routers dropping
+	// packets with IP options (--ip-options drop, -ipopt-drop), measured
+	// before the rate-limit alias test: 97/100, 2 unknown, 1 wrong, 26/26;
+	// every miss rate-limited (53/53 without a limit). Unknown: IPv6, an
+	// unseen member at TTL 4 behind a silent r2 or a return fault (no two
+	// addresses at the TTLs in question: nothing for an alias test), and a
+	// forward blackhole at q1 of four or a return member. Wrong: a return
+	// blackhole at p1 of six called forward.
+	"w2x4-s1500530707-outgoing-flow-drop-synack-p1-silent-r2-ratelimit1000-routes-all-v6": "unknown, 2.4 nats",
+	"w4x4-s3278733058-outgoing-flow-blackhole-fwd-q1-ratelimit1000-v6":                    "unknown, 3.2 nats",
+	"w6x3-s4074042658-inbound-flow-blackhole-ret-p1-ratelimit1000-ipopt-drop":             "forward, want return (7.8 nats)",
 	// Seed 50505 again with every fabric's links routed (--routes all,
 	// -routes-all): 95/100, 3 unknown, 2 wrong, 29/31. The one-tier tie
 	// without a rate limit (a link dead toward the client into p1 of four)
