@@ -133,7 +133,7 @@ func leadingTTLs(hs []Hypothesis) []int {
 }
 
 // answeringAt lists the addresses that answered at ttl, most answers first,
-// and for each the flow it answered most.
+// and for each the flow it answered most: what both alias tests ask about.
 func answeringAt(flows []FlowTrace, ttl int, target netip.Addr) ([]netip.Addr, map[netip.Addr]uint16) {
 	answers, flow, most := map[netip.Addr]int{}, map[netip.Addr]uint16{}, map[netip.Addr]int{}
 	for _, f := range flows {

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"cmp"
 	"maps"
 	"net/netip"
 	"slices"
@@ -51,24 +50,16 @@ type AliasAnswer struct {
 // apart), each of the most answering ones with each other, within the
 // bounds above.
 func AliasPairs(flows []FlowTrace, target netip.Addr) [][2]netip.Addr {
-	byTTL := map[int]map[netip.Addr]int{}
+	ttls := map[int]bool{}
 	for _, f := range flows {
 		for _, h := range f.Hops {
-			if !h.Addr.Is4() || h.Addr == target || h.Reached {
-				continue
-			}
-			if byTTL[h.TTL] == nil {
-				byTTL[h.TTL] = map[netip.Addr]int{}
-			}
-			byTTL[h.TTL][h.Addr] += h.Answers
+			ttls[h.TTL] = true
 		}
 	}
 	var out [][2]netip.Addr
-	for _, ttl := range slices.Sorted(maps.Keys(byTTL)) {
-		answers := byTTL[ttl]
-		addrs := slices.SortedFunc(maps.Keys(answers), func(x, y netip.Addr) int {
-			return cmp.Or(cmp.Compare(answers[y], answers[x]), x.Compare(y))
-		})
+	for _, ttl := range slices.Sorted(maps.Keys(ttls)) {
+		all, _ := answeringAt(flows, ttl, target)
+		addrs := slices.DeleteFunc(all, func(a netip.Addr) bool { return !a.Is4() })
 		addrs = addrs[:min(len(addrs), aliasTestMaxAddrs)]
 		for _, a := range addrs {
 			for _, b := range addrs {

@@ -85,7 +85,7 @@ func glimpse(flows []hash.Judged, ttl, perHop int, rng interface{ Perm(int) []in
 }
 
 // send probes a source into c and counts it.
-func (t *tracer) send(c *collector, src probe.Source) (bool, error) {
+func (t *tracer) send(c probe.Collector, src probe.Source) (bool, error) {
 	st, stopped, err := t.set.run(t.ctx, src, t.cfg.Probing, c, t.env)
 	t.stats.Add(st)
 	return stopped, err

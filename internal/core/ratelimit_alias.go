@@ -70,7 +70,7 @@ func (t *tracer) limitRound(tr report.Trace, st report.RateLimitStage, pivot int
 	for _, j := range checks {
 		controls = append(controls, at(j, 0))
 	}
-	if stopped, err := t.sendLimit(c, controls); err != nil || stopped {
+	if stopped, err := t.send(c, controls); err != nil || stopped {
 		return round, stopped, err
 	}
 	if t.waitUntil(start.Add(limitWait)) {
@@ -83,7 +83,7 @@ func (t *tracer) limitRound(tr report.Trace, st report.RateLimitStage, pivot int
 	for _, j := range checks {
 		drain = append(drain, at(j, 1+report.RateLimitDrain))
 	}
-	if stopped, err := t.sendLimit(c, drain); err != nil || stopped {
+	if stopped, err := t.send(c, drain); err != nil || stopped {
 		return round, stopped, err
 	}
 	for k := range report.RateLimitDrain {
@@ -94,13 +94,6 @@ func (t *tracer) limitRound(tr report.Trace, st report.RateLimitStage, pivot int
 			Control: answered(j, 0), Then: answered(j, 1+report.RateLimitDrain)})
 	}
 	return round, false, nil
-}
-
-// sendLimit probes a round's list into c and counts it.
-func (t *tracer) sendLimit(c *limitCollector, probes probe.List) (bool, error) {
-	st, stopped, err := t.set.run(t.ctx, probes, t.cfg.Probing, c, t.env)
-	t.stats.Add(st)
-	return stopped, err
 }
 
 // waitUntil waits on the clock until deadline; true when interrupted.
