@@ -36,8 +36,11 @@ const (
 	// rateLimitAddrs bounds the addresses of one TTL taken into rounds.
 	rateLimitAddrs = 8
 	// MaxRateLimitRounds bounds the rounds of one test (each takes about
-	// the wait and a timeout).
-	MaxRateLimitRounds = 10
+	// the wait and a timeout), and MaxStageRounds those of one stage, so
+	// that a stage of routers each its own, which proves nothing, leaves
+	// rounds for the next.
+	MaxRateLimitRounds = 12
+	MaxStageRounds     = 6
 )
 
 // RateLimitStage is the addresses that answered at one TTL, most answers

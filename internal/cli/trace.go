@@ -66,7 +66,7 @@ func (f *traceFlags) register(fl *pflag.FlagSet) {
 		"how long to probe again, a round a second, the silent hops of routers that rate-limit their ICMP errors (Linux: a burst of 6, then one a second): after the first pass, for a second look's flows, and once more while the diagnosis is unknown; with --responder the return paths' too (up to 10s); 0: never")
 	f.aliases.when = core.AliasTestsUndecided
 	fl.Var(&f.aliases, "alias-test",
-		"ask the routers which of their addresses are one router's: by an ICMP echo request to each carrying a prespecified timestamp option (IPv4, at most 512), then by draining the ICMP error budget of the router answering at one address and watching another go silent (rate-limiting routers, at most 10 rounds of about 3s); auto: where the diagnosis cannot decide, each while it still cannot; always; never")
+		"ask the routers which of their addresses are one router's: by an ICMP echo request to each carrying a prespecified timestamp option (IPv4, at most 512), then by draining the ICMP error budget of the router answering at one address and watching another go silent (rate-limiting routers, at most 12 rounds of about 2.5s); auto: where the diagnosis cannot decide, each while it still cannot; always; never")
 	fl.Lookup("alias-test").NoOptDefVal = "auto"
 	fl.IntVar(&f.flows, "flows", core.DefaultTracedFlows,
 		"flows traced hop by hop once every one is classified end to end: every failing one up to N, a quarter as many flaky, and healthy ones for contrast up to 2N+N/4 in all, then up to N more through the router a forward verdict rests on (a second look); 0: every flow")

@@ -13,7 +13,7 @@ import (
 // limitWait is how long a round waits between the checked addresses'
 // controls and the drain: a budget that earns a token a second (Linux's),
 // or faster, has one again by then.
-const limitWait = 2 * time.Second
+const limitWait = 1500 * time.Millisecond
 
 // limitRepeat numbers the rate-limit test's probes apart from the trace's,
 // the retries' and the second look's.
@@ -31,7 +31,7 @@ func (t *tracer) rateLimitTest(tr report.Trace, decided func(*report.RateLimitTe
 	}
 	var rounds []report.RateLimitRound
 	for _, st := range stages {
-		for len(rounds) < report.MaxRateLimitRounds {
+		for stage := 0; stage < report.MaxStageRounds && len(rounds) < report.MaxRateLimitRounds; stage++ {
 			pivot, checks, ok := st.NextRound(rounds)
 			if !ok {
 				break
