@@ -37,6 +37,15 @@ type recordedTrace struct {
 // to be wrong or unknown, and why. The test fails when one of them comes
 // out right, so the list cannot go stale.
 var knownMisses = map[string]string{
+	// Seed 81818, never drawn, measured with both alias tests before it
+	// was read: 98/100, 1 unknown, 1 wrong, 25/26. Unknown: an IPv6
+	// forward blackhole at q2 of two behind a silent r1, no rate limit
+	// (the rate-limit test drained nothing and stopped). Wrong: an IPv6
+	// return blackhole at p2 of ten, rate-limited, called forward; a link
+	// dead both ways behind a silent p3 named after r1.
+	"w10x0-s944326903-inbound-flow-blackhole-ret-p2-ratelimit1000-routes-all-v6":         "forward, want return (5.4 nats)",
+	"w2x2-s1740599276-outgoing-flow-blackhole-fwd-q2-ratelimit0-silent-r1-v6":            "unknown, 2.1 nats",
+	"w4x5-s2574309827-inbound-fixed-link-drop-p3-q2-silent-p3-ipid-shared-ratelimit1000": "first suspect r1, want the link p3-q2",
 	// Seed 71717, never drawn, with half the IPv4 fabrics' routers dropping
 	// packets with IP options (--ip-options drop, -ipopt-drop), measured
 	// before the rate-limit alias test: 97/100, 2 unknown, 1 wrong, 26/26;
