@@ -31,7 +31,7 @@ func (t *tracer) rateLimitTest(tr report.Trace, decided func(*report.RateLimitTe
 	}
 	var rounds []report.RateLimitRound
 	for _, st := range stages {
-		for stage := 0; stage < report.MaxStageRounds && len(rounds) < report.MaxRateLimitRounds; stage++ {
+		for inStage := 0; inStage < report.MaxStageRounds && len(rounds) < report.MaxRateLimitRounds; inStage++ {
 			pivot, checks, ok := st.NextRound(rounds)
 			if !ok {
 				break
