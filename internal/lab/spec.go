@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -441,38 +442,24 @@ func (s Spec) Validate() error {
 	if s.Responder != 0 && seen[s.Responder] {
 		return bad("responder port %d is a server port", s.Responder)
 	}
-	switch s.ICMPSource {
-	case "", ICMPFromRouterID, ICMPFromInbound, ICMPFromOutgoing:
-	default:
-		return bad("icmp source %q: want %s", s.ICMPSource, strings.Join(ICMPSources, ", "))
-	}
-	switch s.ICMPPath {
-	case "", ICMPPathFixed, ICMPPathFlow:
-	default:
-		return bad("icmp path %q: want %s", s.ICMPPath, strings.Join(ICMPPaths, " or "))
+	for _, m := range []struct {
+		what, v string
+		modes   []string
+		sep     string
+	}{
+		{"icmp source", s.ICMPSource, ICMPSources, ", "},
+		{"icmp path", s.ICMPPath, ICMPPaths, " or "},
+		{"ipid", s.IPID, IPIDModes, " or "},
+		{"hash seed", s.HashSeed, HashSeedModes, " or "},
+		{"routes", s.Routes, RoutesModes, " or "},
+		{"ip options", s.IPOptions, IPOptionsModes, " or "},
+	} {
+		if m.v != "" && !slices.Contains(m.modes, m.v) {
+			return bad("%s %q: want %s", m.what, m.v, strings.Join(m.modes, m.sep))
+		}
 	}
 	if s.ICMPRateLimitMS < 0 || s.ICMPRateLimitMS > 60000 {
 		return bad("icmp rate limit %d ms: want 0 (none) to 60000", s.ICMPRateLimitMS)
-	}
-	switch s.IPID {
-	case "", IPIDKernel, IPIDShared:
-	default:
-		return bad("ipid %q: want %s", s.IPID, strings.Join(IPIDModes, " or "))
-	}
-	switch s.HashSeed {
-	case "", HashSeedPerRouter, HashSeedShared:
-	default:
-		return bad("hash seed %q: want %s", s.HashSeed, strings.Join(HashSeedModes, " or "))
-	}
-	switch s.Routes {
-	case "", RoutesHosts, RoutesAll:
-	default:
-		return bad("routes %q: want %s", s.Routes, strings.Join(RoutesModes, " or "))
-	}
-	switch s.IPOptions {
-	case "", IPOptionsHonour, IPOptionsDrop:
-	default:
-		return bad("ip options %q: want %s", s.IPOptions, strings.Join(IPOptionsModes, " or "))
 	}
 	t := newTopology(s)
 	faultSeen := map[string]bool{}
